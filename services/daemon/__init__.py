@@ -1,0 +1,1 @@
+"""wharfd: the host daemon."""

@@ -1,0 +1,173 @@
+"""Image routes: list, inspect, history, pull/import, push, tag, remove, prune, save, load."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from wharf.daemon.adapters.api import shapes
+from wharf.daemon.adapters.api.params import Filters, qbool
+from wharf.daemon.core.images.filters import ImageFilter
+from wharf.daemon.core.images.service import ImageService
+from wharf.errors import InvalidArgument, WharfError
+from wharf.models import AuthConfig
+
+router = APIRouter()
+
+
+def _images(request: Request) -> ImageService:
+    service: ImageService = request.app.state.engine.images
+    return service
+
+
+Images = Annotated[ImageService, Depends(_images)]
+_JSON_STREAM = "application/json"
+
+
+@router.get("/images/json")
+async def list_images(images: Images, filters: Filters, all: str | None = None,  # noqa: A002
+                      digests: str | None = None) -> list[dict[str, Any]]:
+    del all, digests  # no intermediate images; digests are always reported
+    image_filter = ImageFilter.parse(filters) if filters else None
+    return [shapes.image_summary(r) for r in images.list_images(image_filter)]
+
+
+@router.post("/images/create")
+async def create_image(
+    request: Request, images: Images,
+    fromImage: str = "", tag: str = "", platform: str = "",  # noqa: N803 - Docker's names
+    fromSrc: str = "", repo: str = "", message: str = "",  # noqa: N803
+    changes: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    """Pull ``fromImage`` (JSON progress stream), or import a rootfs tar with ``fromSrc=-``."""
+    if fromSrc:
+        if fromSrc != "-":
+            raise InvalidArgument("importing from a URL is not supported; pipe the file instead")
+        path = await _spool_body(request, images.tmp_dir)
+        try:
+            image_id = await run_in_threadpool(
+                images.import_rootfs, path, repo, tag, changes or [], message)
+        finally:
+            path.unlink(missing_ok=True)
+        return _json_lines([{"status": image_id}])
+    if not fromImage:
+        raise InvalidArgument("fromImage or fromSrc is required")
+    auth = AuthConfig.from_header(request.headers.get("x-registry-auth"))
+    return await _stream(images.pull(fromImage, tag, auth, platform or None))
+
+
+@router.get("/images/get")
+async def save_images(images: Images, names: Annotated[list[str], Query()]) -> Response:
+    for name in names:  # resolve every name first: a missing image is a 404, not a broken tar
+        images.get(name)
+    return StreamingResponse(images.save(names), media_type="application/x-tar")
+
+
+@router.post("/images/load")
+async def load_images(request: Request, images: Images, quiet: str | None = None) -> Response:
+    del quiet
+    path = await _spool_body(request, images.tmp_dir)
+    try:
+        lines = await run_in_threadpool(images.load, path)
+    finally:
+        path.unlink(missing_ok=True)
+    return _json_lines([{"stream": line + "\n"} for line in lines])
+
+
+@router.post("/images/prune")
+async def prune_images(images: Images, filters: Filters) -> dict[str, Any]:
+    dangling = True
+    terms = dict(filters)
+    if "dangling" in terms:
+        dangling = qbool(terms.pop("dangling")[0])
+    report = await run_in_threadpool(
+        images.prune, dangling, ImageFilter.parse(terms) if terms else None)
+    deleted: list[dict[str, str]] = []
+    for removal in report.deleted:
+        deleted += [{"Untagged": shapes.familiar_tag(n)} for n in removal.untagged]
+        deleted += [{"Deleted": i} for i in removal.deleted]
+    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": report.space_reclaimed}
+
+
+@router.get("/images/{name:path}/json")
+async def inspect_image(images: Images, name: str) -> dict[str, Any]:
+    return shapes.image_inspect(images.get(name), images.store)
+
+
+@router.get("/images/{name:path}/history")
+async def image_history(images: Images, name: str) -> list[dict[str, Any]]:
+    return shapes.image_history(images.get(name), images.store)
+
+
+@router.get("/images/{name:path}/get")
+async def save_image(images: Images, name: str) -> Response:
+    images.get(name)
+    return StreamingResponse(images.save([name]), media_type="application/x-tar")
+
+
+@router.post("/images/{name:path}/push")
+async def push_image(request: Request, images: Images, name: str, tag: str = "") -> Response:
+    auth = AuthConfig.from_header(request.headers.get("x-registry-auth"))
+    return await _stream(images.push(name, tag, auth))
+
+
+@router.post("/images/{name:path}/tag", status_code=201)
+async def tag_image(images: Images, name: str, repo: str = "", tag: str = "") -> Response:
+    images.tag(name, repo, tag)
+    return Response(status_code=201)
+
+
+@router.delete("/images/{name:path}")
+async def remove_image(images: Images, name: str, force: str | None = None,
+                       noprune: str | None = None) -> list[dict[str, str]]:
+    removal = await run_in_threadpool(
+        lambda: images.remove(name, force=qbool(force), prune=not qbool(noprune)))
+    return ([{"Untagged": shapes.familiar_tag(n)} for n in removal.untagged]
+            + [{"Deleted": i} for i in removal.deleted])
+
+
+async def _stream(messages: AsyncIterator[dict[str, Any]]) -> Response:
+    """A JSON-message stream; errors before the first message are ordinary HTTP errors."""
+    try:
+        first = await anext(messages)
+    except StopAsyncIteration:
+        return _json_lines([])
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _line(first)
+        try:
+            async for message in messages:
+                yield _line(message)
+        except WharfError as exc:
+            yield _line({"errorDetail": {"message": exc.message}, "error": exc.message})
+
+    return StreamingResponse(body(), media_type=_JSON_STREAM)
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def _json_lines(messages: list[dict[str, Any]]) -> Response:
+    return Response(b"".join(_line(m) for m in messages), media_type=_JSON_STREAM)
+
+
+async def _spool_body(request: Request, tmp_dir: Path) -> Path:
+    """Write the request body to a temp file (archives can be far larger than memory)."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False, suffix=".tar") as spool:
+        try:
+            async for chunk in request.stream():
+                spool.write(chunk)
+        except BaseException:
+            Path(spool.name).unlink(missing_ok=True)
+            raise
+    return Path(spool.name)
+

@@ -1,0 +1,100 @@
+"""System routes: ping, version, info, disk usage and registry login."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from wharf import __version__
+from wharf.daemon.core.engine import Engine
+from wharf.daemon.core.system import runtime_paths
+from wharf.models import AuthConfig
+
+router = APIRouter()
+_PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+@router.head("/_ping")
+async def ping_head() -> Response:
+    return Response(status_code=200, media_type="text/plain; charset=utf-8",
+                    headers=_PING_HEADERS)
+
+
+@router.get("/_ping")
+async def ping() -> Response:
+    return PlainTextResponse("OK", headers=_PING_HEADERS)
+
+
+@router.get("/version")
+async def version(engine: EngineDep) -> dict[str, Any]:
+    from wharf.daemon.adapters.api.server import API_VERSION, MIN_API_VERSION  # noqa: PLC0415
+
+    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+               "Os": "linux", "Arch": _go_arch(engine.host.architecture),
+               "KernelVersion": engine.host.kernel, "GitCommit": "", "GoVersion": ""}
+    return {
+        "Platform": {"Name": "wharf"},
+        "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
+        "Version": __version__,
+        **details,
+        "BuildTime": "",
+    }
+
+
+@router.get("/info")
+async def info(engine: EngineDep) -> dict[str, Any]:
+    host = engine.host
+    images = engine.images.list_images()
+    runtimes = runtime_paths()
+    return {
+        "ID": engine.daemon_id,
+        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Images": len(images),
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+        "DockerRootDir": engine.data_root,
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["k8s-file"]},
+        "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+        "PidsLimit": True, "IPv4Forwarding": True,
+        "NCPU": host.ncpu, "MemTotal": host.mem_total,
+        "Name": host.hostname, "KernelVersion": host.kernel,
+        "OperatingSystem": host.operating_system, "OSType": "linux",
+        "Architecture": host.architecture,
+        "CgroupDriver": "cgroupfs", "CgroupVersion": host.cgroup_version,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "InsecureRegistryCIDRs": [c for c in engine.insecure_registries if "/" in c],
+            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": engine.registry_mirrors,
+                                           "Secure": True, "Official": True}},
+            "Mirrors": engine.registry_mirrors,
+        },
+        "ServerVersion": __version__,
+        "Runtimes": {name: {"path": path} for name, path in runtimes.items()},
+        "DefaultRuntime": "crun",
+        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": True,
+        "SecurityOptions": ["name=seccomp,profile=default"],
+        "Labels": [], "ExperimentalBuild": False, "Warnings": None,
+        "SystemTime": engine.started_at.isoformat(),
+    }
+
+
+@router.post("/auth")
+async def auth(engine: EngineDep, body: Annotated[AuthConfig, Body()]) -> dict[str, str]:
+    token = await engine.images.login(body)
+    return {"Status": "Login Succeeded", "IdentityToken": token}
+
+
+def _go_arch(machine: str) -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)

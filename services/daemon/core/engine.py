@@ -1,0 +1,22 @@
+"""The Engine: what every adapter (Docker API, AMQP agent) calls. It owns no I/O of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from wharf.daemon.core.images.service import ImageService
+from wharf.daemon.core.system import HostFacts, host_facts
+
+
+@dataclass
+class Engine:
+    """The daemon's services, built once by the composition root (``wharf.daemon.app``)."""
+
+    daemon_id: str
+    data_root: str
+    images: ImageService
+    registry_mirrors: list[str]
+    insecure_registries: list[str]
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    host: HostFacts = field(default_factory=host_facts)

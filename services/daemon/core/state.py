@@ -1,0 +1,138 @@
+"""The daemon's metadata store: one SQLite database in WAL mode with ordered migrations.
+
+Invariants:
+- ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[i]`` moves version i to i + 1.
+- Each migration runs in one transaction with its version bump, so a crash leaves the old or the
+  new schema, never half of one.
+- One connection, guarded by a lock: callers use :meth:`StateStore.tx` for every read and write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from wharf.errors import Internal
+
+MIGRATIONS: list[str] = [
+    # 1: images, tags, layers and where blobs came from (for cross-repository mounts).
+    """
+    CREATE TABLE images (
+        id            TEXT PRIMARY KEY,          -- sha256:<config digest>
+        config        TEXT NOT NULL,             -- the image config JSON, as pulled
+        manifest      TEXT,                      -- the manifest JSON this image was pulled or pushed as
+        manifest_digest TEXT,
+        chain_ids     TEXT NOT NULL,             -- JSON list, bottom layer first
+        size          INTEGER NOT NULL,          -- unpacked size of all layers
+        created_at    TEXT NOT NULL,             -- when this daemon stored it (RFC 3339)
+        last_tag_time TEXT
+    );
+    CREATE TABLE tags (
+        name     TEXT PRIMARY KEY,               -- normalised: docker.io/library/busybox:latest
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE repo_digests (
+        name     TEXT PRIMARY KEY,               -- normalised: docker.io/library/busybox@sha256:...
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE INDEX repo_digests_image ON repo_digests(image_id);
+    CREATE TABLE layers (
+        chain_id    TEXT PRIMARY KEY,
+        diff_id     TEXT NOT NULL,
+        parent      TEXT,                        -- chain id of the layer below, NULL at the bottom
+        size        INTEGER NOT NULL             -- bytes unpacked
+    );
+    CREATE TABLE blob_sources (
+        digest     TEXT NOT NULL,
+        registry   TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        PRIMARY KEY (digest, registry, repository)
+    );
+    """,
+]
+
+
+class StateStore:
+    """SQLite at ``path``; opened and migrated by :meth:`open`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self, *, migrate: bool = True) -> None:
+        """Connect (creating the file) and, unless told otherwise, migrate to the latest schema."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def version(self) -> int:
+        with self.tx() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self, target: int | None = None) -> None:
+        """Apply pending migrations in order, each atomically with its version bump."""
+        goal = len(MIGRATIONS) if target is None else target
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise Internal(
+                f"state database {self.path} has schema version {current}, newer than this "
+                f"wharfd knows ({len(MIGRATIONS)}); upgrade wharfd"
+            )
+        for index in range(current, goal):
+            with self.tx() as conn:
+                for statement in _statements(MIGRATIONS[index]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {index + 1}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        if self._conn is None:
+            raise Internal("state store is not open")
+        with self._lock:
+            conn = self._conn
+            if conn.in_transaction:  # nested use joins the outer transaction
+                yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (sqlite3.complete_statement keeps quoting right)."""
+    out: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            stripped = buffer.strip()
+            if stripped:
+                out.append(stripped)
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out
