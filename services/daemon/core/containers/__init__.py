@@ -1,0 +1,1 @@
+"""Containers: records, lifecycle, and the engine operations over the runtime."""

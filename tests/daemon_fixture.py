@@ -1,0 +1,104 @@
+"""Start a real wharfd on a private data root and socket, for integration and e2e tests."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+WHARFD = str(Path(sys.executable).parent / "wharfd")
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = str(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+@dataclass
+class Daemon:
+    data_root: Path
+    run_dir: Path
+    socket: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        conn = _UnixHTTPConnection(self.socket)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextmanager
+def running_daemon(base: Path, *, mirrors: list[str] | None = None,
+                   extra_args: list[str] | None = None) -> Iterator[Daemon]:
+    """wharfd under ``base`` (data root, run dir, socket); stopped with SIGTERM at the end."""
+    data_root, run_dir = base / "data", base / "run"
+    sock = run_dir / "wharfd.sock"
+    log = base / "wharfd.log"
+    args = [WHARFD, "--data-root", str(data_root), "--run-dir", str(run_dir),
+            "-H", f"unix://{sock}", "--config-file", str(base / "no-daemon.json")]
+    for mirror in mirrors or []:
+        args += ["--registry-mirror", mirror]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+    with log.open("ab") as out:
+        process = subprocess.Popen([*args, *(extra_args or [])], stdout=out, stderr=out, env=env)
+    daemon = Daemon(data_root, run_dir, sock, process, log)
+    try:
+        _wait_ready(daemon)
+        yield daemon
+    finally:
+        stop_daemon(daemon)
+
+
+def stop_daemon(daemon: Daemon, timeout: float = 15) -> int:
+    if daemon.process.poll() is None:
+        daemon.process.send_signal(signal.SIGTERM)
+        try:
+            daemon.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait()
+    return daemon.process.returncode
+
+
+def _wait_ready(daemon: Daemon, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.process.poll() is not None:
+            raise RuntimeError(f"wharfd exited with {daemon.process.returncode}:\n"
+                               f"{daemon.log_text()}")
+        if daemon.socket.exists():
+            try:
+                if daemon.request("GET", "/_ping") == (200, b"OK"):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"wharfd did not answer within {timeout}s:\n{daemon.log_text()}")
