@@ -1,0 +1,159 @@
+"""``wharf version`` and ``wharf info`` (also ``wharf system info``), laid out like docker's."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from wharf import __version__
+from wharf.cli.failure import CLIError
+from wharf.cli.formatting import bytes_size
+from wharf.cli.session import Session, current
+from wharf.cli.templates import TemplateError, parse
+from wharf.errors import WharfError
+
+CLIENT_API_VERSION = "1.41"
+
+
+def _go_arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def client_version() -> dict[str, str]:
+    """What ``wharf version`` reports about the CLI itself."""
+    return {"Version": __version__, "ApiVersion": CLIENT_API_VERSION,
+            "PythonVersion": platform.python_version(), "Os": sys.platform,
+            "Arch": _go_arch()}
+
+
+def _kv(lines: list[str], indent: str, pairs: list[tuple[str, object]]) -> None:
+    # docker aligns every value of both sections at column 20 (one tabwriter for the page)
+    for key, value in pairs:
+        lines.append(f"{indent}{key}:".ljust(20) + str(value))
+
+
+def render_version(client: Mapping[str, str], host: str,
+                   server: Mapping[str, Any] | None) -> str:
+    """The ``Client:`` and (when known) ``Server:`` sections, aligned like docker's."""
+    lines = ["Client:"]
+    _kv(lines, " ", [("Version", client["Version"]), ("API version", client["ApiVersion"]),
+                     ("Python version", client["PythonVersion"]),
+                     ("OS/Arch", f"{client['Os']}/{client['Arch']}"), ("Host", host)])
+    if server is None:
+        return "\n".join(lines)
+    lines += ["", "Server:"]
+    components = server.get("Components") or [
+        {"Name": "Engine", "Version": server.get("Version", ""), "Details": server}]
+    for component in components:
+        details: Mapping[str, Any] = component.get("Details") or {}
+        lines.append(f" {component.get('Name', '')}:")
+        pairs: list[tuple[str, object]] = [("Version", component.get("Version", ""))]
+        if component.get("Name") == "Engine":
+            api = server.get("ApiVersion", details.get("ApiVersion", ""))
+            minimum = server.get("MinAPIVersion", details.get("MinAPIVersion", ""))
+            pairs += [("API version", f"{api} (minimum version {minimum})" if minimum else api),
+                      ("OS/Arch", f"{server.get('Os', '')}/{server.get('Arch', '')}"),
+                      ("Kernel", server.get("KernelVersion", ""))]
+        elif details.get("GitCommit"):
+            pairs.append(("GitCommit", details["GitCommit"]))
+        _kv(lines, "  ", pairs)
+    return "\n".join(lines)
+
+
+def _template(fmt: str, data: Mapping[str, Any]) -> str:
+    try:
+        return parse(fmt).render(data)
+    except TemplateError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+@click.command("version")
+@click.option("-f", "--format", "fmt", help="Format the output using a Go template.")
+def version_cmd(fmt: str | None) -> None:
+    """Show the wharf version information."""
+    session: Session = current()
+    client = client_version()
+    try:
+        server: dict[str, Any] | None = session.client().version()
+        error = None
+    except WharfError as exc:
+        server, error = None, exc
+    if fmt:
+        click.echo(_template(fmt, {"Client": client, "Server": server}))
+    else:
+        click.echo(render_version(client, session.host.url, server))
+    if error is not None:
+        raise error
+
+
+def render_info(info: Mapping[str, Any]) -> str:
+    """The ``Server:`` section of ``docker info`` (the fields wharf has)."""
+    lines = ["Server:"]
+    add = lines.append
+    add(f" Containers: {info.get('Containers', 0)}")
+    add(f"  Running: {info.get('ContainersRunning', 0)}")
+    add(f"  Paused: {info.get('ContainersPaused', 0)}")
+    add(f"  Stopped: {info.get('ContainersStopped', 0)}")
+    add(f" Images: {info.get('Images', 0)}")
+    add(f" Server Version: {info.get('ServerVersion', '')}")
+    add(f" Storage Driver: {info.get('Driver', '')}")
+    lines += [f"  {k}: {v}" for k, v in info.get("DriverStatus") or []]
+    add(f" Cgroup Driver: {info.get('CgroupDriver', '')}")
+    add(f" Cgroup Version: {info.get('CgroupVersion', '')}")
+    plugins: Mapping[str, Any] = info.get("Plugins") or {}
+    add(" Plugins:")
+    lines += [f"  {kind}: {' '.join(plugins.get(kind) or [])}" for kind in
+              ("Volume", "Network", "Log") if kind in plugins]
+    runtimes = " ".join(sorted(info.get("Runtimes") or {}))
+    add(f" Runtimes: {runtimes}")
+    add(f" Default Runtime: {info.get('DefaultRuntime', '')}")
+    add(f" Kernel Version: {info.get('KernelVersion', '')}")
+    add(f" Operating System: {info.get('OperatingSystem', '')}")
+    add(f" OSType: {info.get('OSType', '')}")
+    add(f" Architecture: {info.get('Architecture', '')}")
+    add(f" CPUs: {info.get('NCPU', 0)}")
+    add(f" Total Memory: {bytes_size(int(info.get('MemTotal') or 0))}")
+    add(f" Name: {info.get('Name', '')}")
+    add(f" ID: {info.get('ID', '')}")
+    add(f" Wharf Root Dir: {info.get('DockerRootDir', '')}")
+    add(f" Registry: {info.get('IndexServerAddress', '')}")
+    registry: Mapping[str, Any] = info.get("RegistryConfig") or {}
+    insecure = registry.get("InsecureRegistryCIDRs") or []
+    if insecure:
+        add(" Insecure Registries:")
+        lines += [f"  {cidr}" for cidr in insecure]
+    mirrors = registry.get("Mirrors") or []
+    if mirrors:
+        add(" Registry Mirrors:")
+        lines += [f"  {m}" for m in mirrors]
+    lines += [f"WARNING: {w}" for w in info.get("Warnings") or []]
+    return "\n".join(lines)
+
+
+@click.command("info")
+@click.option("-f", "--format", "fmt", help="Format the output using a Go template.")
+def info_cmd(fmt: str | None) -> None:
+    """Display system-wide information."""
+    session = current()
+    if fmt:
+        click.echo(_template(fmt, session.client().info()))
+        return
+    click.echo("Client:")
+    click.echo(f" Debug Mode: {'true' if session.debug else 'false'}")
+    click.echo()
+    click.echo(render_info(session.client().info()))
+
+
+def register(root: click.Group) -> None:
+    """Add ``version``, ``info`` and ``system info`` to ``root``."""
+    group = click.Group("system", help="Manage wharf.")
+    group.add_command(info_cmd)
+    root.add_command(group)
+    root.add_command(version_cmd)
+    root.add_command(info_cmd)
+

@@ -1,0 +1,66 @@
+"""What one CLI invocation knows: where the daemon is, the config dir, the terminal.
+
+Built by the root command from the global options and handed to commands as ``ctx.obj``.
+Tests pass :class:`Hooks` as click's ``obj`` to inject a fake wire and fake terminals.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from wharf.cli.client import APIClient
+from wharf.cli.config import ConfigFile
+from wharf.cli.transport import Host, HttpTransport
+
+
+@dataclass
+class Hooks:
+    """Test seams: an httpx transport to use instead of the network, forced TTY answers."""
+
+    wire: object = None
+    stdout_tty: bool | None = None
+    stdin_tty: bool | None = None
+
+
+@dataclass
+class Session:
+    """Per-invocation state; the API client is created on first use."""
+
+    host: Host
+    config_dir: Path
+    debug: bool = False
+    hooks: Hooks = field(default_factory=Hooks)
+    _client: APIClient | None = None
+
+    def client(self) -> APIClient:
+        """The API client (imports the transport stack lazily)."""
+        if self._client is None:
+            self._client = APIClient(
+                HttpTransport(self.host, inject=self.hooks.wire, debug=self.debug))
+            click.get_current_context().call_on_close(self._client.close)
+        return self._client
+
+    def config(self) -> ConfigFile:
+        return ConfigFile.load(self.config_dir)
+
+    def stdout_is_tty(self) -> bool:
+        if self.hooks.stdout_tty is not None:
+            return self.hooks.stdout_tty
+        return sys.stdout.isatty()
+
+    def stdin_is_tty(self) -> bool:
+        if self.hooks.stdin_tty is not None:
+            return self.hooks.stdin_tty
+        return sys.stdin.isatty()
+
+
+def current() -> Session:
+    """The session of the running command."""
+    obj = click.get_current_context().find_object(Session)
+    if obj is None:
+        raise click.UsageError("wharf commands run under the wharf root command")
+    return obj

@@ -1,0 +1,230 @@
+"""HTTP to wharfd over a unix socket or TCP: the only module of the CLI that knows httpx.
+
+httpx is imported at the first request, not when this module is imported, so that
+``wharf --help`` stays fast. Replies come back as :class:`Reply` / :class:`StreamReply`, so the
+layers above never see an httpx type.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from wharf.errors import DeadlineExceeded, InvalidArgument, Unavailable
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
+API_VERSION = "1.41"
+CONNECT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 120.0
+USER_AGENT = "wharf-cli/0.1.0"
+
+Params = Mapping[str, str | list[str]]
+
+
+class DaemonUnreachable(Unavailable):
+    """Nothing answers at the daemon address (socket missing, connection refused)."""
+
+
+@dataclass(frozen=True)
+class Host:
+    """A parsed ``-H`` address: ``unix:///path`` or ``tcp://host:port``."""
+
+    url: str
+    scheme: str
+    socket_path: str = ""
+    netloc: str = ""
+
+
+def parse_host(url: str) -> Host:
+    """Parse a daemon address; InvalidArgument names the bad address."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        path = parts.netloc + parts.path if parts.netloc else parts.path
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid host {url!r}: a unix address needs an absolute path")
+        return Host(url=url, scheme="unix", socket_path=path)
+    if parts.scheme == "tcp":
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid host {url!r}: bad port") from exc
+        if not parts.hostname or port is None or parts.path not in ("", "/"):
+            raise InvalidArgument(f"invalid host {url!r}: expected tcp://HOST:PORT")
+        return Host(url=url, scheme="tcp", netloc=parts.netloc)
+    raise InvalidArgument(
+        f"invalid host {url!r}: use unix:///path/to/socket or tcp://host:port"
+    )
+
+
+def unreachable_message(host: Host) -> str:
+    """What the CLI prints when the daemon does not answer."""
+    return (
+        f"Cannot connect to the wharf daemon at {host.url}. Is wharfd running? "
+        "Start it with `make up` (or `wharfd &`)."
+    )
+
+
+@dataclass
+class Reply:
+    """A complete HTTP reply."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+@dataclass
+class StreamReply:
+    """A reply whose body is read on demand; close it (or exhaust it) when done."""
+
+    status: int
+    headers: dict[str, str]
+    _response: Any = field(repr=False)
+    _closer: Any = field(repr=False)
+
+    def iter_lines(self) -> Iterator[str]:
+        """Body lines without their newline (chunk boundaries do not matter)."""
+        yield from self._guard(self._response.iter_lines())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Body bytes in chunks as they arrive."""
+        yield from self._guard(self._response.iter_bytes())
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_bytes())
+
+    def close(self) -> None:
+        self._closer.close()
+
+    @staticmethod
+    def _guard(chunks: Iterable[Any]) -> Iterator[Any]:
+        import httpx  # noqa: PLC0415 - imported on first use, not at CLI start-up
+
+        try:
+            yield from chunks
+        except httpx.TransportError as exc:
+            raise Unavailable(f"connection to the wharf daemon broke: {exc}") from exc
+
+
+class Transport(Protocol):
+    """What the API client needs from the wire."""
+
+    def request(self, method: str, path: str, *, params: Params | None = None,
+                json: object = None, content: bytes | Iterable[bytes] | None = None,
+                headers: Mapping[str, str] | None = None) -> Reply: ...
+
+    def stream(self, method: str, path: str, *, params: Params | None = None,
+               json: object = None, content: bytes | Iterable[bytes] | None = None,
+               headers: Mapping[str, str] | None = None) -> StreamReply: ...
+
+    def close(self) -> None: ...
+
+
+class HttpTransport:
+    """httpx over a unix socket or TCP, with the ``/v1.41`` prefix on every path.
+
+    ``inject`` replaces the network layer (an ``httpx.MockTransport`` in tests).
+    """
+
+    def __init__(self, host: Host, *, inject: object = None, debug: bool = False) -> None:
+        self.host = host
+        self._inject = inject
+        self._debug = debug
+        self._client: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import httpx  # noqa: PLC0415 - imported on first use, not at CLI start-up
+
+            if self._inject is not None:
+                wire: httpx.BaseTransport = self._inject  # type: ignore[assignment]
+                base = "http://d"
+            elif self.host.scheme == "unix":
+                wire = httpx.HTTPTransport(uds=self.host.socket_path)
+                base = "http://d"
+            else:
+                wire = httpx.HTTPTransport()
+                base = f"http://{self.host.netloc}"
+            self._client = httpx.Client(
+                transport=wire, base_url=f"{base}/v{API_VERSION}",
+                headers={"User-Agent": USER_AGENT},
+                timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
+            )
+        return self._client
+
+    def _build(self, method: str, path: str, *, params: Params | None, json: object,
+               content: bytes | Iterable[bytes] | None,
+               headers: Mapping[str, str] | None) -> httpx.Request:
+        if self._debug:
+            print(f"DEBU {method} {path} {dict(params or {})}", file=sys.stderr)
+        return self._http().build_request(
+            method, path, params=dict(params) if params else None, json=json,
+            content=content, headers=dict(headers) if headers else None,
+        )
+
+    def request(self, method: str, path: str, *, params: Params | None = None,
+                json: object = None, content: bytes | Iterable[bytes] | None = None,
+                headers: Mapping[str, str] | None = None) -> Reply:
+        """Send one request and read the whole reply."""
+        req = self._build(method, path, params=params, json=json, content=content,
+                          headers=headers)
+        with self._wire_errors():
+            resp = self._http().send(req)
+        return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+                     resp.content)
+
+    def stream(self, method: str, path: str, *, params: Params | None = None,
+               json: object = None, content: bytes | Iterable[bytes] | None = None,
+               headers: Mapping[str, str] | None = None) -> StreamReply:
+        """Send one request; the body is read as it arrives, with no read timeout."""
+        import httpx  # noqa: PLC0415 - imported on first use, not at CLI start-up
+
+        req = self._build(method, path, params=params, json=json, content=content,
+                          headers=headers)
+        req.extensions["timeout"] = httpx.Timeout(None, connect=CONNECT_TIMEOUT).as_dict()
+        with self._wire_errors():
+            resp = self._http().send(req, stream=True)
+        return StreamReply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+                           resp, resp)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _wire_errors(self) -> _WireErrors:
+        return _WireErrors(self.host)
+
+
+class _WireErrors:
+    """Turns httpx's connection failures into the error kinds the CLI prints."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> Literal[False]:
+        import httpx  # noqa: PLC0415 - imported on first use, not at CLI start-up
+
+        if exc is None:
+            return False
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | FileNotFoundError):
+            raise DaemonUnreachable(unreachable_message(self.host)) from exc
+        if isinstance(exc, httpx.TimeoutException):
+            raise DeadlineExceeded(f"the wharf daemon at {self.host.url} timed out") from exc
+        if isinstance(exc, httpx.TransportError):
+            raise Unavailable(f"talking to the wharf daemon at {self.host.url}: {exc}") from exc
+        return False
