@@ -67,7 +67,10 @@ def build_engine(settings: DaemonSettings) -> Any:
     root = settings.data_root
     state = StateStore(root / "state.db")
     state.open()
-    store = ImageStore(state, ContentStore(root / "content"), LayerStore(root / "layers"))
+    content, layers = ContentStore(root / "content"), LayerStore(root / "layers")
+    content.remove_partials()  # leftovers of writes a crash interrupted
+    layers.remove_temp()
+    store = ImageStore(state, content, layers)
     registry = RegistryClient(
         mirrors=settings.registry_mirrors,
         insecure=settings.insecure_registries,

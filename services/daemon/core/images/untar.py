@@ -1,0 +1,230 @@
+"""Decompress a layer blob and extract a validated tar with GNU tar, confined.
+
+Why GNU tar: it extracts ~5x faster than ``tarfile.extractall`` (runtime-facts §4) and already
+knows owners, modes, setuid bits, mtimes and xattrs (``security.capability``).
+
+Why it cannot escape even if ``tarsafety.scan`` missed something (defence in depth, like
+containers/storage's chrootarchive): a chroot is impossible here (a dynamically linked tar cannot
+be exec'd inside an empty root), so tar runs through a tiny helper that, in a new private mount
+namespace, makes every mount read-only, bind-mounts the target directory onto itself and makes
+only that mount writable, then execs tar. A write through a symlink that points out of the layer
+then fails with EROFS, and a hardlink to a host file fails with EXDEV (links never cross mounts).
+When the namespace cannot be set up (no CAP_SYS_ADMIN) the layer is refused, not extracted
+unconfined. GNU tar's own protections stay on too: no ``--absolute-names``, no ``-h``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from wharf.errors import Internal, InvalidArgument
+
+TAR_BINARY = "/usr/bin/tar"
+_CHUNK = 1 << 20
+_ZSTD_SLICE = 1 << 13  # bounds one zstd call's output (max ratio ~32768:1) to 256 MiB
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+_PLAIN = frozenset({
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/x-tar",
+})
+_GZIP = frozenset({
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+})
+_ZSTD = frozenset({
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+})
+
+# Run as `python -I -S -c _CONFINE <target> <tar argv...>`; see the module docstring.
+_CONFINE = r"""
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def ok(rc, what):
+    if rc != 0:
+        sys.stderr.write("wharf-untar: %s: %s\n" % (what, os.strerror(ctypes.get_errno())))
+        sys.exit(125)
+target = sys.argv[1].encode()
+ok(libc.unshare(0x20000), "unshare(CLONE_NEWNS)")
+ok(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None), "make mounts private")
+ok(libc.mount(target, target, None, 0x1000, None), "bind the layer directory")
+def setattr(path, flags, attr_set, attr_clr):
+    attr = ctypes.create_string_buffer(struct.pack("QQQQ", attr_set, attr_clr, 0, 0), 32)
+    return libc.syscall(442, -100, path, flags, attr, 32)
+ok(setattr(b"/", 0x8000, 1, 0), "make every mount read-only")
+ok(setattr(target, 0, 0, 1), "make the layer directory writable")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def compression(blob: Path, media_type: str, layer: str) -> str:
+    """``gzip``, ``zstd`` or ``none``. The magic bytes win over the label (registries mislabel);
+    an unknown media type is InvalidArgument."""
+    if media_type not in _PLAIN | _GZIP | _ZSTD:
+        raise InvalidArgument(f"layer {layer}: unsupported layer media type {media_type!r}")
+    with blob.open("rb") as f:
+        head = f.read(4)
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def decompress_to(
+    blob: Path, kind: str, out: BinaryIO | None, layer: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
+    """Write the uncompressed tar of ``blob`` to ``out`` (None: only hash it); returns its
+    digest, the diff_id."""
+    h = hashlib.sha256()
+    total = blob.stat().st_size
+    done = 0
+    with blob.open("rb") as f:
+        chunks = _raw_chunks(f)
+        if kind == "gzip":
+            chunks = _gunzip(chunks, layer)
+        elif kind == "zstd":
+            chunks = _unzstd(chunks, layer)
+        for data in chunks:
+            h.update(data)
+            if out is not None:
+                out.write(data)
+            if progress is not None and f.tell() != done:
+                done = f.tell()
+                progress(done, total)
+    return "sha256:" + h.hexdigest()
+
+
+def _raw_chunks(f: BinaryIO) -> Iterator[bytes]:
+    while chunk := f.read(_CHUNK):
+        yield chunk
+
+
+def _gunzip(chunks: Iterator[bytes], layer: str) -> Iterator[bytes]:
+    """Multi-member gzip with bounded output per step; truncation and bad CRCs are refused."""
+    d = zlib.decompressobj(31)
+    try:
+        for chunk in chunks:
+            pending = chunk
+            while pending:
+                if d.eof:  # another gzip member follows (zlib rejects anything else)
+                    d = zlib.decompressobj(31)
+                yield d.decompress(pending, _CHUNK)
+                pending = d.unused_data if d.eof else d.unconsumed_tail
+        while not d.eof and (tail := d.decompress(b"", _CHUNK)):
+            yield tail
+    except zlib.error as exc:
+        raise InvalidArgument(f"layer {layer}: corrupt gzip data: {exc}") from None
+    if not d.eof:
+        raise InvalidArgument(f"layer {layer}: the gzip stream is truncated")
+
+
+def _unzstd(chunks: Iterator[bytes], layer: str) -> Iterator[bytes]:
+    """Multi-frame zstd, fed in small slices to bound memory; truncation is refused."""
+    import zstandard  # noqa: PLC0415 - only zstd layers pay for the import
+
+    new = zstandard.ZstdDecompressor().decompressobj
+    d = new()
+    try:
+        for chunk in chunks:
+            for i in range(0, len(chunk), _ZSTD_SLICE):
+                piece = chunk[i:i + _ZSTD_SLICE]
+                while piece:
+                    if d.eof:
+                        d = new()
+                    if out := d.decompress(piece):
+                        yield out
+                    piece = d.unused_data if d.eof else b""
+    except zstandard.ZstdError as exc:
+        raise InvalidArgument(f"layer {layer}: corrupt zstd data: {exc}") from None
+    if not d.eof:
+        raise InvalidArgument(f"layer {layer}: the zstd stream is truncated")
+
+
+def extract(tar_path: Path, skipped: list[tuple[int, int, str]], target: Path, layer: str) -> None:
+    """Run confined GNU tar to extract ``tar_path`` into ``target``, leaving out the byte ranges
+    in ``skipped``; InvalidArgument (with tar's message) when tar fails."""
+    _refuse_global_headers(tar_path, skipped, layer)
+    argv = [
+        sys.executable, "-I", "-S", "-c", _CONFINE, str(target),
+        TAR_BINARY, "-x", "-f", "-", "-C", str(target), "--numeric-owner", "--same-owner",
+        "--same-permissions", "--xattrs", "--xattrs-include=*",
+        "--xattrs-exclude=trusted.overlay.*", "--no-overwrite-dir",
+    ]
+    with tar_path.open("rb") as src, tempfile.TemporaryFile() as err:
+        if not skipped:
+            rc = subprocess.run(argv, stdin=src, stderr=err, check=False).returncode
+        else:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err)
+            assert proc.stdin is not None
+            try:
+                _copy_ranges(src, proc.stdin, skipped)
+            except BrokenPipeError:
+                pass  # tar died; its message is in err
+            finally:
+                proc.stdin.close()
+            rc = proc.wait()
+        err.seek(0)
+        message = err.read().decode(errors="replace").strip()
+    if rc == 125:
+        raise Internal(f"layer {layer}: cannot confine the extraction: {message}")
+    if rc != 0:
+        raise InvalidArgument(f"layer {layer}: extraction failed: {message}")
+
+
+def _copy_ranges(src: IO[bytes], dst: IO[bytes], skipped: list[tuple[int, int, str]]) -> None:
+    """Copy ``src`` to ``dst`` without the (ascending, disjoint) byte ranges in ``skipped``."""
+    pos = 0
+    for start, end, _ in skipped:
+        _copy(src, dst, pos, start - pos)
+        pos = end
+    _copy(src, dst, pos, None)
+
+
+def _copy(src: IO[bytes], dst: IO[bytes], offset: int, count: int | None) -> None:
+    src.seek(offset)
+    while count is None or count > 0:
+        chunk = src.read(_CHUNK if count is None else min(_CHUNK, count))
+        if not chunk:
+            return
+        dst.write(chunk)
+        if count is not None:
+            count -= len(chunk)
+
+
+def _refuse_global_headers(tar_path: Path, skipped: list[tuple[int, int, str]], layer: str) -> None:
+    """A skipped range must not carry a pax global header: dropping it would change how GNU tar
+    reads every later entry, which the scan did not see that way."""
+    with tar_path.open("rb") as f:
+        for start, _end, name in skipped:
+            f.seek(start)
+            while (block := f.read(512)) and block[156:157] in (b"g", b"x", b"L", b"K"):
+                if block[156:157] == b"g":
+                    raise InvalidArgument(
+                        f"layer {layer}: device entry {name!r} carries a pax global header"
+                    )
+                size = _octal(block[124:136])
+                f.seek(((size + 511) // 512) * 512, 1)
+
+
+def _octal(field: bytes) -> int:
+    if field[:1] in (b"\x80", b"\xff"):  # GNU base-256
+        return int.from_bytes(field[1:], "big") if field[:1] == b"\x80" else 0
+    text = field.split(b"\x00", 1)[0].strip() or b"0"
+    return int(text, 8)
+
