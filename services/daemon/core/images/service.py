@@ -59,7 +59,8 @@ class ImageService:
         try:
             record = self.store.resolve(ref.string)
         except NotFound:
-            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar}") from None
+            raise NotFound(
+                f"An image does not exist locally with the tag: {ref.familiar}") from None
         async for message in push(
             ref, record.id, registry=self.registry, source=self, auth=auth
         ):
@@ -121,9 +122,9 @@ class ImageService:
             self.store, tar_path, self.tmp_dir, name=name, changes=changes, message=message
         )
 
-    async def login(self, auth: AuthConfig) -> str:
-        server = auth.serveraddress or "docker.io"
-        return await self.registry.check_login(server, auth)
+    async def login(self, auth: AuthConfig) -> None:
+        """Check ``auth`` against its registry; wharf keeps no identity tokens of its own."""
+        await self.registry.check_login(auth.serveraddress or "docker.io", auth)
 
 
 def _join_tag(name: str, tag: str) -> str:
