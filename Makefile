@@ -1,0 +1,62 @@
+# wharf: set-up and operations. Thin targets over the scripts in infra/ (docs/operations.md).
+# Run as root on Debian 12. Every target is idempotent: a second run only redoes what changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+# Overridable on the command line or from the environment (make up WHARF_REGISTRY_PORT=5055).
+WHARF_REGISTRY_PORT ?= 5000
+WHARF_DATA_ROOT ?= /var/lib/wharf
+WHARF_RUN_DIR ?= /run/wharf
+WHARF_LOG_DIR ?= /var/log/wharf
+export WHARF_REGISTRY_PORT WHARF_DATA_ROOT WHARF_RUN_DIR WHARF_LOG_DIR
+
+PYTEST_ARGS ?=
+# The demo talks to the daemon `make up` started, whatever WHARF_HOST says elsewhere.
+WHARF := WHARF_HOST=unix://$(WHARF_RUN_DIR)/wharfd.sock .venv/bin/wharf
+
+.PHONY: help setup images images-debian up down demo test rabbitmq
+
+help:
+	@echo "make setup          install Debian packages, .venv, wharf commands, /etc/wharf/daemon.json"
+	@echo "make images         build busybox + hello-world and push them to the local registry"
+	@echo "make images-debian  the same for debian:bookworm-slim (debootstrap; needs the network once)"
+	@echo "make up / down      start / stop the local registry (127.0.0.1:$(WHARF_REGISTRY_PORT)) and wharfd"
+	@echo "make demo           setup + images + up, then pull hello-world and list images"
+	@echo "make test           setup + images + up + RabbitMQ, then pytest (PYTEST_ARGS=...)"
+
+setup:
+	@infra/setup.sh
+
+# The registry must answer before anything is pushed.
+images: setup
+	@infra/up.sh registry
+	@infra/images/seed.sh busybox hello-world
+
+images-debian: setup
+	@infra/up.sh registry
+	@infra/images/seed.sh debian
+
+up: setup
+	@infra/up.sh
+
+down:
+	@infra/down.sh
+
+rabbitmq: setup
+	@infra/rabbitmq.sh
+
+demo: setup images up
+	$(WHARF) pull hello-world
+	$(WHARF) image ls
+	@# Next (containers issue): $(WHARF) run hello-world
+
+# pytest's exit status is kept in .cache/ci/pytest.rc for .ci/run (5 = no tests collected).
+test: setup images up rabbitmq
+	@mkdir -p .cache/ci; rm -f .cache/ci/pytest.rc; rc=0; \
+	.venv/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	echo "$$rc" > .cache/ci/pytest.rc; \
+	if [ "$$rc" -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit "$$rc"

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# make setup: Debian packages, the project's virtualenv, wharf commands on PATH, and a default
+# /etc/wharf/daemon.json. Idempotent and quiet when there is nothing to do.
+set -euo pipefail
+WHARF_LOG_TAG=setup
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PACKAGES=(
+    crun runc conmon docker-registry busybox-static gcc libc6-dev make iproute2 iptables
+    skopeo umoci debootstrap zstd golang-github-containers-common python3-seccomp
+    python3-venv python3-pip tmux curl ca-certificates
+)
+VENV="$WHARF_REPO/.venv"
+VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than pyproject.toml ⇒ pip install is up to date
+COMMANDS=(wharf wharfd wharf-gateway)
+BIN_DIR="${WHARF_BIN_DIR:-/usr/local/bin}"   # where the commands are linked
+
+# missing_packages: print the packages from "$@" that dpkg does not have installed.
+missing_packages() {
+    local pkg status
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        [[ $status == installed ]] || printf '%s\n' "$pkg"
+    done
+}
+
+# The Debian package starts its own registry on :5000 with htpasswd auth (systemd unit or
+# init script). wharf runs its own instance (make up), so the packaged service must not run.
+disable_packaged_registry() {
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/docker-registry ]]; then
+        /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+        update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+    log "disabled the packaged docker-registry service (wharf starts its own with 'make up')"
+}
+
+install_packages() {
+    local -a missing wanted=("${PACKAGES[@]}")
+    command -v rabbitmq-server >/dev/null 2>&1 || wanted+=(rabbitmq-server)
+    mapfile -t missing < <(missing_packages "${wanted[@]}")
+    if ((${#missing[@]} == 0)); then
+        log "Debian packages: all present"
+        return
+    fi
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if printf '%s\n' "${missing[@]}" | grep -qx docker-registry; then
+        disable_packaged_registry
+    fi
+}
+
+setup_venv() {
+    if [[ ! -x $VENV/bin/python ]]; then
+        log "creating $VENV"
+        /usr/bin/python3 -m venv "$VENV"
+    fi
+    local entry needs_pip=0
+    [[ -f $VENV_STAMP && ! $WHARF_REPO/pyproject.toml -nt $VENV_STAMP ]] || needs_pip=1
+    for entry in "${COMMANDS[@]}"; do
+        [[ -x $VENV/bin/$entry ]] || needs_pip=1
+    done
+    if ((needs_pip)); then
+        log "pip install -e '.[dev]' (pyproject.toml changed or first run)"
+        # PYTHONWARNINGS: hush setuptools' editable-install banner in the build backend.
+        # Output only on failure: a successful quiet install prints just index warnings.
+        local out
+        if ! out=$(PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q -e "${WHARF_REPO}[dev]" 2>&1); then
+            printf '%s\n' "$out" >&2
+            die "pip install -e '.[dev]' failed"
+        fi
+        touch "$VENV_STAMP"
+    else
+        log "virtualenv: up to date"
+    fi
+}
+
+link_commands() {
+    local entry target link
+    for entry in "${COMMANDS[@]}"; do
+        target="$VENV/bin/$entry"
+        link="$BIN_DIR/$entry"
+        if [[ $(readlink "$link" 2>/dev/null) != "$target" ]]; then
+            ln -sfn "$target" "$link"
+            log "linked $link -> $target"
+        fi
+    done
+}
+
+write_daemon_config() {
+    if [[ -e $WHARF_CONFIG_FILE ]]; then
+        # Only a hint: the file is the operator's once it exists.
+        if ! grep -q "127.0.0.1:$WHARF_REGISTRY_PORT" "$WHARF_CONFIG_FILE"; then
+            log "note: $WHARF_CONFIG_FILE does not name the local registry 127.0.0.1:$WHARF_REGISTRY_PORT as a mirror"
+        fi
+        return
+    fi
+    mkdir -p "$(dirname "$WHARF_CONFIG_FILE")"
+    printf '{\n  "registry-mirrors": ["http://127.0.0.1:%s"]\n}\n' "$WHARF_REGISTRY_PORT" \
+        | write_if_changed "$WHARF_CONFIG_FILE" || true
+    log "wrote $WHARF_CONFIG_FILE (registry mirror http://127.0.0.1:$WHARF_REGISTRY_PORT)"
+}
+
+main() {
+    require_root
+    install_packages
+    setup_venv
+    link_commands
+    write_daemon_config
+}
+
+main "$@"
