@@ -247,26 +247,38 @@ class RegistryClient:
         """
         scopes = [f"repository:{ref.path}:{'pull,push' if push else 'pull'}", *(extra_scopes or [])]
         bases = self.endpoints(ref.domain, push=push)
-        for position, base in enumerate(bases):
-            url = path if isinstance(path, httpx.URL) else httpx.URL(base + path)
-            last = position == len(bases) - 1
-            try:
-                response = await self._send(
-                    method, url, scopes=scopes, auth=auth, headers=dict(headers or {}),
-                    content=content, params=params, retry=retry, denied=_denied(ref, push),
-                )
-            except (Unavailable, DeadlineExceeded):
-                if last:
-                    raise
-                continue
-            if not last and (response.status_code == 404 or response.status_code >= 500):
-                await response.aclose()
-                continue
-            try:
-                yield response
-            finally:
-                await response.aclose()
-            return
+        # A mirror's 404 is kept: when every later endpoint is unreachable (an offline host
+        # with a local mirror), "manifest unknown" is the answer, not "registry unreachable".
+        held: httpx.Response | None = None
+        try:
+            for position, base in enumerate(bases):
+                url = path if isinstance(path, httpx.URL) else httpx.URL(base + path)
+                last = position == len(bases) - 1
+                try:
+                    response = await self._send(
+                        method, url, scopes=scopes, auth=auth, headers=dict(headers or {}),
+                        content=content, params=params, retry=retry, denied=_denied(ref, push),
+                    )
+                except (Unavailable, DeadlineExceeded):
+                    if not last:
+                        continue
+                    if held is None:
+                        raise
+                    response, held = held, None
+                if not last and (response.status_code == 404 or response.status_code >= 500):
+                    if held is None and response.status_code == 404:
+                        held = response
+                    else:
+                        await response.aclose()
+                    continue
+                try:
+                    yield response
+                finally:
+                    await response.aclose()
+                return
+        finally:
+            if held is not None:
+                await held.aclose()
 
     async def _send(
         self, method: str, url: httpx.URL, *, scopes: list[str], auth: AuthConfig | None,
