@@ -12,7 +12,7 @@ from wharf.errors import InvalidArgument
 
 
 class AuthConfig(BaseModel):
-    """Registry credentials, as Docker's ``X-Registry-Auth`` header and ``POST /auth`` carry them."""
+    """Registry credentials, as ``X-Registry-Auth`` and ``POST /auth`` carry them."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 

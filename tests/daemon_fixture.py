@@ -61,6 +61,7 @@ def running_daemon(base: Path, *, mirrors: list[str] | None = None,
     """wharfd under ``base`` (data root, run dir, socket); stopped with SIGTERM at the end."""
     data_root, run_dir = base / "data", base / "run"
     sock = run_dir / "wharfd.sock"
+    base.mkdir(parents=True, exist_ok=True)
     log = base / "wharfd.log"
     args = [WHARFD, "--data-root", str(data_root), "--run-dir", str(run_dir),
             "-H", f"unix://{sock}", "--config-file", str(base / "no-daemon.json")]

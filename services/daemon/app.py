@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -178,4 +179,13 @@ def main(**flags: Any) -> None:
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n")
         stack.callback(lambda: pid_file.unlink(missing_ok=True))
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal with
+        # the handler that was in place before it started: make that one a no-op, so the
+        # clean-up above runs and wharfd exits 0 after a requested stop.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _stop_requested)
         asyncio.run(serve(settings))
+
+
+def _stop_requested(signum: int, _frame: object) -> None:
+    log.info("stopped by %s", signal.Signals(signum).name)

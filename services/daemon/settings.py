@@ -49,7 +49,8 @@ class DaemonSettings(BaseSettings):
     config_file: Path = DEFAULT_CONFIG_FILE
     data_root: Path = Path("/var/lib/wharf")
     run_dir: Path = Path("/run/wharf")
-    socket: Path | None = Field(default=None, description="unix socket; default <run_dir>/wharfd.sock")
+    socket: Path | None = Field(default=None,
+                                description="unix socket; default <run_dir>/wharfd.sock")
     socket_mode: int = 0o660
     registry_mirrors: list[str] = Field(default_factory=list)
     insecure_registries: list[str] = Field(default_factory=lambda: ["127.0.0.0/8"])

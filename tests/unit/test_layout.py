@@ -29,7 +29,8 @@ OWNERS = {
 
 
 def _imports(path: object) -> list[str]:
-    tree = ast.parse(open(str(path)).read())  # noqa: PTH123
+    with open(str(path)) as handle:
+        tree = ast.parse(handle.read())
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

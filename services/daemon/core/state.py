@@ -23,7 +23,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE images (
         id            TEXT PRIMARY KEY,          -- sha256:<config digest>
         config        TEXT NOT NULL,             -- the image config JSON, as pulled
-        manifest      TEXT,                      -- the manifest JSON this image was pulled or pushed as
+        manifest      TEXT,                      -- the manifest JSON pulled or generated
         manifest_digest TEXT,
         chain_ids     TEXT NOT NULL,             -- JSON list, bottom layer first
         size          INTEGER NOT NULL,          -- unpacked size of all layers
@@ -52,6 +52,17 @@ MIGRATIONS: list[str] = [
         repository TEXT NOT NULL,
         PRIMARY KEY (digest, registry, repository)
     );
+    """,
+    # 2: containers (the whole record as JSON; the columns are what lookups and uniqueness need).
+    """
+    CREATE TABLE containers (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        image_id   TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        record     TEXT NOT NULL
+    );
+    CREATE INDEX containers_image ON containers(image_id);
     """,
 ]
 

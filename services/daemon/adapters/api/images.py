@@ -32,7 +32,7 @@ _JSON_STREAM = "application/json"
 
 
 @router.get("/images/json")
-async def list_images(images: Images, filters: Filters, all: str | None = None,  # noqa: A002
+async def list_images(images: Images, filters: Filters, all: str | None = None,
                       digests: str | None = None) -> list[dict[str, Any]]:
     del all, digests  # no intermediate images; digests are always reported
     image_filter = ImageFilter.parse(filters) if filters else None

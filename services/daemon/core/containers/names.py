@@ -12,7 +12,8 @@ _VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 ADJECTIVES = (
     "admiring", "adoring", "affectionate", "agitated", "amazing", "angry", "awesome",
-    "beautiful", "blissful", "bold", "boring", "brave", "busy", "charming", "clever", "compassionate",
+    "beautiful", "blissful", "bold", "boring", "brave", "busy", "charming", "clever",
+    "compassionate",
     "competent", "condescending", "confident", "cool", "cranky", "crazy", "dazzling", "determined",
     "distracted", "dreamy", "eager", "ecstatic", "elastic", "elated", "elegant", "eloquent", "epic",
     "exciting", "fervent", "festive", "flamboyant", "focused", "friendly", "frosty", "funny",

@@ -88,7 +88,7 @@ def save(store: ImageStore, names: list[str]) -> Iterator[bytes]:
 def load(store: ImageStore, tar_path: Path, tmp_dir: Path) -> list[str]:
     """Load every image in a save archive; returns Docker's ``Loaded image…`` lines."""
     try:
-        tar = tarfile.open(tar_path, mode="r:*")
+        tar = tarfile.open(tar_path, mode="r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError) as exc:
         raise InvalidArgument(f"invalid image archive: {exc}") from exc
     with tar:
@@ -236,7 +236,8 @@ def _layer_blob(store: ImageStore, manifest: bytes | None, diff_id: str) -> tupl
         raise NotFound(f"no manifest records the blob of layer {diff_id}")
     for layer in json.loads(manifest).get("layers", []):
         digest, media_type = layer.get("digest"), layer.get("mediaType", "")
-        if digest and store.content.has(digest) and _diff_id_of(store, digest, media_type) == diff_id:
+        if (digest and store.content.has(digest)
+                and _diff_id_of(store, digest, media_type) == diff_id):
             return str(digest), str(media_type)
     raise NotFound(f"the blob of layer {diff_id} is not in the content store")
 

@@ -197,31 +197,34 @@ class ImageStore:
         return None
 
     def remove(self, text: str, *, force: bool = False, prune: bool = True) -> Removal:
-        """Docker's ``rmi``: untag a name, or delete an image by ID (and what it alone used)."""
+        """Docker's ``rmi``: untag a name, or delete an image by ID (and what it alone used).
+
+        Removing a repository's last tag also drops that repository's digest references, and
+        the image goes when no reference is left — dockerd's ImageDelete, step by step.
+        """
         record = self.resolve(text)
         by_name = self._resolve_by_name(text)
         users = self.users(record.id)
-        untagged: list[str] = []
-        with self.state.tx() as db:
-            if by_name is not None and (len(record.tags) + len(record.repo_digests) > 1):
-                table = "repo_digests" if "@" in by_name else "tags"
-                db.execute(f"DELETE FROM {table} WHERE name = ?", (by_name,))  # noqa: S608
-                return Removal(untagged=[by_name], deleted=[])
-            if users and not force:
-                raise Conflict(
-                    f"conflict: unable to delete {text} (must be forced) - image is being used "
-                    f"by stopped container {users[0]}"
-                    if by_name is None
-                    else f"conflict: unable to remove repository reference \"{text}\" (must "
-                    f"force) - container {users[0]} is using its referenced image "
-                    f"{record.id[7:19]}"
-                )
-            if by_name is None and len(record.tags) > 1 and not force:
+        refs = record.tags + record.repo_digests
+        if by_name is not None:
+            untagged = self._untag(record, by_name, refuse_last=bool(users and not force),
+                                   text=text, user=users[0] if users else "")
+            if len(untagged) < len(refs):
+                return Removal(untagged=untagged, deleted=[])
+        else:
+            repositories = {reference.parse(r).name for r in refs}
+            if len(repositories) > 1 and not force:
                 raise Conflict(
                     f"conflict: unable to delete {record.id[7:19]} (must be forced) - image is "
                     "referenced in multiple repositories"
                 )
-            untagged = record.tags + record.repo_digests
+            if users and not force:
+                raise Conflict(
+                    f"conflict: unable to delete {record.id[7:19]} (must be forced) - image is "
+                    f"being used by stopped container {users[0]}"
+                )
+            untagged = refs
+        with self.state.tx() as db:
             db.execute("DELETE FROM tags WHERE image_id = ?", (record.id,))
             db.execute("DELETE FROM repo_digests WHERE image_id = ?", (record.id,))
             if users:  # forced while in use: Docker keeps the image, only untagged
@@ -230,6 +233,26 @@ class ImageStore:
         if prune:
             self.collect_garbage()
         return Removal(untagged=untagged, deleted=[record.id])
+
+    def _untag(self, record: ImageRecord, name: str, *, refuse_last: bool, text: str,
+               user: str) -> list[str]:
+        """Remove reference ``name`` (and its repository's digests when it was the last tag)."""
+        ref = reference.parse(name)
+        dropped = [name]
+        if not ref.digest and not any(
+            t != name and reference.parse(t).name == ref.name for t in record.tags
+        ):
+            dropped += [d for d in record.repo_digests if reference.parse(d).name == ref.name]
+        if refuse_last and len(dropped) == len(record.tags) + len(record.repo_digests):
+            raise Conflict(
+                f'conflict: unable to remove repository reference "{text}" (must force) - '
+                f"container {user} is using its referenced image {record.id[7:19]}"
+            )
+        with self.state.tx() as db:
+            for item in dropped:
+                table = "repo_digests" if "@" in item else "tags"
+                db.execute(f"DELETE FROM {table} WHERE name = ?", (item,))  # noqa: S608
+        return dropped
 
     def _resolve_by_name(self, text: str) -> str | None:
         """The normalised name ``text`` denotes when it is a reference that exists, else None."""
