@@ -77,8 +77,12 @@ def _plan_lowers(layers: Sequence[Path], paths: OverlayPaths, dirfd: int) -> lis
     return lowers
 
 
-def mount_overlay(layers: Sequence[Path], base: Path) -> OverlayPaths:
-    """Mount an overlay of ``layers`` (top layer first) at ``base/merged``, fresh upper.
+def mount_overlay(layers: Sequence[Path], base: Path, *, keep_upper: bool = False
+                  ) -> OverlayPaths:
+    """Mount an overlay of ``layers`` (top layer first) at ``base/merged``.
+
+    The upper dir is fresh, unless ``keep_upper`` and ``base`` already exists: then the
+    container's earlier writes are mounted again (a restart after an unmount or a reboot).
 
     Raises:
         InvalidArgument: no layers, too many, or a layer dir is missing.
@@ -91,12 +95,16 @@ def mount_overlay(layers: Sequence[Path], base: Path) -> OverlayPaths:
         if not layer.is_absolute() or not layer.is_dir():
             raise InvalidArgument(f"layer dir {layer} does not exist")
     paths = OverlayPaths(base)
+    fresh = True
     try:
         base.mkdir(parents=True)
     except FileExistsError as exc:
-        raise Conflict(f"rootfs dir {base} already exists") from exc
+        if not keep_upper:
+            raise Conflict(f"rootfs dir {base} already exists") from exc
+        fresh = False
+        shutil.rmtree(paths.links, ignore_errors=True)
     for d in (paths.upper, paths.work, paths.merged):
-        d.mkdir()
+        d.mkdir(exist_ok=not fresh)
     dirfd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         lowers = _plan_lowers(layers, paths, dirfd)
@@ -109,7 +117,8 @@ def mount_overlay(layers: Sequence[Path], base: Path) -> OverlayPaths:
             err = ctypes.get_errno()
             raise Internal(f"mount overlay at {paths.merged}: {os.strerror(err)}")
     except BaseException:
-        shutil.rmtree(base, ignore_errors=True)
+        if fresh:
+            shutil.rmtree(base, ignore_errors=True)
         raise
     finally:
         os.close(dirfd)

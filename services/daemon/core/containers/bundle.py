@@ -1,0 +1,107 @@
+"""Everything on disk for one container: its dir, etc files, rootfs mount and config.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from wharf.daemon.core.containers import config as cfg
+from wharf.daemon.core.containers.records import ContainerRecord
+from wharf.daemon.core.runtime import rootfs, seccomp
+from wharf.daemon.core.runtime import spec as oci_spec
+from wharf.daemon.core.runtime.seccomp_bpf import BpfCache
+from wharf.daemon.core.runtime.users import resolve_user
+
+
+class Bundles:
+    """Container dirs under ``root``; the OCI bundle is ``root/<id>`` (runtime's layout)."""
+
+    def __init__(self, root: Path, host: oci_spec.HostInfo, profile: dict[str, Any],
+                 bpf: BpfCache, takes_bpf: bool) -> None:
+        self.root = root
+        self.host = host
+        self.profile = profile
+        self.bpf = bpf
+        self.takes_bpf = takes_bpf
+
+    def dir(self, container_id: str) -> Path:
+        return self.root / container_id
+
+    def prepare(self, record: ContainerRecord) -> None:
+        """Create the container dir with its hostname, hosts and resolv.conf."""
+        cdir = self.dir(record.id)
+        cdir.mkdir(parents=True, exist_ok=True)
+        hostname = str(record.config.get("Hostname") or record.short_id)
+        _write(cdir / "hostname", hostname + "\n")
+        _write(cdir / "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+               f"ip6-loopback\n127.0.1.1\t{hostname}\n")
+        _write(cdir / "resolv.conf", _resolv_conf(record.host_config))
+
+    def mount(self, record: ContainerRecord, lowers: list[Path]) -> Path:
+        """The merged rootfs, mounted over the image layers (top first); kept across restarts."""
+        base = self.dir(record.id) / "rootfs"
+        merged = rootfs.OverlayPaths(base).merged
+        if merged.exists() and rootfs.is_mounted(merged):
+            return merged
+        return rootfs.mount_overlay(lowers, base, keep_upper=True).merged
+
+    def write_config(self, record: ContainerRecord, merged: Path) -> None:
+        """Resolve the user in the image, build config.json and write it atomically."""
+        host = record.host_config
+        user = resolve_user(merged, str(record.config.get("User") or ""),
+                            [str(g) for g in host.get("GroupAdd") or []])
+        nnp, unconfined = cfg.security_options(host)
+        spec = oci_spec.ContainerSpec(
+            container_id=record.id,
+            args=(record.path, *record.args),
+            rootfs=merged,
+            container_dir=self.dir(record.id),
+            env=tuple(record.config.get("Env") or ()),
+            cwd=str(record.config.get("WorkingDir") or "/"),
+            user=user,
+            hostname=str(record.config.get("Hostname") or record.short_id),
+            terminal=bool(record.config.get("Tty")),
+            readonly_rootfs=bool(host.get("ReadonlyRootfs")),
+            tmpfs=tuple((str(k), str(v)) for k, v in (host.get("Tmpfs") or {}).items()),
+            cap_add=tuple(host.get("CapAdd") or ()),
+            cap_drop=tuple(host.get("CapDrop") or ()),
+            privileged=bool(host.get("Privileged")),
+            no_new_privileges=nnp,
+            network="host" if host.get("NetworkMode") == "host" else "private",
+            resources=cfg.resources(host),
+            shm_size=int(host.get("ShmSize") or oci_spec.fsmounts.DEFAULT_SHM_SIZE),
+        )
+        caps = oci_spec.container_capabilities(spec, self.host)
+        sec = None if unconfined else seccomp.to_oci(self.profile, caps)
+        program = self.bpf.get(sec) if sec is not None and self.takes_bpf else None
+        config = oci_spec.build_config(spec, self.host, seccomp=sec, seccomp_bpf=program)
+        _write(self.dir(record.id) / "config.json", json.dumps(config))
+
+    def remove(self, container_id: str) -> None:
+        """Unmount the rootfs and delete the container dir (idempotent)."""
+        cdir = self.dir(container_id)
+        rootfs.unmount_overlay(cdir / "rootfs")
+        shutil.rmtree(cdir, ignore_errors=True)
+
+
+def _resolv_conf(host: dict[str, Any]) -> str:
+    servers = [str(s) for s in host.get("Dns") or []]
+    if not servers:
+        try:
+            text = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            text = ""
+        # A loopback resolver of the host is unreachable from the container's own netns.
+        lines = [line for line in text.splitlines()
+                 if not line.startswith("nameserver 127.") and line.strip() != "nameserver ::1"]
+        return "\n".join(lines) + "\n"
+    return "".join(f"nameserver {s}\n" for s in servers)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,49 @@
+"""Docker's ``ps`` filters: status, name, id, label, ancestor, exited."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from wharf.daemon.core.containers.lifecycle import Status
+from wharf.daemon.core.containers.records import ContainerRecord
+from wharf.errors import InvalidArgument
+
+KNOWN = {"status", "name", "id", "label", "ancestor", "exited"}
+
+
+@dataclass
+class ContainerFilter:
+    terms: dict[str, list[str]]
+
+    @classmethod
+    def parse(cls, terms: dict[str, list[str]]) -> ContainerFilter:
+        for key, values in terms.items():
+            if key not in KNOWN:
+                raise InvalidArgument(f"invalid filter '{key}'")
+            if key == "status":
+                for value in values:
+                    if value not in {s.value for s in Status}:
+                        raise InvalidArgument(f"invalid filter 'status={value}'")
+            if key == "exited" and not all(v.lstrip("-").isdigit() for v in values):
+                raise InvalidArgument("invalid filter 'exited': not a number")
+        return cls(terms)
+
+    def matches(self, record: ContainerRecord) -> bool:
+        checks = {
+            "status": lambda v: record.state.status.value == v,
+            "name": lambda v: re.search(v, record.name) is not None,
+            "id": lambda v: record.id.startswith(v),
+            "label": lambda v: _label(record, v),  # noqa: PLW0108 - one table of checks
+            "ancestor": lambda v: v in (record.image, record.image_id, record.image_id[7:19]),
+            "exited": lambda v: (record.state.status is Status.EXITED
+                                 and record.state.exit_code == int(v)),
+        }
+        return all(any(checks[key](value) for value in values)
+                   for key, values in self.terms.items() if values)
+
+
+def _label(record: ContainerRecord, term: str) -> bool:
+    labels = record.config.get("Labels") or {}
+    key, sep, value = term.partition("=")
+    return key in labels and (not sep or labels[key] == value)
