@@ -33,8 +33,8 @@ class ContainerFilter:
         checks = {
             "status": lambda v: record.state.status.value == v,
             "name": lambda v: re.search(v, record.name) is not None,
-            "id": lambda v: record.id.startswith(v),
-            "label": lambda v: _label(record, v),  # noqa: PLW0108 - one table of checks
+            "id": record.id.startswith,
+            "label": lambda v: _label(record, v),
             "ancestor": lambda v: v in (record.image, record.image_id, record.image_id[7:19]),
             "exited": lambda v: (record.state.status is Status.EXITED
                                  and record.state.exit_code == int(v)),
