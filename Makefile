@@ -24,7 +24,7 @@ help:
 	@echo "make images         build busybox + hello-world and push them to the local registry"
 	@echo "make images-debian  the same for debian:bookworm-slim (debootstrap; needs the network once)"
 	@echo "make up / down      start / stop the local registry (127.0.0.1:$(WHARF_REGISTRY_PORT)) and wharfd"
-	@echo "make demo           setup + images + up, then pull hello-world and list images"
+	@echo "make demo           setup + images + up, then pull hello-world, list images, run it"
 	@echo "make test           setup + images + up + RabbitMQ, then pytest (PYTEST_ARGS=...)"
 
 setup:
@@ -51,7 +51,7 @@ rabbitmq: setup
 demo: setup images up
 	$(WHARF) pull hello-world
 	$(WHARF) image ls
-	@# Next (containers issue): $(WHARF) run hello-world
+	$(WHARF) run hello-world
 
 # pytest's exit status is kept in .cache/ci/pytest.rc for .ci/run (5 = no tests collected).
 test: setup images up rabbitmq

@@ -1,18 +1,23 @@
-"""A typed client of wharfd's Docker Engine API (images and system endpoints).
+"""A typed client of wharfd's Docker Engine API (images, containers, exec, system endpoints).
 
 Every method is one API call. Non-2xx replies raise the ``wharf.errors`` kind for the status
 (``from_http_status``) with the daemon's ``message``; streaming methods return an iterator of the
-JSON messages the daemon sends (pull, push, load, import) or of raw bytes (save).
+JSON messages the daemon sends (pull, push, load, import) or of raw bytes (save, logs).
+Attach and exec start hijack the connection through a :class:`~wharf.cli.hijack.Hijacker` and
+return its :class:`~wharf.cli.hijack.RawStream`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wharf.cli.transport import Params, Reply, StreamReply, Transport
 from wharf.errors import Internal, WharfError, from_http_status
+
+if TYPE_CHECKING:
+    from wharf.cli.hijack import Hijacker, RawStream
 
 JSONObject = dict[str, Any]
 # Docker sends `e30=` (base64 of "{}") when it has no credentials for a registry.
@@ -61,18 +66,42 @@ def decode_messages(lines: Iterable[str]) -> Iterator[JSONObject]:
                 pos += 1
 
 
-class APIClient:
-    """Docker Engine API v1.41 calls for images and the system, over a :class:`Transport`."""
+class WaitHandle:
+    """A ``POST /containers/{id}/wait`` whose headers arrived; the body comes at exit."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, reply: StreamReply) -> None:
+        self._reply = reply
+
+    def result(self) -> JSONObject:
+        """Blocks until the condition is met: ``{"StatusCode": N, "Error": …}``."""
+        try:
+            body = self._reply.read()
+        finally:
+            self._reply.close()
+        try:
+            return dict(json.loads(body))
+        except (ValueError, TypeError) as exc:
+            raise Internal(f"the daemon sent an invalid wait result: {body[:200]!r}") from exc
+
+    def close(self) -> None:
+        self._reply.close()
+
+
+class APIClient:
+    """Docker Engine API v1.41 calls over a :class:`Transport` (and a Hijacker for attach)."""
+
+    def __init__(self, transport: Transport, hijacker: Hijacker | None = None) -> None:
         self._t = transport
+        self._hijacker = hijacker
 
     def close(self) -> None:
         self._t.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kw: Any) -> Reply:
+    def _call(self, method: str, path: str, *, ok_304: bool = False, **kw: Any) -> Reply:
         reply = self._t.request(method, path, **kw)
+        if ok_304 and reply.status == 304:  # start/stop of a container already in that state
+            return reply
         if not 200 <= reply.status < 300:
             raise error_for(reply.status, reply.body, reply.content_type)
         return reply
@@ -204,3 +233,141 @@ class APIClient:
         body = None if isinstance(source, str) else source
         return self._messages("POST", "/images/create", params=params, content=body,
                               headers={"Content-Type": "text/plain"})
+
+    # -- containers -------------------------------------------------------------------------
+    def create_container(self, body: Mapping[str, Any], name: str = "",
+                         platform: str = "") -> JSONObject:
+        """POST /containers/create[?name=&platform=] ; ``{"Id", "Warnings"}``."""
+        params: dict[str, str | list[str]] = {"name": name} if name else {}
+        if platform:
+            params["platform"] = platform
+        return dict(self._json("POST", "/containers/create", params=params, json=dict(body)))
+
+    def containers(self, all: bool = False, limit: int = -1, size: bool = False,
+                   filters: Mapping[str, Iterable[str]] | None = None) -> list[JSONObject]:
+        """GET /containers/json (parameters sent only when set, as the docker CLI does)."""
+        params: dict[str, str | list[str]] = {}
+        if all:
+            params["all"] = "1"
+        if limit != -1:
+            params["limit"] = str(limit)
+        if size:
+            params["size"] = "1"
+        if filters:
+            params["filters"] = filters_param(filters)
+        return list(self._json("GET", "/containers/json", params=params) or [])
+
+    def inspect_container(self, name: str, size: bool = False) -> JSONObject:
+        """GET /containers/{name}/json (the server's document, untouched)."""
+        params: Params = {"size": "1"} if size else {}
+        return dict(self._json("GET", f"/containers/{name}/json", params=params))
+
+    def start(self, name: str) -> None:
+        """POST /containers/{name}/start (304 = already running, not an error)."""
+        self._call("POST", f"/containers/{name}/start", ok_304=True)
+
+    def stop(self, name: str, timeout: int | None = None, signal: str = "") -> None:
+        """POST /containers/{name}/stop[?t=&signal=]."""
+        params: dict[str, str | list[str]] = {} if timeout is None else {"t": str(timeout)}
+        if signal:
+            params["signal"] = signal
+        self._call("POST", f"/containers/{name}/stop", params=params, ok_304=True)
+
+    def restart(self, name: str, timeout: int | None = None) -> None:
+        """POST /containers/{name}/restart[?t=]."""
+        params: Params = {} if timeout is None else {"t": str(timeout)}
+        self._call("POST", f"/containers/{name}/restart", params=params)
+
+    def kill(self, name: str, signal: str = "KILL") -> None:
+        """POST /containers/{name}/kill?signal= ."""
+        self._call("POST", f"/containers/{name}/kill", params={"signal": signal})
+
+    def pause(self, name: str) -> None:
+        self._call("POST", f"/containers/{name}/pause")
+
+    def unpause(self, name: str) -> None:
+        self._call("POST", f"/containers/{name}/unpause")
+
+    def remove_container(self, name: str, force: bool = False, volumes: bool = False) -> None:
+        """DELETE /containers/{name}[?force=1][&v=1]."""
+        params: dict[str, str | list[str]] = {}
+        if volumes:
+            params["v"] = "1"
+        if force:
+            params["force"] = "1"
+        self._call("DELETE", f"/containers/{name}", params=params)
+
+    def rename(self, name: str, new_name: str) -> None:
+        self._call("POST", f"/containers/{name}/rename", params={"name": new_name})
+
+    def wait(self, name: str, condition: str = "") -> WaitHandle:
+        """POST /containers/{name}/wait[?condition=] ; returns once the headers arrive."""
+        params: Params = {"condition": condition} if condition else {}
+        return WaitHandle(self._stream("POST", f"/containers/{name}/wait", params=params))
+
+    def resize(self, name: str, height: int, width: int) -> None:
+        self._call("POST", f"/containers/{name}/resize", params={"h": str(height),
+                                                                  "w": str(width)})
+
+    def top(self, name: str, ps_args: str = "") -> JSONObject:
+        params: Params = {"ps_args": ps_args} if ps_args else {}
+        return dict(self._json("GET", f"/containers/{name}/top", params=params))
+
+    def stats(self, name: str) -> JSONObject:
+        """GET /containers/{name}/stats?stream=0 (one sample, with precpu_stats)."""
+        return dict(self._json("GET", f"/containers/{name}/stats", params={"stream": "0"}))
+
+    def prune_containers(self, filters: Mapping[str, Iterable[str]] | None = None) -> JSONObject:
+        """POST /containers/prune ; ``{"ContainersDeleted", "SpaceReclaimed"}``."""
+        params: Params = {"filters": filters_param(filters)} if filters else {}
+        return dict(self._json("POST", "/containers/prune", params=params) or {})
+
+    def logs(self, name: str, params: Params) -> Iterator[bytes]:
+        """GET /containers/{name}/logs ; raw (possibly multiplexed) bytes as they arrive."""
+        reply = self._stream("GET", f"/containers/{name}/logs", params=params)
+
+        def gen() -> Iterator[bytes]:
+            try:
+                yield from reply.iter_bytes()
+            finally:
+                reply.close()
+
+        return gen()
+
+    def events(self, params: Params) -> Iterator[JSONObject]:
+        """GET /events ; one message per event until the caller stops reading."""
+        return self._messages("GET", "/events", params=params)
+
+    def attach(self, name: str, params: Params) -> RawStream:
+        """POST /containers/{name}/attach, hijacked."""
+        return self._hijack(f"/containers/{name}/attach", params, None)
+
+    # -- exec -------------------------------------------------------------------------------
+    def exec_create(self, name: str, body: Mapping[str, Any]) -> str:
+        """POST /containers/{name}/exec ; the exec ID."""
+        return str(self._json("POST", f"/containers/{name}/exec", json=dict(body))["Id"])
+
+    def exec_start(self, exec_id: str, tty: bool) -> RawStream:
+        """POST /exec/{id}/start ``{"Detach":false,"Tty":…}``, hijacked."""
+        return self._hijack(f"/exec/{exec_id}/start", {}, {"Detach": False, "Tty": tty})
+
+    def exec_start_detached(self, exec_id: str, tty: bool) -> None:
+        self._call("POST", f"/exec/{exec_id}/start", json={"Detach": True, "Tty": tty})
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        self._call("POST", f"/exec/{exec_id}/resize", params={"h": str(height),
+                                                               "w": str(width)})
+
+    def exec_inspect(self, exec_id: str) -> JSONObject:
+        return dict(self._json("GET", f"/exec/{exec_id}/json"))
+
+    def _hijack(self, path: str, params: Params, body: object) -> RawStream:
+        if self._hijacker is None:
+            raise Internal("this API client cannot attach: it has no hijacker")
+        result = self._hijacker.open(path, params, body)
+        if result.stream is not None:
+            return result.stream
+        reply = result.reply
+        if 200 <= reply.status < 300:
+            raise Internal(f"unable to upgrade to tcp, received {reply.status}")
+        raise error_for(reply.status, reply.body, reply.content_type)

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from wharf import __version__
-from wharf.cli.commands import auth, images, system
+from wharf.cli.commands import auth, containers, images, system
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
 from wharf.cli.transport import DaemonUnreachable, parse_host
@@ -80,6 +80,7 @@ def build_cli() -> click.Group:
     images.register(root)
     system.register(root)
     auth.register(root)
+    containers.register(root)
     return root
 
 

@@ -19,9 +19,11 @@ from wharf.cli.transport import Host, HttpTransport
 
 @dataclass
 class Hooks:
-    """Test seams: an httpx transport to use instead of the network, forced TTY answers."""
+    """Test seams: an httpx transport to use instead of the network, forced TTY answers,
+    and a :class:`~wharf.cli.hijack.Hijacker` to use instead of a socket for attach/exec."""
 
     wire: object = None
+    hijacker: object = None
     stdout_tty: bool | None = None
     stdin_tty: bool | None = None
 
@@ -39,8 +41,13 @@ class Session:
     def client(self) -> APIClient:
         """The API client (imports the transport stack lazily)."""
         if self._client is None:
+            from wharf.cli.hijack import Hijacker, SocketHijacker  # noqa: PLC0415 - lazy
+
+            hijacker: Hijacker = (self.hooks.hijacker  # type: ignore[assignment]
+                                  if self.hooks.hijacker is not None
+                                  else SocketHijacker(self.host))
             self._client = APIClient(
-                HttpTransport(self.host, inject=self.hooks.wire, debug=self.debug))
+                HttpTransport(self.host, inject=self.hooks.wire, debug=self.debug), hijacker)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 

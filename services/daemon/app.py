@@ -57,7 +57,11 @@ class DataRootLock:
 
 def build_engine(settings: DaemonSettings) -> Any:
     """Create the stores and services for ``settings`` (imports kept here: start-up only)."""
+    from wharf.daemon.core.containers.execs import ExecService  # noqa: PLC0415
+    from wharf.daemon.core.containers.records import ContainerRecords  # noqa: PLC0415
+    from wharf.daemon.core.containers.service import ContainerService  # noqa: PLC0415
     from wharf.daemon.core.engine import Engine  # noqa: PLC0415
+    from wharf.daemon.core.events import EventLog  # noqa: PLC0415
     from wharf.daemon.core.images.content import ContentStore  # noqa: PLC0415
     from wharf.daemon.core.images.layers import LayerStore  # noqa: PLC0415
     from wharf.daemon.core.images.registry import RegistryClient  # noqa: PLC0415
@@ -79,13 +83,39 @@ def build_engine(settings: DaemonSettings) -> Any:
         max_concurrent_uploads=settings.max_concurrent_uploads,
     )
     images = ImageService(store, registry, root / "tmp")
+    events = EventLog(state)
+    containers = ContainerService(ContainerRecords(state), store, *_runtime(settings), events)
     return Engine(
         daemon_id=_daemon_id(root),
         data_root=str(root),
         images=images,
+        containers=containers,
+        execs=ExecService(containers),
+        events=events,
+        default_runtime=settings.default_runtime,
         registry_mirrors=settings.registry_mirrors,
         insecure_registries=settings.insecure_registries,
     )
+
+
+def _runtime(settings: DaemonSettings) -> tuple[Any, Any]:
+    """The conmon runtime and the bundle builder for this host (probed once)."""
+    from wharf.daemon.core.containers.bundle import Bundles  # noqa: PLC0415
+    from wharf.daemon.core.runtime import cgroups, oci, seccomp, seccomp_bpf  # noqa: PLC0415
+    from wharf.daemon.core.runtime import spec as oci_spec  # noqa: PLC0415
+    from wharf.daemon.core.runtime.monitor import ConmonRuntime  # noqa: PLC0415
+
+    mode = cgroups.detect_mode()
+    host = oci_spec.probe_host(mode, cgroups.choose_manager())
+    kind = oci.RuntimeKind(settings.default_runtime)
+    runtime_dir = settings.run_dir / "runtime"
+    containers_root = settings.data_root / "containers"
+    runtime = ConmonRuntime(oci.make_runtime(kind, runtime_dir, mode), runtime_dir,
+                            containers_root)
+    bundles = Bundles(containers_root, host, seccomp.load_profile(),
+                      seccomp_bpf.BpfCache(settings.data_root / "seccomp"),
+                      runtime.oci.takes_seccomp_bpf)
+    return runtime, bundles
 
 
 def _daemon_id(root: Path) -> str:
@@ -117,12 +147,18 @@ def bind_unix_socket(path: Path, mode: int) -> socket.socket:
 async def serve(settings: DaemonSettings) -> None:
     import uvicorn  # noqa: PLC0415
 
-    from wharf.daemon.adapters.api.server import create_app  # noqa: PLC0415
+    from wharf.daemon.adapters.api.hijack import bind_protocol  # noqa: PLC0415
+    from wharf.daemon.adapters.api.server import DOCKER_HEADERS, create_app  # noqa: PLC0415
+    from wharf.daemon.adapters.api.streams import StreamDispatcher  # noqa: PLC0415
 
     engine = build_engine(settings)
+    await engine.containers.restore()
     sock = bind_unix_socket(settings.socket_path, settings.socket_mode)
+    headers = [(k.decode(), v.decode()) for k, v in DOCKER_HEADERS]
     config = uvicorn.Config(create_app(engine), log_level=settings.log_level,
-                            access_log=settings.log_level == "debug", timeout_graceful_shutdown=5)
+                            access_log=settings.log_level == "debug", timeout_graceful_shutdown=5,
+                            http=bind_protocol(StreamDispatcher(engine.containers, engine.execs),
+                                                       headers))
     server = uvicorn.Server(config)
     log.info("wharfd %s listening on unix://%s", __version__, settings.socket_path)
     try:
@@ -130,6 +166,7 @@ async def serve(settings: DaemonSettings) -> None:
     finally:
         sock.close()
         settings.socket_path.unlink(missing_ok=True)
+        await engine.containers.close()
         await engine.images.registry.aclose()
         engine.images.store.state.close()
 
@@ -147,6 +184,8 @@ async def serve(settings: DaemonSettings) -> None:
 @click.option("--insecure-registry", "insecure", multiple=True,
               help="Registry (host:port or CIDR) reached over plain HTTP.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--default-runtime", type=click.Choice(["crun", "runc"]),
+              help="OCI runtime for new containers (default crun).")
 @click.version_option(__version__, prog_name="wharfd")
 def main(**flags: Any) -> None:
     """wharfd: the wharf host daemon (Docker Engine API v1.41 on a unix socket)."""

@@ -57,6 +57,7 @@ class DaemonSettings(BaseSettings):
     max_concurrent_downloads: int = Field(default=3, ge=1, le=32)
     max_concurrent_uploads: int = Field(default=5, ge=1, le=32)
     log_level: str = "info"
+    default_runtime: str = Field(default="crun", pattern="^(crun|runc)$")
 
     @field_validator("data_root", "run_dir")
     @classmethod

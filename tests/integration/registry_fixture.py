@@ -127,6 +127,12 @@ def _run(*args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
+def _applets() -> list[str]:
+    """Every applet of the installed busybox (the container tests use tr, seq, tail, …)."""
+    listed = _run(BUSYBOX, "--list").split()
+    return sorted({*APPLETS, *listed} - {"busybox"})
+
+
 def build_busybox_layout(workdir: Path, tag: str = "latest", *, whiteout: bool = False) -> Path:
     """An OCI layout at ``workdir/oci`` holding ``tag``: busybox + applets + /etc/passwd.
 
@@ -143,7 +149,7 @@ def build_busybox_layout(workdir: Path, tag: str = "latest", *, whiteout: bool =
     for sub in ("bin", "etc", "tmp", "root"):
         (rootfs / sub).mkdir(exist_ok=True)
     shutil.copy2(BUSYBOX, rootfs / "bin/busybox")
-    for applet in APPLETS:
+    for applet in _applets():
         (rootfs / "bin" / applet).symlink_to("busybox")
     (rootfs / "etc/passwd").write_text(_PASSWD)
     (rootfs / "etc/group").write_text(_GROUP)

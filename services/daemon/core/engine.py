@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from wharf.daemon.core.containers.execs import ExecService
+from wharf.daemon.core.containers.service import ContainerService
+from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.service import ImageService
 from wharf.daemon.core.system import HostFacts, host_facts
 
@@ -16,7 +19,11 @@ class Engine:
     daemon_id: str
     data_root: str
     images: ImageService
+    containers: ContainerService
+    execs: ExecService
+    events: EventLog
     registry_mirrors: list[str]
     insecure_registries: list[str]
+    default_runtime: str = "crun"
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     host: HostFacts = field(default_factory=host_facts)

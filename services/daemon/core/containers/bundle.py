@@ -10,6 +10,7 @@ from typing import Any
 
 from wharf.daemon.core.containers import config as cfg
 from wharf.daemon.core.containers.records import ContainerRecord
+from wharf.daemon.core.runtime import mounts as fsmounts
 from wharf.daemon.core.runtime import rootfs, seccomp
 from wharf.daemon.core.runtime import spec as oci_spec
 from wharf.daemon.core.runtime.seccomp_bpf import BpfCache
@@ -72,7 +73,7 @@ class Bundles:
             no_new_privileges=nnp,
             network="host" if host.get("NetworkMode") == "host" else "private",
             resources=cfg.resources(host),
-            shm_size=int(host.get("ShmSize") or oci_spec.fsmounts.DEFAULT_SHM_SIZE),
+            shm_size=int(host.get("ShmSize") or fsmounts.DEFAULT_SHM_SIZE),
         )
         caps = oci_spec.container_capabilities(spec, self.host)
         sec = None if unconfined else seccomp.to_oci(self.profile, caps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wharf.daemon.core.containers.lifecycle import Status
@@ -30,7 +31,7 @@ class ContainerFilter:
         return cls(terms)
 
     def matches(self, record: ContainerRecord) -> bool:
-        checks = {
+        checks: dict[str, Callable[[str], bool]] = {
             "status": lambda v: record.state.status.value == v,
             "name": lambda v: re.search(v, record.name) is not None,
             "id": record.id.startswith,

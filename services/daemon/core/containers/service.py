@@ -76,7 +76,7 @@ class ContainerService:
     def get(self, text: str) -> ContainerRecord:
         return self.records.resolve(text)
 
-    def list(self) -> list[ContainerRecord]:
+    def list_containers(self) -> list[ContainerRecord]:
         return self.records.all()
 
     # --- create ---------------------------------------------------------------------------
@@ -114,10 +114,16 @@ class ContainerService:
 
     async def start(self, text: str) -> None:
         record = self.get(text)
-        async with self._locks[record.id]:
-            record = self.records.get(record.id)
-            next_status(record.state.status, Op.START, name=text)
-            await self._start_locked(record)
+        try:
+            async with self._locks[record.id]:
+                record = self.records.get(record.id)
+                next_status(record.state.status, Op.START, name=text)
+                await self._start_locked(record)
+        except WharfError as exc:
+            if record.auto_remove and not isinstance(exc, NotModified):
+                with contextlib.suppress(WharfError):  # dockerd removes a --rm that never ran
+                    await self.remove(record.id, force=True)
+            raise
 
     async def _start_locked(self, record: ContainerRecord) -> None:
         image = self.images.get(record.image_id)
@@ -126,13 +132,15 @@ class ContainerService:
             await asyncio.to_thread(self.runtime.delete, record.id, True)  # a previous run
             merged = await asyncio.to_thread(self.bundles.mount, record, lowers)
             await asyncio.to_thread(self.bundles.write_config, record, merged)
+            stdin = bool(record.config.get("OpenStdin"))
             request = CreateRequest(record.id, record.name,
-                                    terminal=bool(record.config.get("Tty")),
-                                    stdin=bool(record.config.get("OpenStdin")))
+                                    terminal=bool(record.config.get("Tty")), stdin=stdin,
+                                    leave_stdin_open=stdin and not record.config.get("StdinOnce"))
             pid = await asyncio.to_thread(self.runtime.create, request)
             await self._let_attachers_in(record.id)
             await asyncio.to_thread(self.runtime.start, record.id)
         except WharfError as exc:
+            self._release_attachers(record.id)  # they find no socket and hang up
             await asyncio.to_thread(self.runtime.delete, record.id, True)
             record.state.error = exc.message
             self.records.save(record)
@@ -156,6 +164,10 @@ class ContainerService:
                 await asyncio.wait_for(asyncio.gather(*(e.wait() for e in waiting)),
                                        ATTACH_GRACE)
         self._created.pop(container_id, None)
+
+    def _release_attachers(self, container_id: str) -> None:
+        self._created.pop(container_id, asyncio.Event()).set()
+        self._attachers.pop(container_id, None)
 
     def announce_attacher(self, container_id: str) -> tuple[asyncio.Event, asyncio.Event]:
         """For an attach before start: (socket ready, I am connected)."""
@@ -351,7 +363,7 @@ class ContainerService:
         self._event(record, "rename", oldName="/" + old)
 
     async def prune(self) -> tuple[list[str], int]:
-        removed = []
+        removed: list[str] = []
         for record in self.records.all():
             if record.state.status in (Status.EXITED, Status.CREATED, Status.DEAD):
                 await self.remove(record.id)

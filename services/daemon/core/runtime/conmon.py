@@ -96,6 +96,7 @@ def conmon_argv(
     name: str,
     terminal: bool = False,
     stdin: bool = False,
+    leave_stdin_open: bool = False,
     log_level: str = "warning",
     conmon: Path = CONMON,
 ) -> list[str]:
@@ -120,6 +121,8 @@ def conmon_argv(
         argv.append("-t")
     if stdin:
         argv.append("-i")
+        if leave_stdin_open:
+            argv.append("--leave-stdin-open")
     return argv
 
 

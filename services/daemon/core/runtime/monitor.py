@@ -40,6 +40,9 @@ class CreateRequest:
     name: str
     terminal: bool = False
     stdin: bool = False
+    # Docker's StdinOnce=false: an attach client that leaves (or half-closes) does not close
+    # the container's stdin. Without it, conmon closes stdin when any attach client's input ends.
+    leave_stdin_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class ConmonRuntime:
         conmon.prepare_dirs(paths)
         argv = conmon.conmon_argv(self.oci, paths, name=request.name,
                                   terminal=request.terminal, stdin=request.stdin,
+                                  leave_stdin_open=request.leave_stdin_open,
                                   conmon=self._conmon)
         return conmon.launch(argv, cwd=paths.bundle)
 

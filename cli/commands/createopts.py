@@ -1,0 +1,224 @@
+"""The flags ``run`` and ``create`` share, and the create body they turn into.
+
+The body has Docker's shape (Engine API reference §4.1): the Config fields at the top level, then
+``HostConfig`` and ``NetworkingConfig``. Values are parsed like the docker CLI parses them
+(go-units RAMInBytes for ``--memory``, ``-p`` specs, ``--env-file``), and a bad value stops with
+docker's flag error text and exit status 125.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from wharf.cli.failure import CLIError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+PULL_POLICIES = ("missing", "always", "never")
+
+
+class FlagError(CLIError):
+    """A bad flag value for run/create: docker prints it with a ``See …--help`` hint, exit 125."""
+
+    def __init__(self, message: str) -> None:
+        ctx = click.get_current_context(silent=True)
+        path = ctx.command_path if ctx is not None else "wharf"
+        super().__init__(f"{message}\nSee '{path} --help'.", exit_code=125)
+
+
+def create_options(fn: F) -> F:
+    """Apply the container-configuration flags of ``run``/``create`` to ``fn``."""
+    options = [
+        click.option("-i", "--interactive", is_flag=True,
+                     help="Keep STDIN open even if not attached."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--rm", "auto_remove", is_flag=True,
+                     help="Automatically remove the container when it exits."),
+        click.option("--name", default="", help="Assign a name to the container."),
+        click.option("-e", "--env", "env", multiple=True, help="Set environment variables."),
+        click.option("--env-file", multiple=True, help="Read in a file of environment variables."),
+        click.option("-w", "--workdir", default="", help="Working directory inside the container."),
+        click.option("-u", "--user", default="",
+                     help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT."),
+        click.option("-h", "--hostname", default="", help="Container host name."),
+        click.option("-l", "--label", "labels", multiple=True,
+                     help="Set meta data on a container."),
+        click.option("--restart", default="no", help="Restart policy to apply."),
+        click.option("-m", "--memory", default="", help="Memory limit."),
+        click.option("--cpus", default="", help="Number of CPUs."),
+        click.option("--pids-limit", type=int, default=None, help="Tune container pids limit."),
+        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem "
+                     "as read only."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("--privileged", is_flag=True, help="Give extended privileges."),
+        click.option("--security-opt", multiple=True, help="Security Options."),
+        click.option("--runtime", default="", help="Runtime to use for this container."),
+        click.option("--network", "--net", default="default",
+                     help="Connect a container to a network."),
+        click.option("-p", "--publish", multiple=True,
+                     help="Publish a container's port(s) to the host."),
+        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume."),
+        click.option("--pull", default="missing", help='Pull image before running '
+                     '("always"|"missing"|"never").'),
+        click.option("--platform", default="", help="Set platform if server is multi-platform "
+                     "capable."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def ram_in_bytes(text: str) -> int:
+    """go-units RAMInBytes: ``64m``, ``1g``, ``512k``, ``100`` (bytes); binary multiples."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"invalid size: '{text}'")
+    number = float(match.group(1)) if match.group(1).count(".") <= 1 else None
+    if number is None:
+        raise ValueError(f"invalid size: '{text}'")
+    unit = (match.group(2) or "").lower()
+    return int(number * _UNITS.get(unit, 1))
+
+
+def parse_env(values: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """``-e``/``--env-file`` entries; a bare ``NAME`` takes its value from the client's env."""
+    out = []
+    for value in values:
+        name, sep, _ = value.partition("=")
+        if not name:
+            raise FlagError(f'invalid argument "{value}" for "-e, --env" flag: '
+                            f"invalid environment variable: {value}")
+        out.append(f"{name}={environ[name]}" if not sep and name in environ else value)
+    return out
+
+
+def read_env_files(paths: Sequence[str]) -> list[str]:
+    """Lines of ``--env-file`` files, without blanks and ``#`` comments."""
+    lines: list[str] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise FlagError(f"open {path}: {exc.strerror}") from exc
+        lines += [ln.lstrip() for ln in text.splitlines()
+                  if ln.strip() and not ln.lstrip().startswith("#")]
+    return lines
+
+
+def parse_ports(specs: Sequence[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """``-p [ip:][hostPort:]containerPort[/proto]`` → ExposedPorts and PortBindings."""
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in specs:
+        rest, _, proto = spec.partition("/")
+        parts = rest.rsplit(":", 2) if not rest.startswith("[") else _split_v6(rest)
+        container = parts[-1]
+        host_port = parts[-2] if len(parts) >= 2 else ""
+        host_ip = parts[-3].strip("[]") if len(parts) == 3 else ""
+        if not container.isdigit() or (host_port and not host_port.isdigit()):
+            raise FlagError(f'invalid argument "{spec}" for "-p, --publish" flag: '
+                            f"invalid port format: {spec}")
+        key = f"{container}/{proto or 'tcp'}"
+        exposed[key] = {}
+        bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+    return exposed, bindings
+
+
+def _split_v6(text: str) -> list[str]:
+    address, _, rest = text.partition("]")
+    return [address + "]", *rest.lstrip(":").split(":", 1)]
+
+
+def parse_restart(text: str) -> dict[str, Any]:
+    """``no``, ``always``, ``unless-stopped``, ``on-failure[:N]``."""
+    name, _, count = text.partition(":")
+    if count and not count.isdigit():
+        raise FlagError(f'invalid argument "{text}" for "--restart" flag: '
+                        "maximum retry count must be an integer")
+    return {"Name": name or "no", "MaximumRetryCount": int(count or 0)}
+
+
+def _labels(values: Sequence[str]) -> dict[str, str]:
+    return {k: v for k, _, v in (value.partition("=") for value in values)}
+
+
+def _resources(opts: Mapping[str, Any]) -> dict[str, Any]:
+    memory = 0
+    if opts["memory"]:
+        try:
+            memory = ram_in_bytes(opts["memory"])
+        except ValueError as exc:
+            raise FlagError(f'invalid argument "{opts["memory"]}" for "-m, --memory" flag: '
+                            f"{exc}") from exc
+    nano = 0
+    if opts["cpus"]:
+        try:
+            nano = round(float(opts["cpus"]) * 1e9)
+        except ValueError as exc:
+            raise FlagError(f'invalid argument "{opts["cpus"]}" for "--cpus" flag: failed to '
+                            f'parse {opts["cpus"]} as a rational number') from exc
+    return {"Memory": memory, "NanoCpus": nano, "PidsLimit": opts["pids_limit"]}
+
+
+def host_config(opts: Mapping[str, Any], bindings: Mapping[str, Any]) -> dict[str, Any]:
+    """HostConfig from the flags (Docker's key names; zero values where unset)."""
+    binds = [v for v in opts["volumes"] if ":" in v]
+    tmpfs = {path: options for path, _, options in (t.partition(":") for t in opts["tmpfs"])}
+    config: dict[str, Any] = {
+        "Binds": binds or None, "LogConfig": {"Type": "", "Config": {}},
+        "NetworkMode": opts["network"], "PortBindings": dict(bindings),
+        "RestartPolicy": parse_restart(opts["restart"]), "AutoRemove": opts["auto_remove"],
+        "VolumeDriver": "", "VolumesFrom": None,
+        "CapAdd": list(opts["cap_add"]) or None, "CapDrop": list(opts["cap_drop"]) or None,
+        "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
+        "IpcMode": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+        "Privileged": opts["privileged"], "PublishAllPorts": False,
+        "ReadonlyRootfs": opts["read_only"], "SecurityOpt": list(opts["security_opt"]) or None,
+        "UTSMode": "", "UsernsMode": "", "ShmSize": 0, "ConsoleSize": [0, 0],
+        **_resources(opts), "MemorySwappiness": -1,
+    }
+    if tmpfs:
+        config["Tmpfs"] = tmpfs
+    if opts["runtime"]:
+        config["Runtime"] = opts["runtime"]
+    return config
+
+
+def create_body(opts: Mapping[str, Any], image: str, command: Sequence[str], *,
+                attach: bool, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The POST /containers/create body; ``attach`` is False for ``run -d``."""
+    if opts["pull"] not in PULL_POLICIES:
+        raise FlagError(f"invalid pull option: '{opts['pull']}': must be one of \"always\", "
+                        '"missing" or "never"')
+    env = parse_env(read_env_files(opts["env_file"]) + list(opts["env"]),
+                    os.environ if environ is None else environ)
+    exposed, bindings = parse_ports(opts["publish"])
+    entrypoint = opts["entrypoint"]
+    stdin = attach and opts["interactive"]
+    body: dict[str, Any] = {
+        "Hostname": opts["hostname"], "Domainname": "", "User": opts["user"],
+        "AttachStdin": stdin, "AttachStdout": attach, "AttachStderr": attach,
+    }
+    if exposed:
+        body["ExposedPorts"] = exposed
+    body.update({
+        "Tty": opts["tty"], "OpenStdin": opts["interactive"], "StdinOnce": stdin,
+        "Env": env or None, "Cmd": list(command) or None, "Image": image,
+        "Volumes": {v: {} for v in opts["volumes"] if ":" not in v},
+        "WorkingDir": opts["workdir"],
+        "Entrypoint": None if entrypoint is None else [entrypoint],
+        "OnBuild": None, "Labels": _labels(opts["labels"]),
+        "HostConfig": host_config(opts, bindings),
+        "NetworkingConfig": {"EndpointsConfig": {}},
+    })
+    return body

@@ -1,0 +1,124 @@
+"""Docker Engine API JSON shapes for containers (types exactly as the docker CLI decodes them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from wharf.daemon.adapters.api.params import parse_time, unix_seconds
+from wharf.daemon.core.containers.config import docker_command
+from wharf.daemon.core.containers.lifecycle import Status, docker_status_text
+from wharf.daemon.core.containers.records import ZERO_TIME, ContainerRecord
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, as ``ps`` STATUS uses it."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def status_text(record: ContainerRecord) -> str:
+    state = record.state
+    since = state.started_at if state.status in (Status.RUNNING, Status.PAUSED) else \
+        state.finished_at
+    if since == ZERO_TIME:
+        return docker_status_text(state.status, state.exit_code, "")
+    elapsed = (datetime.now(UTC) - parse_time(since)).total_seconds()
+    return docker_status_text(state.status, state.exit_code, human_duration(elapsed))
+
+
+def container_summary(record: ContainerRecord) -> dict[str, Any]:
+    return {
+        "Id": record.id,
+        "Names": ["/" + record.name],
+        "Image": record.image,
+        "ImageID": record.image_id,
+        "Command": docker_command(record.path, record.args),
+        "Created": unix_seconds(record.created_at),
+        "Ports": [],
+        "Labels": record.config.get("Labels") or {},
+        "State": record.state.status.value,
+        "Status": status_text(record),
+        "HostConfig": {"NetworkMode": record.host_config.get("NetworkMode", "default")},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    }
+
+
+def container_inspect(record: ContainerRecord, container_dir: str, log_path: str
+                      ) -> dict[str, Any]:
+    state = record.state
+    started = state.status is not Status.CREATED or state.started_at != ZERO_TIME
+    host_config = {
+        "NetworkMode": "default", "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": False, "Privileged": False, "ReadonlyRootfs": False, "Memory": 0,
+        "NanoCpus": 0, "PidsLimit": None, "CapAdd": None, "CapDrop": None, "Binds": None,
+        # docker-py reads logs only for json-file or journald; the API serves conmon's log
+        # with json-file semantics (docs/architecture.md).
+        "LogConfig": {"Type": "json-file", "Config": {}}, "ShmSize": 67108864,
+        "Runtime": record.runtime, "IpcMode": "private", "PortBindings": {},
+        **record.host_config,
+    }
+    return {
+        "Id": record.id,
+        "Created": record.created_at,
+        "Path": record.path,
+        "Args": record.args,
+        "State": {
+            "Status": state.status.value,
+            "Running": state.status in (Status.RUNNING, Status.PAUSED),
+            "Paused": state.status is Status.PAUSED,
+            "Restarting": state.status is Status.RESTARTING,
+            "OOMKilled": state.oom_killed,
+            "Dead": state.status is Status.DEAD,
+            "Pid": state.pid,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": state.started_at,
+            "FinishedAt": state.finished_at,
+        },
+        "Image": record.image_id,
+        "ResolvConfPath": f"{container_dir}/resolv.conf" if started else "",
+        "HostnamePath": f"{container_dir}/hostname" if started else "",
+        "HostsPath": f"{container_dir}/hosts" if started else "",
+        "LogPath": log_path,
+        "Name": "/" + record.name,
+        "RestartCount": state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": record.exec_ids or None,
+        "HostConfig": host_config,
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "MergedDir": f"{container_dir}/rootfs/merged",
+            "UpperDir": f"{container_dir}/rootfs/upper",
+            "WorkDir": f"{container_dir}/rootfs/work"}},
+        "Mounts": [],
+        "Config": record.config,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "IPAddress": "",
+                            "Gateway": "", "MacAddress": "", "Networks": {}},
+    }

@@ -1,0 +1,83 @@
+"""``GET /events``: replay from ``since`` and live events, in Docker's JSON shape."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from wharf.daemon.adapters.api.params import Filters, parse_time
+from wharf.daemon.core.events import Event, EventLog
+from wharf.errors import InvalidArgument
+
+router = APIRouter()
+_LEGACY = {"container", "image"}  # these types also carry status/id/from
+
+
+def docker_event(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if event.type in _LEGACY:
+        out.update(status=event.action, id=event.actor_id,
+                   **({"from": event.attributes["image"]} if "image" in event.attributes else {}))
+    out.update({
+        "Type": event.type, "Action": event.action,
+        "Actor": {"ID": event.actor_id, "Attributes": event.attributes},
+        "scope": "local", "time": event.time_nano // 1_000_000_000, "timeNano": event.time_nano,
+    })
+    return out
+
+
+def matches(event: Event, filters: dict[str, list[str]]) -> bool:
+    checks: dict[str, Callable[[str], bool]] = {
+        "type": lambda v: event.type == v,
+        "event": lambda v: event.action == v or event.action.startswith(v + ":"),
+        "container": lambda v: event.type == "container" and v in (
+            event.actor_id, event.actor_id[:12], event.attributes.get("name")),
+        "image": lambda v: v in (event.attributes.get("image"), event.actor_id),
+        "label": lambda v: _label(event, v),
+    }
+    for key, values in filters.items():
+        if key not in checks:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if values and not any(checks[key](v) for v in values):
+            return False
+    return True
+
+
+def _label(event: Event, term: str) -> bool:
+    key, sep, value = term.partition("=")
+    return key in event.attributes and (not sep or event.attributes[key] == value)
+
+
+def _nanos(value: str | None) -> int | None:
+    """Docker's since/until: unix seconds (fraction allowed), RFC 3339, or a duration ago."""
+    if not value:
+        return None
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    units = {"s": 1, "m": 60, "h": 3600}
+    if value[-1] in units and value[:-1].replace(".", "", 1).isdigit():
+        return time.time_ns() - int(float(value[:-1]) * units[value[-1]] * 1e9)
+    return int(parse_time(value).timestamp() * 1e9)
+
+
+@router.get("/events")
+async def events(request: Request, filters: Filters, since: str | None = None,
+                 until: str | None = None) -> Response:
+    log: EventLog = request.app.state.engine.events
+    for key in filters:
+        matches(Event(0, 0, "", "", ""), {key: []})  # unknown keys: 400 before streaming
+    stream = log.stream(_nanos(since), _nanos(until))
+
+    async def body() -> AsyncIterator[bytes]:
+        async for event in stream:
+            if matches(event, filters):
+                yield json.dumps(docker_event(event)).encode() + b"\n"
+
+    return StreamingResponse(body(), media_type="application/json")

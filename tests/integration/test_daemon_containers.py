@@ -1,0 +1,225 @@
+"""Containers end to end: the real docker CLI, docker-py and the wharf CLI against one wharfd.
+
+Images come from the session registry (busybox built by umoci, pushed by skopeo) through the
+daemon's docker.io mirror. Every test removes the containers it made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_fixture import Daemon, running_daemon
+from tests.integration.conftest import SeededRegistry
+from tests.integration.registry_fixture import push_layout
+from tests.layout import ROOT
+
+pytestmark = [pytest.mark.integration]
+DOCKER = shutil.which("docker")
+WHARF = str(Path(sys.executable).parent / "wharf")
+
+
+@pytest.fixture(scope="module")
+def daemon(seeded_registry: SeededRegistry, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Daemon]:
+    hello = tmp_path_factory.mktemp("hello") / "oci"
+    subprocess.run([str(ROOT / "infra/images/hello-world/build.sh"), str(hello)], check=True,
+                   capture_output=True)
+    push_layout(hello, "latest", seeded_registry.registry, "library/hello-world:latest")
+    base = tmp_path_factory.mktemp("wharfd-containers")
+    with running_daemon(base, mirrors=[seeded_registry.registry.url]) as running:
+        status, _ = running.request("POST", "/images/create?fromImage=busybox&tag=latest")
+        assert status == 200
+        yield running
+        for record in json.loads(running.request("GET", "/containers/json?all=1")[1]):
+            running.request("DELETE", f"/containers/{record['Id']}?force=1")
+
+
+def docker(daemon: Daemon, *args: str, timeout: float = 60, stdin: str | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    if DOCKER is None:
+        pytest.skip("the docker CLI is not installed")
+    env = {**os.environ, "DOCKER_CONFIG": str(daemon.run_dir / "docker-config")}
+    return subprocess.run([DOCKER, "-H", daemon.host, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, env=env, input=stdin)
+
+
+def wharf(daemon: Daemon, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+    env["WHARF_CONFIG"] = str(daemon.run_dir / "wharf-config")
+    return subprocess.run([WHARF, "-H", daemon.host, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, env=env)
+
+
+def test_docker_run_rm_echo(daemon: Daemon) -> None:
+    result = docker(daemon, "run", "--rm", "busybox", "echo", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+    names = docker(daemon, "ps", "-a", "--format", "{{.Names}}").stdout
+    assert names.strip() == "" or "busybox" not in names
+
+
+def test_exit_codes_like_docker(daemon: Daemon) -> None:
+    result = docker(daemon, "run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    missing = docker(daemon, "run", "--rm", "busybox", "no-such-command")
+    assert missing.returncode == 127, missing.stderr
+    assert "executable file not found" in missing.stderr
+
+
+def test_stdin_reaches_the_container(daemon: Daemon) -> None:
+    result = docker(daemon, "run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z", stdin="piped in\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "PIPED IN\n"
+
+
+def test_detached_lifecycle(daemon: Daemon) -> None:
+    started = docker(daemon, "run", "-d", "--name", "lifecycle", "busybox",
+                     "sh", "-c", "echo ready; trap 'exit 0' TERM; while true; do sleep 1; done")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    assert len(cid) == 64
+    try:
+        ps = docker(daemon, "ps").stdout
+        assert "lifecycle" in ps and "Up " in ps
+        time.sleep(0.3)
+        assert docker(daemon, "logs", "lifecycle").stdout == "ready\n"
+        inspect = json.loads(docker(daemon, "inspect", "lifecycle").stdout)[0]
+        assert inspect["State"]["Running"] is True and inspect["Config"]["Hostname"] == cid[:12]
+        top = docker(daemon, "top", "lifecycle")
+        assert top.returncode == 0 and "PID" in top.stdout, top.stderr
+        assert docker(daemon, "stop", "-t", "5", "lifecycle").returncode == 0
+        state = json.loads(docker(daemon, "inspect", "lifecycle").stdout)[0]["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+        assert "Exited (0)" in docker(daemon, "ps", "-a").stdout
+        assert docker(daemon, "start", "lifecycle").returncode == 0
+        assert docker(daemon, "kill", "lifecycle").returncode == 0
+        assert docker(daemon, "wait", "lifecycle").stdout.strip() == "137"
+        refused = docker(daemon, "exec", "lifecycle", "true")
+        assert refused.returncode != 0 and "is not running" in refused.stderr
+    finally:
+        assert docker(daemon, "rm", "-f", "lifecycle").returncode == 0
+    assert "No such object: lifecycle" in docker(daemon, "inspect", "lifecycle").stderr
+
+
+def test_rm_of_a_running_container_needs_force(daemon: Daemon) -> None:
+    cid = docker(daemon, "run", "-d", "busybox", "sleep", "30").stdout.strip()
+    try:
+        refused = docker(daemon, "rm", cid)
+        assert refused.returncode == 1 and "Stop the container before" in refused.stderr
+        conflict = docker(daemon, "run", "-d", "--name", "twice", "busybox", "true")
+        again = docker(daemon, "create", "--name", "twice", "busybox", "true")
+        assert conflict.returncode == 0 and again.returncode != 0
+        assert "is already in use" in again.stderr
+    finally:
+        docker(daemon, "rm", "-f", cid, "twice")
+
+
+def test_isolation_seen_from_inside(daemon: Daemon) -> None:
+    script = ("echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); hostname; "
+              "grep -E '^(Seccomp|CapEff):' /proc/self/status; ls /sys/class/net; "
+              "cat /proc/timer_list | wc -c; "
+              "(echo 1 > /proc/sys/kernel/ostype) 2>/dev/null && echo sys-writable || "
+              "echo sys-readonly; grep -c overlay /proc/mounts")
+    result = docker(daemon, "run", "--rm", "busybox", "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[0].startswith("pid1=sh -c")
+    assert len(lines[1]) == 12  # hostname = short ID
+    assert "Seccomp:\t2" in result.stdout
+    assert "CapEff:\t00000000a80425fb" in result.stdout  # Docker's 14 default capabilities
+    assert "lo" in lines and "eth0" not in lines  # its own network namespace
+    assert "sys-readonly" in result.stdout
+    assert "\n0\n" in result.stdout  # /proc/timer_list masked
+
+
+def test_limits_are_enforced(daemon: Daemon) -> None:
+    pids = docker(daemon, "run", "--rm", "--pids-limit", "10", "busybox", "sh", "-c",
+                  "for i in $(seq 20); do sleep 5 & done 2>&1; wait")
+    assert "can't fork" in pids.stdout + pids.stderr
+    oom = docker(daemon, "run", "--name", "oom", "-m", "32m", "busybox", "sh", "-c",
+                 "tail /dev/zero")
+    try:
+        assert oom.returncode == 137
+        state = json.loads(docker(daemon, "inspect", "oom").stdout)[0]["State"]
+        assert state["OOMKilled"] is True
+    finally:
+        docker(daemon, "rm", "-f", "oom")
+
+
+def test_docker_sdk_run_list_logs_stop_remove(daemon: Daemon) -> None:
+    docker_sdk = pytest.importorskip("docker")
+    client = docker_sdk.DockerClient(base_url=daemon.host)
+    try:
+        assert client.containers.run("busybox", "echo hi", remove=True) == b"hi\n"
+        container = client.containers.run("busybox", "sh -c 'echo up; sleep 30'", detach=True)
+        try:
+            assert container.id in [c.id for c in client.containers.list()]
+            time.sleep(0.3)
+            assert container.logs() == b"up\n"
+            container.stop(timeout=1)
+            container.reload()
+            assert container.status == "exited"
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_wharf_cli_run_hello_world_and_ls(daemon: Daemon) -> None:
+    status, _ = daemon.request("POST", "/images/create?fromImage=hello-world&tag=latest")
+    assert status == 200
+    first = wharf(daemon, "container", "run", "hello-world")
+    assert first.returncode == 0, first.stderr
+    assert "Hello from wharf!" in first.stdout
+    second = wharf(daemon, "run", "hello-world")
+    assert second.returncode == 0
+    listing = wharf(daemon, "container", "ls", "-a", "--format", "{{.ID}} {{.Names}}").stdout
+    rows = [line.split() for line in listing.splitlines()]
+    assert len({r[0] for r in rows}) == len(rows) >= 2
+    assert wharf(daemon, "container", "prune", "-f").returncode == 0
+
+
+def test_events_record_the_lifecycle(daemon: Daemon) -> None:
+    since = str(time.time() - 1)
+    docker(daemon, "run", "--rm", "--name", "evented", "busybox", "true")
+    until = str(time.time() + 1)
+    out = docker(daemon, "events", "--since", since, "--until", until,
+                 "--filter", "container=evented", "--format", "{{.Action}}").stdout
+    assert out.split() == ["create", "start", "die", "destroy"]
+
+
+@pytest.mark.slow
+def test_live_restore_after_kill_9(seeded_registry: SeededRegistry, tmp_path: Path) -> None:
+    with running_daemon(tmp_path / "lr", mirrors=[seeded_registry.registry.url]) as first:
+        first.request("POST", "/images/create?fromImage=busybox&tag=latest")
+        ids = []
+        for i in range(20):
+            cid = docker(first, "run", "-d", "busybox", "sh", "-c",
+                         f"i=0; while true; do echo {i}-$i; i=$((i+1)); sleep 0.2; done"
+                         ).stdout.strip()
+            ids.append(cid)
+        short = docker(first, "run", "-d", "busybox", "sh", "-c", "sleep 1; exit 7").stdout.strip()
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        time.sleep(2)  # the short one exits while no daemon watches
+        with running_daemon(tmp_path / "lr", mirrors=[seeded_registry.registry.url]) as second:
+            for cid in ids:
+                state = json.loads(docker(second, "inspect", cid).stdout)[0]["State"]
+                assert state["Running"] is True, cid
+            exited = json.loads(docker(second, "inspect", short).stdout)[0]["State"]
+            assert (exited["Status"], exited["ExitCode"]) == ("exited", 7)
+            lines = docker(second, "logs", ids[0]).stdout.split()
+            numbers = [int(line.split("-")[1]) for line in lines]
+            assert numbers == list(range(len(numbers))) and len(numbers) >= 10  # none lost
+            for cid in [*ids, short]:
+                assert docker(second, "rm", "-f", cid).returncode == 0
