@@ -223,3 +223,79 @@ def test_live_restore_after_kill_9(seeded_registry: SeededRegistry, tmp_path: Pa
             assert numbers == list(range(len(numbers))) and len(numbers) >= 10  # none lost
             for cid in [*ids, short]:
                 assert docker(second, "rm", "-f", cid).returncode == 0
+
+
+def _on_a_pty(argv: list[str], lines: list[bytes], timeout: float = 20) -> tuple[int, bytes]:
+    """Run ``argv`` with a pseudo-terminal as its stdio, typing ``lines`` one by one."""
+    import pty  # noqa: PLC0415
+    import select  # noqa: PLC0415
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                            start_new_session=True, env={**env, "TERM": "xterm"})
+    os.close(slave)
+    output, deadline, pending = b"", time.monotonic() + timeout, list(lines)
+    next_line = time.monotonic() + 1.0
+    while proc.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                output += os.read(master, 65536)
+            except OSError:
+                break
+        if pending and time.monotonic() >= next_line:
+            os.write(master, pending.pop(0))
+            next_line = time.monotonic() + 0.7
+    if proc.poll() is None:
+        proc.kill()
+    code = proc.wait()
+    os.close(master)
+    return code, output
+
+
+@pytest.mark.parametrize("client", ["docker", "wharf"])
+def test_run_it_gives_a_real_shell_on_a_tty(daemon: Daemon, client: str) -> None:
+    binary = DOCKER if client == "docker" else WHARF
+    if binary is None:
+        pytest.skip("the docker CLI is not installed")
+    code, output = _on_a_pty(
+        [binary, "-H", daemon.host, "container", "run", "-it", "--rm", "busybox", "/bin/sh"],
+        [b"echo tty-$((6*7)); tty\n", b"exit 4\n"])
+    text = output.replace(b"\r", b"").decode(errors="replace")
+    assert code == 4, text
+    assert "tty-42" in text and "/dev/pts/0" in text
+
+
+def test_exec_it_on_a_tty(daemon: Daemon) -> None:
+    if DOCKER is None:
+        pytest.skip("the docker CLI is not installed")
+    cid = docker(daemon, "run", "-d", "busybox", "sleep", "60").stdout.strip()
+    try:
+        code, output = _on_a_pty([DOCKER, "-H", daemon.host, "exec", "-it", cid, "sh"],
+                                 [b"tty; exit 6\n"])
+        assert code == 6 and b"/dev/pts/" in output, output
+        piped = docker(daemon, "exec", "-e", "FOO=bar", "-w", "/etc", cid, "sh", "-c",
+                       "echo $FOO; pwd; exit 5")
+        assert (piped.returncode, piped.stdout) == (5, "bar\n/etc\n")
+        missing = docker(daemon, "exec", cid, "nope")
+        assert missing.returncode == 127 and "executable file not found" in missing.stdout
+    finally:
+        docker(daemon, "rm", "-f", cid)
+
+
+def test_wharf_cli_container_walkthrough(daemon: Daemon) -> None:
+    ls = wharf(daemon, "container", "run", "busybox", "ls", "-la")
+    assert ls.returncode == 0 and "bin" in ls.stdout
+    quiet = wharf(daemon, "container", "run", "busybox", "/bin/sh")  # no stdin: exits at once
+    assert quiet.returncode == 0
+    cid = wharf(daemon, "run", "-d", "busybox", "sleep", "30").stdout.strip()
+    try:
+        assert cid in wharf(daemon, "ps", "-q", "--no-trunc").stdout
+        logs = wharf(daemon, "exec", cid, "sh", "-c", "echo in-exec")
+        assert logs.stdout == "in-exec\n"
+        assert wharf(daemon, "stop", "-t", "1", cid).returncode == 0
+        status = wharf(daemon, "ps", "-a", "--filter", f"id={cid}", "--format", "{{.Status}}")
+        assert status.stdout.startswith("Exited (")
+    finally:
+        wharf(daemon, "rm", "-f", cid)
