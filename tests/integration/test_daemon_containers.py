@@ -299,3 +299,18 @@ def test_wharf_cli_container_walkthrough(daemon: Daemon) -> None:
         assert status.stdout.startswith("Exited (")
     finally:
         wharf(daemon, "rm", "-f", cid)
+
+
+def test_nothing_is_left_after_rm_or_a_failed_start(daemon: Daemon) -> None:
+    cid = docker(daemon, "run", "-d", "busybox", "sleep", "30").stdout.strip()
+    failed = docker(daemon, "create", "busybox", "no-such-binary").stdout.strip()
+    assert docker(daemon, "start", failed).returncode != 0
+    for container in (cid, failed):
+        assert docker(daemon, "rm", "-f", container).returncode == 0
+    for container in (cid, failed):
+        assert not (daemon.data_root / "containers" / container).exists()
+        assert container not in Path("/proc/mounts").read_text()
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/wharf/{container}"))
+        conmons = subprocess.run(["pgrep", "-f", f"conmon.*{container}"], capture_output=True,
+                                 text=True, check=False)
+        assert conmons.stdout.strip() == "", f"conmon left for {container}"
