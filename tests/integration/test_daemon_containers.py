@@ -218,6 +218,10 @@ def test_live_restore_after_kill_9(seeded_registry: SeededRegistry, tmp_path: Pa
                 assert state["Running"] is True, cid
             exited = json.loads(docker(second, "inspect", short).stdout)[0]["State"]
             assert (exited["Status"], exited["ExitCode"]) == ("exited", 7)
+            with pytest.raises(subprocess.TimeoutExpired) as attached:
+                docker(second, "attach", "--no-stdin", ids[1], timeout=1.5)
+            live = attached.value.stdout or b""
+            assert b"1-" in (live if isinstance(live, bytes) else live.encode())  # attachable
             lines = docker(second, "logs", ids[0]).stdout.split()
             numbers = [int(line.split("-")[1]) for line in lines]
             assert numbers == list(range(len(numbers))) and len(numbers) >= 10  # none lost
@@ -314,3 +318,36 @@ def test_nothing_is_left_after_rm_or_a_failed_start(daemon: Daemon) -> None:
         conmons = subprocess.run(["pgrep", "-f", f"conmon.*{container}"], capture_output=True,
                                  text=True, check=False)
         assert conmons.stdout.strip() == "", f"conmon left for {container}"
+
+
+def test_logs_follow_pause_rename_stats_and_sdk_exec(daemon: Daemon) -> None:
+    cid = docker(daemon, "run", "-d", "--name", "chatty", "busybox", "sh", "-c",
+                 "for i in 1 2 3; do echo line$i; sleep 0.3; done").stdout.strip()
+    try:
+        follow = docker(daemon, "logs", "-f", "-t", "chatty")
+        lines = follow.stdout.splitlines()
+        assert [line.split(" ", 1)[1] for line in lines] == ["line1", "line2", "line3"]
+        assert lines[0][:4].isdigit() and "T" in lines[0].split(" ")[0]  # RFC 3339 stamps
+        assert docker(daemon, "logs", "--tail", "1", "chatty").stdout == "line3\n"
+        assert docker(daemon, "rename", "chatty", "quiet").returncode == 0
+        assert json.loads(docker(daemon, "inspect", "quiet").stdout)[0]["Name"] == "/quiet"
+    finally:
+        docker(daemon, "rm", "-f", cid)
+    docker_sdk = pytest.importorskip("docker")
+    client = docker_sdk.DockerClient(base_url=daemon.host)
+    container = client.containers.run("busybox", "sleep 30", detach=True)
+    try:
+        code, output = container.exec_run("sh -c 'echo from-exec; exit 3'")
+        assert (code, output) == (3, b"from-exec\n")
+        container.pause()
+        container.reload()
+        assert container.status == "paused"
+        container.unpause()
+        container.reload()
+        assert container.status == "running"
+        stats = docker(daemon, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}",
+                       container.id)
+        assert stats.returncode == 0 and stats.stdout.split()[1] == "1", stats.stderr
+    finally:
+        container.remove(force=True)
+        client.close()
