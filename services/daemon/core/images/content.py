@@ -30,7 +30,8 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _BLOB_MODE = 0o444
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -180,7 +181,7 @@ class BlobWriter:
             return  # another writer won the race with the same bytes: keep theirs
         os.chmod(self._tmp, _BLOB_MODE)
         os.rename(self._tmp, self._target)
-        _fsync_dir(self._target.parent)
+        fsync_dir(self._target.parent)
 
     def abort(self) -> None:
         """Drop the partial file (idempotent)."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wharf.daemon.core.images import whiteouts
+from wharf.daemon.core.images.content import fsync_dir
 from wharf.daemon.core.images.tarsafety import scan
 from wharf.daemon.core.images.untar import compression, decompress_to, extract
 from wharf.errors import InvalidArgument, NotFound
@@ -117,7 +118,7 @@ class LayerStore:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return result
 
     def _unpack_into(
@@ -197,10 +198,3 @@ def _syncfs(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
