@@ -84,7 +84,8 @@ def build_engine(settings: DaemonSettings) -> Any:
     )
     images = ImageService(store, registry, root / "tmp")
     events = EventLog(state)
-    containers = ContainerService(ContainerRecords(state), store, *_runtime(settings), events)
+    runtime, bundles, others = _runtime(settings)
+    containers = ContainerService(ContainerRecords(state), store, runtime, bundles, events, others)
     return Engine(
         daemon_id=_daemon_id(root),
         data_root=str(root),
@@ -98,24 +99,31 @@ def build_engine(settings: DaemonSettings) -> Any:
     )
 
 
-def _runtime(settings: DaemonSettings) -> tuple[Any, Any]:
-    """The conmon runtime and the bundle builder for this host (probed once)."""
+def _runtime(settings: DaemonSettings) -> tuple[Any, Any, Any]:
+    """The conmon runtimes (default first) and the bundle builder for this host."""
     from wharf.daemon.core.containers.bundle import Bundles  # noqa: PLC0415
     from wharf.daemon.core.runtime import cgroups, oci, seccomp, seccomp_bpf  # noqa: PLC0415
     from wharf.daemon.core.runtime import spec as oci_spec  # noqa: PLC0415
     from wharf.daemon.core.runtime.monitor import ConmonRuntime  # noqa: PLC0415
+    from wharf.errors import InvalidArgument  # noqa: PLC0415
 
     mode = cgroups.detect_mode()
     host = oci_spec.probe_host(mode, cgroups.choose_manager())
-    kind = oci.RuntimeKind(settings.default_runtime)
     runtime_dir = settings.run_dir / "runtime"
     containers_root = settings.data_root / "containers"
-    runtime = ConmonRuntime(oci.make_runtime(kind, runtime_dir, mode), runtime_dir,
-                            containers_root)
+    runtimes = {}
+    for kind in oci.RuntimeKind:
+        try:
+            runtimes[kind.value] = ConmonRuntime(oci.make_runtime(kind, runtime_dir, mode),
+                                                 runtime_dir, containers_root)
+        except InvalidArgument:
+            continue  # not installed: containers may not ask for it
+    default = runtimes.pop(settings.default_runtime, None)
+    if default is None:
+        raise InvalidArgument(f"the default runtime {settings.default_runtime} is not installed")
     bundles = Bundles(containers_root, host, seccomp.load_profile(),
-                      seccomp_bpf.BpfCache(settings.data_root / "seccomp"),
-                      runtime.oci.takes_seccomp_bpf)
-    return runtime, bundles
+                      seccomp_bpf.BpfCache(settings.data_root / "seccomp"))
+    return default, bundles, runtimes
 
 
 def _daemon_id(root: Path) -> str:

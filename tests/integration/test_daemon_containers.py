@@ -351,3 +351,12 @@ def test_logs_follow_pause_rename_stats_and_sdk_exec(daemon: Daemon) -> None:
     finally:
         container.remove(force=True)
         client.close()
+
+
+def test_runc_is_selectable_per_container(daemon: Daemon) -> None:
+    result = docker(daemon, "run", "--rm", "--runtime", "runc", "busybox", "sh", "-c",
+                    "grep Seccomp: /proc/self/status")
+    assert result.returncode == 0, result.stderr
+    assert "Seccomp:\t2" in result.stdout
+    unknown = docker(daemon, "run", "--rm", "--runtime", "kata", "busybox", "true")
+    assert unknown.returncode == 125 and "unknown or invalid runtime name" in unknown.stderr

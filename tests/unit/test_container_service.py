@@ -49,6 +49,8 @@ class FakeOci:
     class kind:  # noqa: N801 - mirrors RuntimeKind's attribute
         value = "fake"
 
+    takes_seccomp_bpf = False
+
     def run(self, *args: str) -> str:
         return ""
 
@@ -100,7 +102,7 @@ class FakeBundles:
     def prepare(self, record: Any) -> None: ...
     def mount(self, record: Any, lowers: list[Path]) -> Path:
         return Path("/merged")
-    def write_config(self, record: Any, merged: Path) -> None: ...
+    def write_config(self, record: Any, merged: Path, takes_bpf: bool) -> None: ...
     def remove(self, container_id: str) -> None: ...
 
 

@@ -21,12 +21,11 @@ class Bundles:
     """Container dirs under ``root``; the OCI bundle is ``root/<id>`` (runtime's layout)."""
 
     def __init__(self, root: Path, host: oci_spec.HostInfo, profile: dict[str, Any],
-                 bpf: BpfCache, takes_bpf: bool) -> None:
+                 bpf: BpfCache) -> None:
         self.root = root
         self.host = host
         self.profile = profile
         self.bpf = bpf
-        self.takes_bpf = takes_bpf
 
     def dir(self, container_id: str) -> Path:
         return self.root / container_id
@@ -49,8 +48,11 @@ class Bundles:
             return merged
         return rootfs.mount_overlay(lowers, base, keep_upper=True).merged
 
-    def write_config(self, record: ContainerRecord, merged: Path) -> None:
-        """Resolve the user in the image, build config.json and write it atomically."""
+    def write_config(self, record: ContainerRecord, merged: Path, takes_bpf: bool) -> None:
+        """Resolve the user in the image, build config.json and write it atomically.
+
+        ``takes_bpf``: the runtime loads precompiled seccomp (crun); runc gets the OCI JSON.
+        """
         host = record.host_config
         user = resolve_user(merged, str(record.config.get("User") or ""),
                             [str(g) for g in host.get("GroupAdd") or []])
@@ -77,7 +79,7 @@ class Bundles:
         )
         caps = oci_spec.container_capabilities(spec, self.host)
         sec = None if unconfined else seccomp.to_oci(self.profile, caps)
-        program = self.bpf.get(sec) if sec is not None and self.takes_bpf else None
+        program = self.bpf.get(sec) if sec is not None and takes_bpf else None
         config = oci_spec.build_config(spec, self.host, seccomp=sec, seccomp_bpf=program)
         _write(self.dir(record.id) / "config.json", json.dumps(config))
 

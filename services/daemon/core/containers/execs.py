@@ -67,7 +67,7 @@ class ExecService:
         container = self.containers.get(record.container_id)
         next_status(container.state.status, Op.EXEC, name=container.id)
         config = self._config(record, container.id)
-        record.process = await start_exec(self.containers.runtime.oci, container.id, config,
+        record.process = await start_exec(self.containers._rt(container).oci, container.id, config,
                                           stdin=stdin)
         record.running, record.pid = True, record.process.pid
         cmd = " ".join(record.request["Cmd"])

@@ -57,10 +57,12 @@ class ContainerService:
     """The container half of the engine."""
 
     def __init__(self, records: ContainerRecords, images: ImageStore, runtime: ConmonRuntime,
-                 bundles: Bundles, events: EventLog) -> None:
+                 bundles: Bundles, events: EventLog,
+                 others: dict[str, ConmonRuntime] | None = None) -> None:
         self.records = records
         self.images = images
-        self.runtime = runtime
+        self.runtime = runtime  # the default; paths (logs, exit files, sockets) are shared
+        self.runtimes = {runtime.oci.kind.value: runtime, **(others or {})}
         self.bundles = bundles
         self.events = events
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -70,6 +72,16 @@ class ContainerService:
         self._created: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._attachers: defaultdict[str, list[asyncio.Event]] = defaultdict(list)
         images.users = records.using_image
+
+    def _rt(self, record: ContainerRecord) -> ConmonRuntime:
+        """The OCI runtime this container was created with (``--runtime``)."""
+        return self.runtimes.get(record.runtime, self.runtime)
+
+    def _runtime_name(self, host: dict[str, Any]) -> str:
+        name = str(host.get("Runtime") or self.runtime.oci.kind.value)
+        if name not in self.runtimes:
+            raise InvalidArgument(f"unknown or invalid runtime name: {name}")
+        return name
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -98,7 +110,7 @@ class ContainerService:
         record = ContainerRecord(
             id=container_id, name=chosen, image=image_ref, image_id=image.id, created_at=now(),
             path=argv[0], args=argv[1:], config=config, host_config=host,
-            runtime=self.runtime.oci.kind.value,
+            runtime=self._runtime_name(host),
         )
         self.records.insert(record)
         try:
@@ -129,19 +141,20 @@ class ContainerService:
         image = self.images.get(record.image_id)
         lowers = [self.images.layers.diff_path(c) for c in reversed(image.chain_ids)]
         try:
-            await asyncio.to_thread(self.runtime.delete, record.id, True)  # a previous run
+            await asyncio.to_thread(self._rt(record).delete, record.id, True)  # a previous run
             merged = await asyncio.to_thread(self.bundles.mount, record, lowers)
-            await asyncio.to_thread(self.bundles.write_config, record, merged)
+            await asyncio.to_thread(self.bundles.write_config, record, merged,
+                                    self._rt(record).oci.takes_seccomp_bpf)
             stdin = bool(record.config.get("OpenStdin"))
             request = CreateRequest(record.id, record.name,
                                     terminal=bool(record.config.get("Tty")), stdin=stdin,
                                     leave_stdin_open=stdin and not record.config.get("StdinOnce"))
-            pid = await asyncio.to_thread(self.runtime.create, request)
+            pid = await asyncio.to_thread(self._rt(record).create, request)
             await self._let_attachers_in(record.id)
-            await asyncio.to_thread(self.runtime.start, record.id)
+            await asyncio.to_thread(self._rt(record).start, record.id)
         except WharfError as exc:
             self._release_attachers(record.id)  # they find no socket and hang up
-            await asyncio.to_thread(self.runtime.delete, record.id, True)
+            await asyncio.to_thread(self._rt(record).delete, record.id, True)
             record.state.error = exc.message
             self.records.save(record)
             self._fail_waiters(record.id)
@@ -209,7 +222,7 @@ class ContainerService:
             if status.oom_killed:
                 self._event(record, "oom")
             self._event(record, "die", exitCode=str(status.code))
-            await asyncio.to_thread(self.runtime.delete, container_id, True)
+            await asyncio.to_thread(self._rt(record).delete, container_id, True)
             for future in self._exited.pop(container_id, []):
                 if not future.done():
                     future.set_result(status.code)
@@ -265,7 +278,7 @@ class ContainerService:
         grace = 10 if timeout is None else timeout
         with contextlib.suppress(WharfError):
             self._event(record, "kill", signal=str(stop_signal))
-            await asyncio.to_thread(self.runtime.kill, record.id, stop_signal)
+            await asyncio.to_thread(self._rt(record).kill, record.id, stop_signal)
         if grace < 0:
             await exited
         else:
@@ -274,7 +287,7 @@ class ContainerService:
             except TimeoutError:
                 self._event(record, "kill", signal=str(int(signals.SIGKILL)))
                 with contextlib.suppress(WharfError):
-                    await asyncio.to_thread(self.runtime.kill, record.id, signals.SIGKILL, True)
+                    await asyncio.to_thread(self._rt(record).kill, record.id, signals.SIGKILL, True)
                 await exited
         self._event(self.records.get(record.id), "stop")
 
@@ -286,7 +299,7 @@ class ContainerService:
             record.state.stopped_by_user = True  # dockerd: kill counts as a manual stop
             self.records.save(record)
         self._event(record, "kill", signal=str(number))
-        await asyncio.to_thread(self.runtime.kill, record.id, number)
+        await asyncio.to_thread(self._rt(record).kill, record.id, number)
 
     async def restart(self, text: str, timeout: int | None = None) -> None:
         with contextlib.suppress(NotModified):
@@ -322,13 +335,13 @@ class ContainerService:
                 record.state.stopped_by_user = True
                 self.records.save(record)
                 with contextlib.suppress(WharfError):
-                    await asyncio.to_thread(self.runtime.kill, record.id, signals.SIGKILL, True)
+                    await asyncio.to_thread(self._rt(record).kill, record.id, signals.SIGKILL, True)
         watcher = self._watchers.get(record.id)
         if watcher is not None and watcher is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher  # records the exit (and the die event) first
         async with self._locks[record.id]:
-            await asyncio.to_thread(self.runtime.delete, record.id, True)
+            await asyncio.to_thread(self._rt(record).delete, record.id, True)
             await asyncio.to_thread(self.bundles.remove, record.id)
             self.records.delete(record.id)
             self._event(record, "destroy")
@@ -344,7 +357,7 @@ class ContainerService:
             record = self.records.get(record.id)
             target = next_status(record.state.status, Op.UNPAUSE if resume else Op.PAUSE,
                                  name=text)
-            await asyncio.to_thread(self.runtime.oci.run, "resume" if resume else "pause",
+            await asyncio.to_thread(self._rt(record).oci.run, "resume" if resume else "pause",
                                     record.id)
             record.state.status = target
             self.records.save(record)
