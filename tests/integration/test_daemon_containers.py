@@ -360,3 +360,23 @@ def test_runc_is_selectable_per_container(daemon: Daemon) -> None:
     assert "Seccomp:\t2" in result.stdout
     unknown = docker(daemon, "run", "--rm", "--runtime", "kata", "busybox", "true")
     assert unknown.returncode == 125 and "unknown or invalid runtime name" in unknown.stderr
+
+
+def test_restart_policy_and_unknown_user(daemon: Daemon) -> None:
+    cid = docker(daemon, "run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c",
+                 "exit 1").stdout.strip()
+    try:
+        deadline = time.monotonic() + 15
+        state: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            info = json.loads(docker(daemon, "inspect", cid).stdout)[0]
+            state = info["State"]
+            if info["RestartCount"] == 2 and state["Status"] == "exited":
+                break
+            time.sleep(0.2)
+        assert info["RestartCount"] == 2 and state["ExitCode"] == 1, info
+    finally:
+        docker(daemon, "rm", "-f", cid)
+    nobody = docker(daemon, "run", "--rm", "--user", "no-such-user", "busybox", "true")
+    assert nobody.returncode != 0
+    assert "unable to find user no-such-user" in nobody.stderr
