@@ -14,7 +14,7 @@ import click
 
 from wharf.cli.client import APIClient
 from wharf.cli.config import ConfigFile
-from wharf.cli.transport import Host, HttpTransport
+from wharf.cli.transport import Host, HttpTransport, Transport
 
 
 @dataclass
@@ -46,8 +46,14 @@ class Session:
             hijacker: Hijacker = (self.hooks.hijacker  # type: ignore[assignment]
                                   if self.hooks.hijacker is not None
                                   else SocketHijacker(self.host))
-            self._client = APIClient(
-                HttpTransport(self.host, inject=self.hooks.wire, debug=self.debug), hijacker)
+            transport: Transport
+            if self.hooks.wire is not None:  # a fake daemon behind httpx's MockTransport
+                transport = HttpTransport(self.host, inject=self.hooks.wire, debug=self.debug)
+            else:
+                from wharf.cli.wire import SocketTransport  # noqa: PLC0415 - lazy
+
+                transport = SocketTransport(self.host, debug=self.debug)
+            self._client = APIClient(transport, hijacker)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 

@@ -108,11 +108,13 @@ class StreamReply:
 
     @staticmethod
     def _guard(chunks: Iterable[Any]) -> Iterator[Any]:
-        import httpx  # noqa: PLC0415 - imported on first use, not at CLI start-up
-
+        httpx = sys.modules.get("httpx")  # only when the httpx transport is in use
+        broken: tuple[type[BaseException], ...] = (OSError,)
+        if httpx is not None:
+            broken = (OSError, httpx.TransportError)
         try:
             yield from chunks
-        except httpx.TransportError as exc:
+        except broken as exc:
             raise Unavailable(f"connection to the wharf daemon broke: {exc}") from exc
 
 
