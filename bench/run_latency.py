@@ -32,7 +32,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ from bench.common import (
 )
 from bench.pull import BUSYBOX, git_head, registry_has
 from bench.runtime_probe import Probe
-from tests.daemon_fixture import Daemon, running_daemon
+from tests.daemon_fixture import Daemon, UnixConnection, running_daemon
 from wharf.daemon.core.runtime import oci, rootfs
 
 WHARF = str(VENV_BIN / "wharf")
@@ -87,20 +86,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # ---- Docker API over the unix socket -----------------------------------------------------------
-
-class UnixConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over AF_UNIX; keep-alive as long as every response is read to the end."""
-
-    def __init__(self, path: Path, timeout: float = 120) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = str(path)
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
-
 
 def call(conn: UnixConnection, method: str, path: str, body: object = None,
          expect: tuple[int, ...] = (200, 201, 204)) -> Any:

@@ -17,8 +17,10 @@ from pathlib import Path
 WHARFD = str(Path(sys.executable).parent / "wharfd")
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float = 30) -> None:
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over AF_UNIX; keep-alive as long as every response is read to the end."""
+
+    def __init__(self, path: Path, timeout: float = 120) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = str(path)
 
@@ -43,7 +45,7 @@ class Daemon:
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        conn = _UnixHTTPConnection(self.socket)
+        conn = UnixConnection(self.socket)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()
