@@ -133,6 +133,11 @@ def _applets() -> list[str]:
     return sorted({*APPLETS, *listed} - {"busybox"})
 
 
+def _fixed_mtimes(root: Path, when: float = 1_700_000_000) -> None:
+    for path in [*root.rglob("*"), root]:
+        os.utime(path, (when, when), follow_symlinks=False)
+
+
 def build_busybox_layout(workdir: Path, tag: str = "latest", *, whiteout: bool = False) -> Path:
     """An OCI layout at ``workdir/oci`` holding ``tag``: busybox + applets + /etc/passwd.
 
@@ -153,6 +158,7 @@ def build_busybox_layout(workdir: Path, tag: str = "latest", *, whiteout: bool =
         (rootfs / "bin" / applet).symlink_to("busybox")
     (rootfs / "etc/passwd").write_text(_PASSWD)
     (rootfs / "etc/group").write_text(_GROUP)
+    _fixed_mtimes(rootfs)  # the same base layer, byte for byte, whenever it is built
     # --refresh-bundle: a later repack then stacks on this one instead of replacing it
     _run("umoci", "repack", "--refresh-bundle", "--image", image, str(bundle))
     if whiteout:

@@ -223,6 +223,7 @@ def test_shared_layer_already_exists(seeded_registry: SeededRegistry, target: Fa
     reg = seeded_registry.registry
     do_pull(target, f"{reg.host}/library/busybox:latest")
     _, base, top = manifest_blobs(inspect_raw(reg, "library/busybox:whiteout"))
+    assert base == manifest_blobs(inspect_raw(reg, "library/busybox:latest"))[1]
     messages = do_pull(target, f"{reg.host}/library/busybox:whiteout")
     assert statuses(messages, base[7:19]) == ["Already exists"]
     assert statuses(messages, top[7:19])[0] == "Pulling fs layer"
