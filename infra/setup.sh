@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PACKAGES=(
     crun runc conmon docker-registry busybox-static gcc libc6-dev make iproute2 iptables
     skopeo umoci debootstrap zstd golang-github-containers-common python3-seccomp
-    python3-venv python3-pip tmux curl ca-certificates
+    python3-venv python3-pip tmux curl ca-certificates procps
 )
 VENV="$WHARF_REPO/.venv"
 VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than pyproject.toml ⇒ pip install is up to date
