@@ -196,10 +196,13 @@ class ContainerService:
         task.add_done_callback(lambda _t: self._watchers.pop(container_id, None))
 
     async def _watch_exit(self, container_id: str) -> None:
-        delay = 0.002
+        """Poll the exit file (2 ms backing off to 100 ms); a conmon that died without writing
+        one is checked about once a second and recorded as exit 255."""
+        conmon_pid = self.records.get(container_id).state.conmon_pid
+        delay, polls = 0.002, 0
         while (status := self.runtime.exit_status(container_id)) is None:
-            record = self.records.get(container_id)
-            if record.state.conmon_pid and not alive(record.state.conmon_pid):
+            polls += 1
+            if conmon_pid and polls % 10 == 0 and not alive(conmon_pid):
                 status = self.runtime.exit_status(container_id) or ExitStatus(255, False, 0)
                 break
             await asyncio.sleep(delay)
