@@ -267,6 +267,7 @@ def register(root: click.Group) -> None:
     root.add_command(ls_cmd, "images")
     root.add_command(rm_cmd, "rmi")
     root.add_command(tag_cmd, "tag")
+    root.add_command(history_cmd, "history")
     for command in transfer.COMMANDS:
         root.add_command(command)
 
