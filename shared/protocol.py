@@ -1,0 +1,252 @@
+"""The control plane's messages (gateway ⇄ RabbitMQ ⇄ daemons): pure pydantic, no pika.
+
+Every command travels in a :class:`CommandEnvelope`: its ``id`` is the idempotency key (a daemon
+journals it and answers a redelivery with the recorded result), ``deadline`` becomes the AMQP
+``expiration`` so a command is never executed late, ``reply_to``/``correlation_id`` route the
+:class:`CommandResult` back to the gateway that asked. Payloads are a closed set keyed by
+``type``; ``schema_version`` lets a daemon refuse what it does not understand instead of
+guessing. Topology names live in :mod:`wharf.topology`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from wharf.errors import KINDS, InvalidArgument, WharfError, from_code
+
+SCHEMA_VERSION = 1
+DEFAULT_DEADLINE = timedelta(seconds=60)
+_NODE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- command payloads ---------------------------------------------------------------------
+
+
+class RunPayload(_Message):
+    """Create and start a container (``docker run -d``); ``create`` is the Docker create body."""
+
+    type: Literal["run"] = "run"
+    create: dict[str, Any]
+    name: str | None = None
+    pull: bool = True
+
+
+class CreatePayload(_Message):
+    type: Literal["create"] = "create"
+    create: dict[str, Any]
+    name: str | None = None
+
+
+class ContainerPayload(_Message):
+    """start, rm, inspect: one container by ID, name or unique ID prefix."""
+
+    type: Literal["start", "inspect"]
+    container: str = Field(min_length=1)
+
+
+class StopPayload(_Message):
+    type: Literal["stop", "restart"]
+    container: str = Field(min_length=1)
+    timeout: int | None = Field(default=None, ge=-1, le=3600)
+
+
+class KillPayload(_Message):
+    type: Literal["kill"] = "kill"
+    container: str = Field(min_length=1)
+    signal: str = "KILL"
+
+
+class RemovePayload(_Message):
+    type: Literal["rm"] = "rm"
+    container: str = Field(min_length=1)
+    force: bool = False
+
+
+class ListPayload(_Message):
+    type: Literal["list"] = "list"
+    all: bool = False
+    filters: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class LogsPayload(_Message):
+    type: Literal["logs"] = "logs"
+    container: str = Field(min_length=1)
+    tail: int | None = Field(default=None, ge=0)
+    since: float | None = None
+    timestamps: bool = False
+
+
+class PullPayload(_Message):
+    type: Literal["pull"] = "pull"
+    image: str = Field(min_length=1)
+
+
+class RemoveImagePayload(_Message):
+    type: Literal["rmi"] = "rmi"
+    image: str = Field(min_length=1)
+    force: bool = False
+
+
+class ImagesPayload(_Message):
+    type: Literal["images"] = "images"
+
+
+Payload = Annotated[
+    RunPayload | CreatePayload | ContainerPayload | StopPayload | KillPayload | RemovePayload
+    | ListPayload | LogsPayload | PullPayload | RemoveImagePayload | ImagesPayload,
+    Field(discriminator="type"),
+]
+MUTATING = frozenset({"run", "create", "start", "stop", "restart", "kill", "rm", "pull", "rmi"})
+
+
+class CommandEnvelope(_Message):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    schema_version: int = SCHEMA_VERSION
+    node: str = Field(pattern=_NODE)
+    deadline: datetime
+    reply_to: str = ""
+    correlation_id: str = ""
+    principal: str = ""
+    payload: Payload
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CommandEnvelope:
+        if self.payload.type != self.type:
+            raise ValueError(f"envelope type {self.type!r} but payload type "
+                             f"{self.payload.type!r}")
+        if self.deadline.tzinfo is None:
+            raise ValueError("deadline must carry a time zone")
+        return self
+
+    @classmethod
+    def new(cls, node: str, payload: Payload, *, deadline: timedelta = DEFAULT_DEADLINE,
+            now: datetime | None = None, **fields: Any) -> CommandEnvelope:
+        start = now or datetime.now(UTC)
+        return cls(type=payload.type, node=node, deadline=start + deadline, payload=payload,
+                   **fields)
+
+    def expiration_ms(self, now: datetime | None = None) -> int:
+        """The AMQP ``expiration`` (ms) left before the deadline; 0 means already expired."""
+        left = (self.deadline - (now or datetime.now(UTC))).total_seconds()
+        return max(0, int(left * 1000))
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expiration_ms(now) == 0
+
+    @property
+    def mutating(self) -> bool:
+        return self.type in MUTATING
+
+
+def parse_command(body: bytes) -> CommandEnvelope:
+    """Validate an AMQP message body; InvalidArgument (with what is wrong) otherwise."""
+    try:
+        envelope = CommandEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidArgument(f"invalid command: {_errors(exc)}") from exc
+    if envelope.schema_version > SCHEMA_VERSION:
+        raise InvalidArgument(f"command schema version {envelope.schema_version} is newer than "
+                              f"this daemon understands ({SCHEMA_VERSION})")
+    return envelope
+
+
+# --- results, events, heartbeats, snapshots ---------------------------------------------------
+
+
+class ResultStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    EXPIRED = "expired"
+
+
+class ErrorInfo(_Message):
+    code: str
+    message: str
+
+    @model_validator(mode="after")
+    def _known(self) -> ErrorInfo:
+        if self.code not in KINDS:
+            raise ValueError(f"unknown error code {self.code!r}")
+        return self
+
+    def to_error(self) -> WharfError:
+        return from_code(self.code, self.message)
+
+
+class CommandResult(_Message):
+    command_id: uuid.UUID
+    node: str = Field(pattern=_NODE)
+    status: ResultStatus
+    result: Any = None
+    error: ErrorInfo | None = None
+    finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @model_validator(mode="after")
+    def _error_iff_failed(self) -> CommandResult:
+        if (self.status is ResultStatus.ERROR) != (self.error is not None):
+            raise ValueError("an error result carries an error, and only it does")
+        return self
+
+    @classmethod
+    def failure(cls, envelope: CommandEnvelope, node: str, error: WharfError) -> CommandResult:
+        return cls(command_id=envelope.id, node=node, status=ResultStatus.ERROR,
+                   error=ErrorInfo(code=error.code, message=error.message))
+
+
+class NodeEvent(_Message):
+    """A container or image event; ``seq`` grows per node so stale ones can be dropped."""
+
+    node: str = Field(pattern=_NODE)
+    seq: int = Field(ge=0)
+    type: str
+    action: str
+    actor_id: str
+    attributes: dict[str, str] = Field(default_factory=dict)
+    time_nano: int = Field(ge=0)
+
+
+class Load(_Message):
+    containers: int = Field(ge=0)
+    running: int = Field(ge=0)
+    memory_total: int = Field(ge=0)
+    memory_available: int = Field(ge=0)
+    cpus: int = Field(ge=1)
+    load1: float = Field(ge=0)
+
+
+class Heartbeat(_Message):
+    node: str = Field(pattern=_NODE)
+    seq: int = Field(ge=0)
+    sent_at: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    load: Load
+    version: str
+
+
+class Snapshot(_Message):
+    """Everything a gateway needs to rebuild its view of one node."""
+
+    node: str = Field(pattern=_NODE)
+    seq: int = Field(ge=0)
+    taken_at: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    containers: list[dict[str, Any]]
+    images: list[dict[str, Any]]
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(parts)
