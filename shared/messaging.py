@@ -1,0 +1,173 @@
+"""RabbitMQ for the control plane: the only module that imports pika.
+
+pika connections are single-threaded: each thread that talks to the broker owns its own
+:class:`Broker` (one ``BlockingConnection``). Publishing is confirmed, ``mandatory`` and
+persistent by default, with the command's deadline as the AMQP ``expiration``; consuming uses
+manual acks and a prefetch window, and :meth:`Broker.consume_forever` reconnects with backoff,
+re-declares the topology and resumes after any connection loss (pika has no recovery of its own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from wharf import topology
+from wharf.errors import Unavailable
+
+log = logging.getLogger("wharf.messaging")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One consumed message; ack or reject it with the channel it came on."""
+
+    body: bytes
+    routing_key: str
+    delivery_tag: int
+    redelivered: bool
+    correlation_id: str | None
+    reply_to: str | None
+
+
+Handler = Callable[[Delivery], bool]  # True: ack; False: reject (dead-lettered, not requeued)
+
+
+def declare_topology(channel: BlockingChannel) -> None:
+    """Exchanges of ARCHITECTURE.md §4 and the dead-letter queue of expired commands."""
+    channel.exchange_declare(topology.COMMANDS_EXCHANGE, "direct", durable=True)
+    channel.exchange_declare(topology.BROADCAST_EXCHANGE, "fanout", durable=True)
+    channel.exchange_declare(topology.EVENTS_EXCHANGE, "topic", durable=True)
+    channel.exchange_declare(topology.RESULTS_EXCHANGE, "direct", durable=True)
+    channel.exchange_declare(topology.DEAD_LETTER_EXCHANGE, "fanout", durable=True)
+    channel.queue_declare(topology.EXPIRED_QUEUE, durable=True)
+    channel.queue_bind(topology.EXPIRED_QUEUE, topology.DEAD_LETTER_EXCHANGE)
+
+
+def declare_node_queues(channel: BlockingChannel, node: str) -> str:
+    """``node``'s durable command queue (single active consumer, expired → dead letters)."""
+    queue = topology.command_queue(node)
+    channel.queue_declare(queue, durable=True, arguments={
+        "x-single-active-consumer": True,
+        "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
+    })
+    channel.queue_bind(queue, topology.COMMANDS_EXCHANGE, routing_key=node)
+    return queue
+
+
+class Broker:
+    """One connection and channel, with confirms on; not thread-safe (one per thread)."""
+
+    def __init__(self, url: str, *, prefetch: int = 100) -> None:
+        self.url = url
+        self.prefetch = prefetch
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    @property
+    def channel(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self._connect()
+        assert self._channel is not None
+        return self._channel
+
+    def _connect(self) -> None:
+        self.close()
+        try:
+            params = pika.URLParameters(self.url)
+            self._connection = pika.BlockingConnection(params)
+            channel = self._connection.channel()
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=self.prefetch)
+            declare_topology(channel)
+        except pika.exceptions.AMQPError as exc:
+            self.close()
+            raise Unavailable(f"RabbitMQ at {_safe(self.url)} is unavailable: {exc!r}") from exc
+        self._channel = channel
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, *,
+                expiration_ms: int | None = None, correlation_id: str | None = None,
+                reply_to: str | None = None, message_id: str | None = None) -> None:
+        """Publish persistent and mandatory; returns once the broker confirmed it.
+
+        Raises:
+            Unavailable: no queue is bound for ``routing_key``, the broker refused the message,
+                or the connection is down.
+        """
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
+            expiration=str(expiration_ms) if expiration_ms is not None else None,
+            correlation_id=correlation_id, reply_to=reply_to, message_id=message_id)
+        try:
+            try:
+                self.channel.basic_publish(exchange, routing_key, body, properties,
+                                           mandatory=True)
+            except (pika.exceptions.ConnectionClosed, pika.exceptions.ChannelClosed,
+                    pika.exceptions.StreamLostError):
+                # A connection the broker dropped is only noticed here: reconnect and send
+                # once more (at-least-once; receivers deduplicate by command id).
+                self.close()
+                self.channel.basic_publish(exchange, routing_key, body, properties,
+                                           mandatory=True)
+        except pika.exceptions.UnroutableError as exc:
+            raise Unavailable(f"no queue takes {exchange}/{routing_key}") from exc
+        except pika.exceptions.NackError as exc:
+            raise Unavailable(f"RabbitMQ refused a message to {exchange}/{routing_key}") from exc
+        except pika.exceptions.AMQPError as exc:
+            self.close()
+            raise Unavailable(f"publishing to RabbitMQ failed: {exc!r}") from exc
+
+    def consume(self, queue: str, handler: Handler, *, max_messages: int | None = None,
+                inactivity_timeout: float = 1.0, stop: Callable[[], bool] = lambda: False,
+                ) -> int:
+        """Deliver messages to ``handler`` (ack after it returns) until ``stop()`` or
+        ``max_messages``; returns how many were handled."""
+        handled = 0
+        channel = self.channel
+        for method, props, body in channel.consume(queue, inactivity_timeout=inactivity_timeout):
+            if method is not None:
+                delivery = Delivery(body, method.routing_key, method.delivery_tag,
+                                    method.redelivered, props.correlation_id, props.reply_to)
+                if handler(delivery):
+                    channel.basic_ack(method.delivery_tag)
+                else:
+                    channel.basic_reject(method.delivery_tag, requeue=False)
+                handled += 1
+            if stop() or (max_messages is not None and handled >= max_messages):
+                break
+        channel.cancel()
+        return handled
+
+    def consume_forever(self, queue_for: Callable[[BlockingChannel], str], handler: Handler,
+                        *, stop: Callable[[], bool], backoff_max: float = 5.0) -> None:
+        """Consume until ``stop()``, reconnecting with backoff (re-declaring on each connect)."""
+        delay = 0.1
+        while not stop():
+            try:
+                queue = queue_for(self.channel)
+                delay = 0.1
+                self.consume(queue, handler, stop=stop)
+            except (Unavailable, pika.exceptions.AMQPError) as exc:
+                log.warning("RabbitMQ connection lost (%s); retrying in %.1fs", exc, delay)
+                self.close()
+                time.sleep(delay)
+                delay = min(delay * 2, backoff_max)
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                connection.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parsed = pika.URLParameters(url)
+    return f"{parsed.host}:{parsed.port}{parsed.virtual_host and '/' + parsed.virtual_host}"
