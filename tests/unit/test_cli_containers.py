@@ -281,7 +281,8 @@ CONTAINERS = [
 
 
 def test_ps_table_like_docker(daemon: Daemon) -> None:
-    daemon.route("GET", "/containers/json", CONTAINERS)
+    fresh = [dict(CONTAINERS[0], Created=int(time.time()) - 190), CONTAINERS[1]]  # not import time
+    daemon.route("GET", "/containers/json", fresh)
     result = run(daemon, "ps")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()

@@ -56,21 +56,24 @@ def json_stream(*messages: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, headers={"Content-Type": "application/json"}, content=body)
 
 
-IMAGES = [
-    {"Containers": -1, "Created": NOW - 3 * 86400, "Id": BUSYBOX_ID, "Labels": None,
+def _images() -> list[dict[str, object]]:
+    """The daemon's list, with times relative to the request (a slow suite must not shift them)."""
+    now = int(time.time())
+    return [
+    {"Containers": -1, "Created": now - 3 * 86400, "Id": BUSYBOX_ID, "Labels": None,
      "ParentId": "", "RepoDigests": ["busybox@sha256:" + "d" * 64],
      "RepoTags": ["busybox:local", "127.0.0.1:5000/cap-bb:v1"], "SharedSize": -1,
      "Size": 1982305, "VirtualSize": 1982305},
-    {"Containers": -1, "Created": NOW - 130, "Id": DANGLING_ID, "Labels": None, "ParentId": "",
+    {"Containers": -1, "Created": now - 130, "Id": DANGLING_ID, "Labels": None, "ParentId": "",
      "RepoDigests": None, "RepoTags": ["<none>:<none>"], "SharedSize": -1, "Size": 999,
      "VirtualSize": 999},
-]
+    ]
 
 
 @pytest.fixture
 def daemon() -> FakeDaemon:
     fake = FakeDaemon()
-    fake.route("GET", "/images/json", lambda r: httpx.Response(200, json=IMAGES))
+    fake.route("GET", "/images/json", lambda r: httpx.Response(200, json=_images()))
     return fake
 
 

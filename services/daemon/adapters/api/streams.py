@@ -48,12 +48,19 @@ class StreamDispatcher:
                          stream: HijackStream) -> None:
         """Run the exec with its I/O on the hijacked connection; record the exit code before
         closing it (the CLI inspects the exec right after EOF)."""
-        record = self.execs.get(exec_id)
+        record = self.execs.check_startable(exec_id)
         want_stdin = bool(record.request.get("AttachStdin"))
-        started = await self.execs.start(exec_id, stdin=want_stdin)
+        # 101 first, then the process: output must not share a read with the 101's headers
+        # (docker-py drops what its HTTP reader buffered past them), as dockerd orders it.
+        await stream.upgrade()
+        try:
+            started = await self.execs.start(exec_id, stdin=want_stdin)
+        except WharfError as exc:
+            message = exc.message.encode() + b"\r\n"
+            await stream.write(message if record.tty else frame("stderr", message))
+            return
         process = started.process
         assert process is not None
-        await stream.upgrade()
         feeder = asyncio.get_running_loop().create_task(
             _exec_stdin(process, stream)) if want_stdin else None
         try:

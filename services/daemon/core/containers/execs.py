@@ -59,13 +59,19 @@ class ExecService:
         except KeyError:
             raise NotFound(f"No such exec instance: {exec_id}") from None
 
-    async def start(self, exec_id: str, *, stdin: bool) -> ExecRecord:
-        """Start the process; the caller pumps its I/O and then calls :meth:`finish`."""
+    def check_startable(self, exec_id: str) -> ExecRecord:
+        """Raise what :meth:`start` would refuse, before a client is told 101."""
         record = self.get(exec_id)
         if record.running or record.exit_code is not None:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
         container = self.containers.get(record.container_id)
         next_status(container.state.status, Op.EXEC, name=container.id)
+        return record
+
+    async def start(self, exec_id: str, *, stdin: bool) -> ExecRecord:
+        """Start the process; the caller pumps its I/O and then calls :meth:`finish`."""
+        record = self.check_startable(exec_id)
+        container = self.containers.get(record.container_id)
         config = self._config(record, container.id)
         record.process = await start_exec(self.containers._rt(container).oci, container.id, config,
                                           stdin=stdin)
