@@ -76,6 +76,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_time ON events(time_nano);
     """,
+    # 4: the command journal of the control-plane agent (idempotency by command id).
+    """
+    CREATE TABLE command_journal (
+        id          TEXT PRIMARY KEY,
+        type        TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        finished_at TEXT,
+        result      TEXT                          -- the CommandResult JSON once finished
+    );
+    """,
 ]
 
 

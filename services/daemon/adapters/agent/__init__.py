@@ -1,0 +1,1 @@
+"""The control-plane agent: commands from RabbitMQ, executed through the same Engine."""
