@@ -94,8 +94,10 @@ class Broker:
 
     def publish(self, exchange: str, routing_key: str, body: bytes, *,
                 expiration_ms: int | None = None, correlation_id: str | None = None,
-                reply_to: str | None = None, message_id: str | None = None) -> None:
-        """Publish persistent and mandatory; returns once the broker confirmed it.
+                reply_to: str | None = None, message_id: str | None = None,
+                mandatory: bool = True) -> None:
+        """Publish persistent (and mandatory unless told otherwise: events may have no
+        listener); returns once the broker confirmed it.
 
         Raises:
             Unavailable: no queue is bound for ``routing_key``, the broker refused the message,
@@ -108,14 +110,14 @@ class Broker:
         try:
             try:
                 self.channel.basic_publish(exchange, routing_key, body, properties,
-                                           mandatory=True)
+                                           mandatory=mandatory)
             except (pika.exceptions.ConnectionClosed, pika.exceptions.ChannelClosed,
                     pika.exceptions.StreamLostError):
                 # A connection the broker dropped is only noticed here: reconnect and send
                 # once more (at-least-once; receivers deduplicate by command id).
                 self.close()
                 self.channel.basic_publish(exchange, routing_key, body, properties,
-                                           mandatory=True)
+                                           mandatory=mandatory)
         except pika.exceptions.UnroutableError as exc:
             raise Unavailable(f"no queue takes {exchange}/{routing_key}") from exc
         except pika.exceptions.NackError as exc:

@@ -59,7 +59,8 @@ class Daemon:
 
 @contextmanager
 def running_daemon(base: Path, *, mirrors: list[str] | None = None,
-                   extra_args: list[str] | None = None) -> Iterator[Daemon]:
+                   extra_args: list[str] | None = None,
+                   env: dict[str, str] | None = None) -> Iterator[Daemon]:
     """wharfd under ``base`` (data root, run dir, socket); stopped with SIGTERM at the end."""
     data_root, run_dir = base / "data", base / "run"
     sock = run_dir / "wharfd.sock"
@@ -69,7 +70,8 @@ def running_daemon(base: Path, *, mirrors: list[str] | None = None,
             "-H", f"unix://{sock}", "--config-file", str(base / "no-daemon.json")]
     for mirror in mirrors or []:
         args += ["--registry-mirror", mirror]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WHARF_")},
+           **(env or {})}
     with log.open("ab") as out:
         process = subprocess.Popen([*args, *(extra_args or [])], stdout=out, stderr=out, env=env)
     daemon = Daemon(data_root, run_dir, sock, process, log)

@@ -99,6 +99,28 @@ def build_engine(settings: DaemonSettings) -> Any:
     )
 
 
+def _agent(settings: DaemonSettings, engine: Any) -> Any:
+    """The control-plane agent, started when an AMQP URL is configured."""
+    if not settings.amqp_url:
+        return None
+    from wharf.daemon.adapters.agent.handler import CommandHandler  # noqa: PLC0415
+    from wharf.daemon.adapters.agent.journal import CommandJournal  # noqa: PLC0415
+    from wharf.daemon.adapters.agent.runner import Agent, host_load  # noqa: PLC0415
+
+    containers = engine.containers
+    load = host_load(
+        lambda: sum(r.state.status.value == "running" for r in containers.list_containers()),
+        lambda: len(containers.list_containers()))
+    agent = Agent(settings.amqp_url, settings.node_name, settings.node_labels,
+                  CommandHandler(engine, CommandJournal(engine.images.store.state),
+                                 settings.node_name),
+                  asyncio.get_running_loop(), load, settings.heartbeat_interval)
+    agent.start()
+    log.info("agent for node %s consuming %s", settings.node_name, "wharf.cmd." +
+             settings.node_name)
+    return agent
+
+
 def _runtime(settings: DaemonSettings) -> tuple[Any, Any, Any]:
     """The conmon runtimes (default first) and the bundle builder for this host."""
     from wharf.daemon.core.containers.bundle import Bundles  # noqa: PLC0415
@@ -161,6 +183,7 @@ async def serve(settings: DaemonSettings) -> None:
 
     engine = build_engine(settings)
     await engine.containers.restore()
+    agent = _agent(settings, engine)
     sock = bind_unix_socket(settings.socket_path, settings.socket_mode)
     headers = [(k.decode(), v.decode()) for k, v in DOCKER_HEADERS]
     config = uvicorn.Config(create_app(engine), log_level=settings.log_level,
@@ -172,6 +195,8 @@ async def serve(settings: DaemonSettings) -> None:
     try:
         await server.serve(sockets=[sock])
     finally:
+        if agent is not None:
+            await asyncio.to_thread(agent.stop)
         sock.close()
         settings.socket_path.unlink(missing_ok=True)
         await engine.containers.close()

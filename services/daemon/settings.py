@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,12 @@ class DaemonSettings(BaseSettings):
     max_concurrent_uploads: int = Field(default=5, ge=1, le=32)
     log_level: str = "info"
     default_runtime: str = Field(default="crun", pattern="^(crun|runc)$")
+    # The control-plane agent runs only when an AMQP URL is set (a single host needs no broker).
+    amqp_url: str | None = None
+    node_name: str = Field(default_factory=platform.node,
+                           pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    node_labels: dict[str, str] = Field(default_factory=dict)
+    heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("data_root", "run_dir")
     @classmethod

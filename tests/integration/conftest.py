@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,3 +48,21 @@ def seeded_registry(
     push_layout(layout, "latest", registry, "library/busybox:latest")
     push_layout(layout, "whiteout", registry, "library/busybox:whiteout")
     return SeededRegistry(registry, layout)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A fresh RabbitMQ vhost for one test (deleted afterwards), as guest."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("RabbitMQ is not installed")
+    vhost = f"wharf-test-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)

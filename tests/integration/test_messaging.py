@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.conftest import rabbitmqctl
 from wharf import topology
 from wharf.errors import Unavailable
 from wharf.messaging import Broker, Delivery, declare_node_queues
 
 pytestmark = pytest.mark.integration
-
-
-def _ctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def amqp_url() -> Iterator[str]:
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("RabbitMQ is not installed")
-    vhost = f"wharf-test-{uuid.uuid4().hex[:8]}"
-    _ctl("add_vhost", vhost)
-    try:
-        _ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        _ctl("delete_vhost", vhost)
 
 
 def test_command_round_trip_with_confirms(amqp_url: str) -> None:
@@ -103,7 +83,7 @@ def test_consumer_reconnects_after_the_broker_drops_it(amqp_url: str) -> None:
                 time.sleep(0.1)
         while len(received) < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        _ctl("close_all_connections", "-p", vhost, "test: drop everyone")
+        rabbitmqctl("close_all_connections", "-p", vhost, "test: drop everyone")
         time.sleep(0.5)
         publisher.publish(topology.COMMANDS_EXCHANGE, "node-3", b"after")
         assert done.wait(15), received

@@ -1,0 +1,80 @@
+"""wharfd's control-plane agent against the real RabbitMQ and a real daemon."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_fixture import Daemon, running_daemon
+from tests.integration.conftest import SeededRegistry
+from wharf import topology
+from wharf.messaging import Broker, Delivery
+from wharf.protocol import (
+    CommandEnvelope,
+    CommandResult,
+    Heartbeat,
+    ResultStatus,
+    RunPayload,
+)
+
+pytestmark = pytest.mark.integration
+NODE = "agent-node-1"
+
+
+@pytest.fixture
+def agent_daemon(amqp_url: str, seeded_registry: SeededRegistry, tmp_path: Path
+                 ) -> Iterator[Daemon]:
+    env = {"WHARF_AMQP_URL": amqp_url, "WHARF_NODE_NAME": NODE,
+           "WHARF_NODE_LABELS": '{"zone": "test"}', "WHARF_HEARTBEAT_INTERVAL": "0.5"}
+    with running_daemon(tmp_path / "agent", mirrors=[seeded_registry.registry.url],
+                        env=env) as daemon:
+        assert daemon.request("POST", "/images/create?fromImage=busybox&tag=latest")[0] == 200
+        yield daemon
+        for record in json.loads(daemon.request("GET", "/containers/json?all=1")[1]):
+            daemon.request("DELETE", f"/containers/{record['Id']}?force=1")
+
+
+def _take(broker: Broker, queue: str, count: int, timeout: float = 15) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + timeout
+    broker.consume(queue, lambda d: got.append(d) or True, max_messages=count,
+                   stop=lambda: time.monotonic() > deadline)
+    return got
+
+
+def test_a_command_runs_once_and_its_result_comes_back(agent_daemon: Daemon,
+                                                       amqp_url: str) -> None:
+    broker = Broker(amqp_url)
+    try:
+        results = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(results, topology.RESULTS_EXCHANGE, routing_key="gw-test")
+        beats = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(beats, topology.EVENTS_EXCHANGE,
+                                  routing_key=topology.event_key(NODE, "heartbeat"))
+        heartbeat = Heartbeat.model_validate_json(_take(broker, beats, 1)[0].body)
+        assert heartbeat.node == NODE and heartbeat.labels == {"zone": "test"}
+        envelope = CommandEnvelope.new(
+            NODE, RunPayload(create={"Image": "busybox", "Cmd": ["sleep", "30"]}, name="via-mq"),
+            reply_to="gw-test", correlation_id="corr-1")
+        body = envelope.model_dump_json().encode()
+        deadline = time.monotonic() + 15
+        while True:  # the agent declares its queue when it connects
+            try:
+                broker.publish(topology.COMMANDS_EXCHANGE, NODE, body)
+                break
+            except Exception:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        broker.publish(topology.COMMANDS_EXCHANGE, NODE, body)  # a redelivery of the same id
+        replies = _take(broker, results, 2)
+        first, second = (CommandResult.model_validate_json(r.body) for r in replies)
+        assert replies[0].correlation_id == "corr-1"
+        assert first.status is ResultStatus.OK and second == first
+        listed = json.loads(agent_daemon.request("GET", "/containers/json")[1])
+        assert [c["Names"] for c in listed] == [["/via-mq"]]  # ran once, and is running
+    finally:
+        broker.close()
