@@ -204,14 +204,7 @@ class APIClient:
     def save(self, names: list[str]) -> Iterator[bytes]:
         """GET /images/get?names=… ; the tar archive as it arrives."""
         reply = self._stream("GET", "/images/get", params={"names": names})
-
-        def gen() -> Iterator[bytes]:
-            try:
-                yield from reply.iter_bytes()
-            finally:
-                reply.close()
-
-        return gen()
+        return _bytes_then_close(reply)
 
     def load(self, tarball: Iterable[bytes], quiet: bool = False) -> Iterator[JSONObject]:
         """POST /images/load ; the messages (``{"stream": "Loaded image: …\\n"}``)."""
@@ -325,14 +318,7 @@ class APIClient:
     def logs(self, name: str, params: Params) -> Iterator[bytes]:
         """GET /containers/{name}/logs ; raw (possibly multiplexed) bytes as they arrive."""
         reply = self._stream("GET", f"/containers/{name}/logs", params=params)
-
-        def gen() -> Iterator[bytes]:
-            try:
-                yield from reply.iter_bytes()
-            finally:
-                reply.close()
-
-        return gen()
+        return _bytes_then_close(reply)
 
     def events(self, params: Params) -> Iterator[JSONObject]:
         """GET /events ; one message per event until the caller stops reading."""
@@ -371,3 +357,11 @@ class APIClient:
         if 200 <= reply.status < 300:
             raise Internal(f"unable to upgrade to tcp, received {reply.status}")
         raise error_for(reply.status, reply.body, reply.content_type)
+
+
+def _bytes_then_close(reply: StreamReply) -> Iterator[bytes]:
+    """A streamed body as it arrives; the connection is closed when the iteration ends."""
+    try:
+        yield from reply.iter_bytes()
+    finally:
+        reply.close()

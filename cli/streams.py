@@ -197,19 +197,25 @@ def pump(conn: Connection, out: IO[bytes], err: IO[bytes], opts: PumpOptions) ->
     return detached.is_set()
 
 
+def write_output(demux: FrameDemuxer, data: bytes, out: IO[bytes], err: IO[bytes],
+                 tty: bool) -> None:
+    """Container output to our stdout/stderr: raw with a TTY, demultiplexed frames without."""
+    if tty:
+        out.write(data)
+        out.flush()
+        return
+    for stream, payload in demux.feed(data):
+        target = err if stream == STDERR else out
+        target.write(payload)
+        target.flush()
+
+
 def _copy_output(conn: Connection, out: IO[bytes], err: IO[bytes], tty: bool) -> None:
     demux = FrameDemuxer()
     with contextlib.suppress(ValueError):
         sys.stdout.flush()
     while data := conn.recv(65536):
-        if tty:
-            out.write(data)
-            out.flush()
-            continue
-        for stream, payload in demux.feed(data):
-            target = err if stream == STDERR else out
-            target.write(payload)
-            target.flush()
+        write_output(demux, data, out, err, tty)
 
 
 def _feed_input(conn: Connection, opts: PumpOptions, detached: threading.Event,

@@ -71,3 +71,10 @@ def event_time(time_nano: int) -> str:
     offset = time.strftime("%z", local)
     zone = "Z" if offset in ("+0000", "-0000") else f"{offset[:3]}:{offset[3:]}"
     return time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{nanos:09d}" + zone
+
+
+def add_time_range(params: dict[str, str | list[str]], since: str, until: str) -> None:
+    """Set the ``since``/``until`` query values the user gave (TimestampError if malformed)."""
+    for key, value in (("since", since), ("until", until)):
+        if value:
+            params[key] = api_timestamp(value)

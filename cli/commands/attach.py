@@ -112,14 +112,11 @@ def exec_cmd(container: str, command: tuple[str, ...], detach: bool, detach_keys
 
 def _log_params(follow: bool, tail: str, since: str, until: str, timestamps: bool,
                 details: bool) -> dict[str, str | list[str]]:
-    from wharf.cli.timestamps import TimestampError, api_timestamp  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
+    from wharf.cli.timestamps import TimestampError, add_time_range  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
 
     params: dict[str, str | list[str]] = {"stdout": "1", "stderr": "1", "tail": tail or "all"}
     try:
-        if since:
-            params["since"] = api_timestamp(since)
-        if until:
-            params["until"] = api_timestamp(until)
+        add_time_range(params, since, until)
     except TimestampError as exc:
         raise CLIError(str(exc)) from exc
     for key, on in (("follow", follow), ("timestamps", timestamps), ("details", details)):
@@ -141,7 +138,7 @@ def _log_params(follow: bool, tail: str, since: str, until: str, timestamps: boo
 def logs_cmd(container: str, details: bool, follow: bool, since: str, tail: str,
              timestamps: bool, until: str) -> None:
     """Fetch the logs of a container."""
-    from wharf.cli.streams import STDERR, FrameDemuxer  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
+    from wharf.cli.streams import FrameDemuxer, write_output  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
 
     client = current().client()
     info = client.inspect_container(container)
@@ -151,14 +148,7 @@ def logs_cmd(container: str, details: bool, follow: bool, since: str, tail: str,
     out, err = sys.stdout.buffer, sys.stderr.buffer
     demux = FrameDemuxer()
     for chunk in chunks:
-        if tty:
-            out.write(chunk)
-            out.flush()
-            continue
-        for stream, payload in demux.feed(chunk):
-            target = err if stream == STDERR else out
-            target.write(payload)
-            target.flush()
+        write_output(demux, chunk, out, err, tty)
 
 
 COMMANDS = (attach_cmd, exec_cmd, logs_cmd)

@@ -7,7 +7,6 @@ transfer commands from ``transfer.py``) and the short aliases to the root group.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -133,18 +132,9 @@ def inspect_cmd(images: tuple[str, ...], fmt: str | None) -> None:
             docs.append(client.image_inspect(name))
         except NotFound:
             missing.append(f"Error: No such image: {name}")
-    if fmt:
-        try:
-            template = parse(fmt)
-            out = [template.render(doc) for doc in docs]
-        except TemplateError as exc:
-            raise CLIError(str(exc)) from exc
-        for line in out:
-            click.echo(line)
-    else:
-        click.echo(json.dumps(docs, indent=4, ensure_ascii=False))
-    if missing:
-        raise CLIError("\n".join(missing))
+    from wharf.cli.commands.inspect import show  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
+
+    show(docs, fmt, missing)
 
 
 def _history_row(layer: Mapping[str, Any], human: bool, no_trunc: bool) -> Row:

@@ -211,14 +211,11 @@ def event_line(event: Mapping[str, Any]) -> str:
 @click.option("--format", "fmt", help="Format the output using a Go template.")
 def events_cmd(since: str, until: str, filters: tuple[str, ...], fmt: str | None) -> None:
     """Get real time events from the server."""
-    from wharf.cli.timestamps import TimestampError, api_timestamp  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
+    from wharf.cli.timestamps import TimestampError, add_time_range  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
 
     params: dict[str, str | list[str]] = {}
     try:
-        if since:
-            params["since"] = api_timestamp(since)
-        if until:
-            params["until"] = api_timestamp(until)
+        add_time_range(params, since, until)
     except TimestampError as exc:
         raise CLIError(str(exc)) from exc
     wanted = parse_filters(filters)
