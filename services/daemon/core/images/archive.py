@@ -49,8 +49,7 @@ def save(store: ImageStore, names: list[str]) -> Iterator[bytes]:
         repositories: dict[str, dict[str, str]] = {}
         for record, tags in records:
             layer_paths = []
-            for chain_id, diff_id, _ in store.layer_diff_ids(record.chain_ids):
-                del chain_id
+            for _, diff_id, _ in store.layer_diff_ids(record.chain_ids):
                 path = f"blobs/sha256/{diff_id[7:]}"
                 layer_paths.append(path)
                 if path not in written:
@@ -63,13 +62,12 @@ def save(store: ImageStore, names: list[str]) -> Iterator[bytes]:
             manifest = _oci_manifest(record.config_raw, store, record.chain_ids)
             manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
             _add_bytes(tar, f"blobs/sha256/{manifest_digest[7:]}", manifest)
-            familiar = [reference.parse(t).familiar + ":" + str(reference.parse(t).tag)
-                        for t in tags]
+            refs = [reference.parse(t) for t in tags]
+            familiar = [f"{ref.familiar}:{ref.tag}" for ref in refs]
             manifest_json.append(
                 {"Config": config_path, "RepoTags": familiar or None, "Layers": layer_paths}
             )
-            for tag in tags:
-                ref = reference.parse(tag)
+            for ref in refs:
                 repositories.setdefault(ref.familiar, {})[str(ref.tag)] = record.id[7:]
                 index.append(_descriptor(manifest, OCI_MANIFEST, {
                     "io.containerd.image.name": ref.string,
