@@ -18,11 +18,14 @@ from dataclasses import dataclass
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic
 
 from wharf import topology
 from wharf.errors import Unavailable
 
 log = logging.getLogger("wharf.messaging")
+__all__ = ["BlockingChannel", "Broker", "Delivery", "Handler", "declare_broadcast_queue",
+           "declare_node_queues", "declare_topology"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,18 @@ def declare_topology(channel: BlockingChannel) -> None:
     channel.exchange_declare(topology.DEAD_LETTER_EXCHANGE, "fanout", durable=True)
     channel.queue_declare(topology.EXPIRED_QUEUE, durable=True)
     channel.queue_bind(topology.EXPIRED_QUEUE, topology.DEAD_LETTER_EXCHANGE)
+
+
+def declare_broadcast_queue(channel: BlockingChannel, node: str) -> str:
+    """``node``'s queue on the broadcast exchange (durable, so a broadcast waits for a daemon
+    that is restarting; expired ones are dead-lettered like node commands)."""
+    queue = topology.broadcast_queue(node)
+    channel.queue_declare(queue, durable=True, arguments={
+        "x-single-active-consumer": True,
+        "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
+    })
+    channel.queue_bind(queue, topology.BROADCAST_EXCHANGE)
+    return queue
 
 
 def declare_node_queues(channel: BlockingChannel, node: str) -> str:
@@ -126,36 +141,51 @@ class Broker:
             self.close()
             raise Unavailable(f"publishing to RabbitMQ failed: {exc!r}") from exc
 
-    def consume(self, queue: str, handler: Handler, *, max_messages: int | None = None,
-                inactivity_timeout: float = 1.0, stop: Callable[[], bool] = lambda: False,
-                ) -> int:
-        """Deliver messages to ``handler`` (ack after it returns) until ``stop()`` or
-        ``max_messages``; returns how many were handled."""
-        handled = 0
+    def consume(self, queues: str | list[str], handler: Handler, *,
+                max_messages: int | None = None, inactivity_timeout: float = 1.0,
+                stop: Callable[[], bool] = lambda: False) -> int:
+        """Deliver messages of one or more queues to ``handler`` (ack after it returns True,
+        reject otherwise) until ``stop()`` or ``max_messages``; returns how many were handled."""
+        names = [queues] if isinstance(queues, str) else list(queues)
         channel = self.channel
-        for method, props, body in channel.consume(queue, inactivity_timeout=inactivity_timeout):
-            if method is not None:
-                delivery = Delivery(body, method.routing_key, method.delivery_tag,
-                                    method.redelivered, props.correlation_id, props.reply_to)
-                if handler(delivery):
-                    channel.basic_ack(method.delivery_tag)
-                else:
-                    channel.basic_reject(method.delivery_tag, requeue=False)
-                handled += 1
-            if stop() or (max_messages is not None and handled >= max_messages):
-                break
-        channel.cancel()
+        connection = self._connection
+        assert connection is not None
+        handled = 0
+
+        def on_message(ch: BlockingChannel, method: Basic.Deliver,
+                       props: pika.BasicProperties, body: bytes) -> None:
+            nonlocal handled
+            tag = method.delivery_tag
+            delivery = Delivery(body, method.routing_key or "", tag or 0,
+                                bool(method.redelivered), props.correlation_id, props.reply_to)
+            if handler(delivery):
+                ch.basic_ack(tag)
+            else:
+                ch.basic_reject(tag, requeue=False)
+            handled += 1
+
+        tags = [channel.basic_consume(name, on_message) for name in names]
+        try:
+            while not stop() and (max_messages is None or handled < max_messages):
+                connection.process_data_events(time_limit=inactivity_timeout)
+        finally:
+            if channel.is_open:
+                for tag in tags:
+                    with contextlib.suppress(pika.exceptions.AMQPError):
+                        channel.basic_cancel(tag)
         return handled
 
-    def consume_forever(self, queue_for: Callable[[BlockingChannel], str], handler: Handler,
-                        *, stop: Callable[[], bool], backoff_max: float = 5.0) -> None:
-        """Consume until ``stop()``, reconnecting with backoff (re-declaring on each connect)."""
+    def consume_forever(self, queue_for: Callable[[BlockingChannel], str | list[str]],
+                        handler: Handler, *, stop: Callable[[], bool],
+                        backoff_max: float = 5.0) -> None:
+        """Consume until ``stop()``, reconnecting with backoff (re-declaring on each connect:
+        ``queue_for`` declares what it needs and names the queues to consume)."""
         delay = 0.1
         while not stop():
             try:
-                queue = queue_for(self.channel)
+                queues = queue_for(self.channel)
                 delay = 0.1
-                self.consume(queue, handler, stop=stop)
+                self.consume(queues, handler, stop=stop, inactivity_timeout=0.5)
             except (Unavailable, pika.exceptions.AMQPError) as exc:
                 log.warning("RabbitMQ connection lost (%s); retrying in %.1fs", exc, delay)
                 self.close()

@@ -22,6 +22,8 @@ from wharf.errors import KINDS, InvalidArgument, WharfError, from_code
 SCHEMA_VERSION = 1
 DEFAULT_DEADLINE = timedelta(seconds=60)
 _NODE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+BROADCAST_NODE = "*"  # the ``node`` of a command published to every node
+_TARGET = r"^(\*|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})$"
 
 
 class _Message(BaseModel):
@@ -112,7 +114,7 @@ class CommandEnvelope(_Message):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str
     schema_version: int = SCHEMA_VERSION
-    node: str = Field(pattern=_NODE)
+    node: str = Field(pattern=_TARGET)
     deadline: datetime
     reply_to: str = ""
     correlation_id: str = ""
@@ -204,7 +206,11 @@ class CommandResult(_Message):
 
 
 class NodeEvent(_Message):
-    """A container or image event; ``seq`` grows per node so stale ones can be dropped."""
+    """A container or image event; ``seq`` grows per node so stale ones can be dropped.
+
+    ``container`` is the container's list entry (Docker's ``/containers/json`` shape) after the
+    event, when the container still exists, so a gateway can update its view without asking.
+    """
 
     node: str = Field(pattern=_NODE)
     seq: int = Field(ge=0)
@@ -213,6 +219,8 @@ class NodeEvent(_Message):
     actor_id: str
     attributes: dict[str, str] = Field(default_factory=dict)
     time_nano: int = Field(ge=0)
+    engine_id: str = ""
+    container: dict[str, Any] | None = None
 
 
 class Load(_Message):
@@ -234,10 +242,16 @@ class Heartbeat(_Message):
 
 
 class Snapshot(_Message):
-    """Everything a gateway needs to rebuild its view of one node."""
+    """Everything a gateway needs to rebuild its view of one node.
+
+    ``seq`` is the node's newest event sequence number when the snapshot was taken: events at
+    or below it are already reflected. ``engine_id`` changes when the daemon's data root is new,
+    which restarts the sequence.
+    """
 
     node: str = Field(pattern=_NODE)
     seq: int = Field(ge=0)
+    engine_id: str = ""
     taken_at: datetime
     labels: dict[str, str] = Field(default_factory=dict)
     containers: list[dict[str, Any]]

@@ -114,7 +114,9 @@ def _agent(settings: DaemonSettings, engine: Any) -> Any:
     agent = Agent(settings.amqp_url, settings.node_name, settings.node_labels,
                   CommandHandler(engine, CommandJournal(engine.images.store.state),
                                  settings.node_name),
-                  asyncio.get_running_loop(), load, settings.heartbeat_interval)
+                  asyncio.get_running_loop(), load, settings.heartbeat_interval,
+                  settings.snapshot_interval)
+    engine.events.add_listener(agent.on_event)
     agent.start()
     log.info("agent for node %s consuming %s", settings.node_name, "wharf.cmd." +
              settings.node_name)

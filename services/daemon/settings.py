@@ -65,6 +65,7 @@ class DaemonSettings(BaseSettings):
                            pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     node_labels: dict[str, str] = Field(default_factory=dict)
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
+    snapshot_interval: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("data_root", "run_dir")
     @classmethod

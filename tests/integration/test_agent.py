@@ -14,11 +14,15 @@ from tests.integration.conftest import SeededRegistry
 from wharf import topology
 from wharf.messaging import Broker, Delivery
 from wharf.protocol import (
+    BROADCAST_NODE,
     CommandEnvelope,
     CommandResult,
     Heartbeat,
+    ImagesPayload,
+    NodeEvent,
     ResultStatus,
     RunPayload,
+    Snapshot,
 )
 
 pytestmark = pytest.mark.integration
@@ -29,7 +33,7 @@ NODE = "agent-node-1"
 def agent_daemon(amqp_url: str, seeded_registry: SeededRegistry, tmp_path: Path
                  ) -> Iterator[Daemon]:
     env = {"WHARF_AMQP_URL": amqp_url, "WHARF_NODE_NAME": NODE,
-           "WHARF_NODE_LABELS": '{"zone": "test"}', "WHARF_HEARTBEAT_INTERVAL": "0.5"}
+           "WHARF_NODE_LABELS": '{"zone": "test"}', "WHARF_HEARTBEAT_INTERVAL": "0.5", "WHARF_SNAPSHOT_INTERVAL": "1"}
     with running_daemon(tmp_path / "agent", mirrors=[seeded_registry.registry.url],
                         env=env) as daemon:
         assert daemon.request("POST", "/images/create?fromImage=busybox&tag=latest")[0] == 200
@@ -76,5 +80,53 @@ def test_a_command_runs_once_and_its_result_comes_back(agent_daemon: Daemon,
         assert first.status is ResultStatus.OK and second == first
         listed = json.loads(agent_daemon.request("GET", "/containers/json")[1])
         assert [c["Names"] for c in listed] == [["/via-mq"]]  # ran once, and is running
+    finally:
+        broker.close()
+
+
+def test_snapshot_events_and_broadcast(agent_daemon: Daemon, amqp_url: str) -> None:
+    broker = Broker(amqp_url)
+    try:
+        reports = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(reports, topology.EVENTS_EXCHANGE,
+                                  routing_key=f"node.{NODE}.container.#")
+        results = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(results, topology.RESULTS_EXCHANGE, routing_key="gw-bcast")
+        agent_daemon.request("POST", "/containers/create?name=seen",
+                             json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode(),
+                             {"Content-Type": "application/json"})
+        create = NodeEvent.model_validate_json(_take(broker, reports, 1)[0].body)
+        assert (create.type, create.action, create.node) == ("container", "create", NODE)
+        assert create.container is not None and create.container["Names"] == ["/seen"]
+        assert create.container["State"] == "created"
+        agent_daemon.request("DELETE", "/containers/seen")
+        destroy = NodeEvent.model_validate_json(_take(broker, reports, 1)[0].body)
+        assert destroy.action == "destroy" and destroy.container is None
+        assert destroy.seq > create.seq and destroy.engine_id == create.engine_id != ""
+        # a command for every node, on the broadcast exchange
+        envelope = CommandEnvelope.new(BROADCAST_NODE, ImagesPayload(), reply_to="gw-bcast")
+        broker.publish(topology.BROADCAST_EXCHANGE, "", envelope.model_dump_json().encode())
+        result = CommandResult.model_validate_json(_take(broker, results, 1)[0].body)
+        assert result.node == NODE and result.status is ResultStatus.OK
+        assert any("busybox:latest" in image["RepoTags"] for image in result.result)
+    finally:
+        broker.close()
+
+
+def test_a_snapshot_reflects_the_nodes_containers(agent_daemon: Daemon, amqp_url: str,
+                                                  ) -> None:
+    agent_daemon.request("POST", "/containers/create?name=snap",
+                         json.dumps({"Image": "busybox", "Cmd": ["true"]}).encode(),
+                         {"Content-Type": "application/json"})
+    broker = Broker(amqp_url)
+    try:
+        snaps = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(snaps, topology.EVENTS_EXCHANGE,
+                                  routing_key=topology.event_key(NODE, "snapshot"))
+        # WHARF_SNAPSHOT_INTERVAL is 1 s in the fixture
+        snapshot = Snapshot.model_validate_json(_take(broker, snaps, 1)[0].body)
+        assert [c["Names"] for c in snapshot.containers] == [["/snap"]]
+        assert any("busybox:latest" in i["RepoTags"] for i in snapshot.images)
+        assert snapshot.seq >= 1 and snapshot.labels == {"zone": "test"}
     finally:
         broker.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,11 +43,30 @@ class FakeContainers:
         self.started.append(text)
 
 
+class FakeImages:
+    """Knows ``busybox``; a pull of anything else records it and then knows it."""
+
+    def __init__(self) -> None:
+        self.known = {"busybox"}
+        self.pulled: list[str] = []
+
+    def get(self, name: str) -> Any:
+        if name not in self.known:
+            raise NotFound(f"No such image: {name}")
+        return SimpleNamespace(id="sha256:" + "i" * 64)
+
+    async def pull(self, text: str, tag: str, auth: Any, platform: Any
+                   ) -> AsyncIterator[dict[str, Any]]:
+        self.pulled.append(text)
+        self.known.add(text)
+        yield {"status": f"Downloaded newer image for {text}"}
+
+
 def _handler(tmp_path: Path) -> tuple[CommandHandler, FakeContainers, StateStore]:
     state = StateStore(tmp_path / "state.db")
     state.open()
     containers = FakeContainers()
-    engine = SimpleNamespace(containers=containers, images=None)
+    engine = SimpleNamespace(containers=containers, images=FakeImages())
     return CommandHandler(engine, CommandJournal(state), "node-1"), containers, state  # type: ignore[arg-type]
 
 
@@ -58,6 +78,17 @@ async def test_a_redelivered_command_runs_once_and_gets_the_same_result(tmp_path
     assert first.status is ResultStatus.OK and first.result == {"Id": "c" * 64, "Name": "web"}
     assert again == first
     assert containers.started == ["c" * 64]
+
+
+async def test_run_pulls_a_missing_image_first_unless_told_not_to(tmp_path: Path) -> None:
+    handler, _, _ = _handler(tmp_path)
+    images = handler.engine.images
+    result = await handler.handle(CommandEnvelope.new(
+        "node-1", RunPayload(create={"Image": "alpine"}, name="a")))
+    assert result.status is ResultStatus.OK and images.pulled == ["alpine"]  # type: ignore[attr-defined]
+    await handler.handle(CommandEnvelope.new(
+        "node-1", RunPayload(create={"Image": "debian"}, name="b", pull=False)))
+    assert images.pulled == ["alpine"]  # type: ignore[attr-defined]
 
 
 async def test_errors_travel_as_kinds(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from wharf.daemon.core.state import StateStore
@@ -34,6 +34,18 @@ class EventLog:
         self.state = state
         self.keep = keep
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every new event, on the emitting thread, after it is stored
+        (the control-plane agent forwards events this way); it must not block."""
+        self._listeners.append(listener)
+
+    def last_seq(self) -> int:
+        """The sequence number of the newest stored event (0 when there is none)."""
+        with self.state.tx() as db:
+            row = db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
 
     def emit(self, type_: str, action: str, actor_id: str, **attributes: str) -> Event:
         now = time.time_ns()
@@ -49,6 +61,8 @@ class EventLog:
         event = Event(seq, now, type_, action, actor_id, dict(attributes))
         for queue in list(self._subscribers):
             queue.put_nowait(event)
+        for listener in self._listeners:
+            listener(event)
         return event
 
     def history(self, since_nano: int | None, until_nano: int | None) -> Iterator[Event]:
