@@ -1,36 +1,208 @@
-"""wharf-gateway's composition root.
+"""wharf-gateway's composition root: settings → store, tokens, bus, dispatcher → FastAPI app.
 
-The cluster API (nodes, containers across nodes, commands over RabbitMQ) arrives with the
-control-plane issue; today the gateway serves only its health check and OpenAPI document, so
-deployments and health probes can already be wired.
+``wharf-gateway serve`` runs the cluster HTTP API; ``wharf-gateway token create|ls|rm`` manage
+the bearer tokens it accepts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
 import click
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 from wharf import __version__
+from wharf.errors import InvalidArgument, WharfError
+from wharf.gateway import auth
+from wharf.gateway.settings import GatewaySettings
+
+log = logging.getLogger("wharf.gateway")
+SWEEP_SECONDS = 0.25
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="wharf gateway", version=__version__)
+def create_app(settings: GatewaySettings) -> FastAPI:
+    from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
+    from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
+    from wharf.gateway.events import EventHub  # noqa: PLC0415
+    from wharf.gateway.routes import cluster, error_response, node_api  # noqa: PLC0415
+    from wharf.gateway.store import ClusterStore  # noqa: PLC0415
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        store = ClusterStore(settings.state_dir / "gateway.db")
+        hub = EventHub(store)
+        bus = Bus(settings.amqp_url, settings.gateway_id, store, loop, on_event=hub.notify)
+        dispatcher = Dispatcher(store, bus, gateway_id=settings.gateway_id,
+                                down_after=settings.node_down_after)
+        bus.on_result = dispatcher.on_result
+        app.state.settings, app.state.store, app.state.bus = settings, store, bus
+        app.state.dispatcher, app.state.events = dispatcher, hub
+        app.state.tokens = auth.Tokens(settings.tokens_file)
+        bus.start()
+        sweeper = asyncio.create_task(_sweep(dispatcher, hub, settings.node_down_after))
+        log.info("wharf-gateway %s (%s) on %s", __version__, settings.gateway_id,
+                 settings.listen)
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await asyncio.to_thread(bus.close)
+            store.close()
 
+    app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
+                  description="The cluster API: nodes, containers on any node, commands over "
+                  "RabbitMQ. Every route but /healthz needs 'Authorization: Bearer <token>'.")
+
+    @app.get("/healthz", summary="Liveness (no token needed)")
+    async def healthz(request: Request) -> dict[str, Any]:
+        bus = getattr(request.app.state, "bus", None)
+        return {"status": "ok", "version": __version__,
+                "broker": "connected" if bus is not None and bus.connected.is_set()
+                else "disconnected"}
+
+    async def wharf_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WharfError)
+        if exc.http_status >= 500:
+            log.warning("request failed: %s", exc.message)
+        return error_response(exc)
+
+    async def validation_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"message": f"{where}: {first.get('msg', 'invalid request')}",
+                             "code": "invalid_argument"}, status_code=400)
+
+    app.add_exception_handler(WharfError, wharf_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.include_router(cluster)
+    app.include_router(node_api)
     return app
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="host:port to serve on")
+async def _sweep(dispatcher: Any, hub: Any, down_after: float) -> None:
+    """Turn heartbeat silence into node ``down`` events (and back into ``up``)."""
+    known: dict[str, bool] = {}
+    quiet_until = time.time() + down_after  # after a restart, heartbeats first catch up
+    while True:
+        now = time.time()
+        for node in dispatcher.store.nodes():
+            ready = dispatcher.node_ready(node)
+            before = known.get(node.name)
+            known[node.name] = ready
+            if before is None and now < quiet_until:
+                continue
+            if before != ready:
+                action = "up" if ready else "down"
+                log.warning("node %s is %s", node.name, action) if not ready else \
+                    log.info("node %s is %s", node.name, action)
+                dispatcher.store.append_event({
+                    "Type": "node", "Action": action, "node": node.name,
+                    "Actor": {"ID": node.name, "Attributes": {"name": node.name}},
+                    "scope": "cluster", "time": int(now), "timeNano": int(now * 1e9)})
+                hub.notify()
+        await asyncio.sleep(SWEEP_SECONDS)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def _settings(**flags: Any) -> GatewaySettings:
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return GatewaySettings(**overrides)
+    except ValueError as exc:
+        click.echo(f"wharf-gateway: invalid settings: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wharf-gateway")
-def main(listen: str) -> None:
-    """wharf-gateway: the cluster HTTP API (health check only until the control plane lands)."""
+def main() -> None:
+    """wharf-gateway: the cluster HTTP API (commands to nodes over RabbitMQ)."""
+
+
+@main.command()
+@click.option("--listen", help="host:port to serve on (default 127.0.0.1:8080, env "
+              "WHARF_GATEWAY_LISTEN).")
+@click.option("--amqp-url", help="RabbitMQ URL (env WHARF_GATEWAY_AMQP_URL; default the "
+              "wharf-gateway user on vhost 'wharf' at 127.0.0.1).")
+@click.option("--state-dir", type=click.Path(path_type=Path),
+              help="Where the cluster view lives (default /var/lib/wharf-gateway).")
+@click.option("--tokens-file", type=click.Path(path_type=Path),
+              help="Accepted bearer tokens (default /etc/wharf/gateway-tokens).")
+@click.option("--gateway-id", help="Stable name of this gateway (default gw-<hostname>).")
+@click.option("--node-down-after", type=float,
+              help="Seconds without a heartbeat before a node is down (default 2.5).")
+@click.option("--default-deadline", type=float,
+              help="Seconds a command may wait to be executed (default 60).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(**flags: Any) -> None:
+    """Serve the cluster API (OpenAPI document at /docs)."""
     import uvicorn  # noqa: PLC0415
 
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter(f"{listen!r} is not host:port", param_hint="--listen")
-    uvicorn.run(create_app(), host=host, port=int(port))
+    settings = _settings(**flags)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = settings.host_port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
+                access_log=settings.log_level == "debug", timeout_graceful_shutdown=5)
+
+
+@main.group()
+def token() -> None:
+    """Manage the bearer tokens the gateway accepts."""
+
+
+_TOKENS_OPTION = click.option("--tokens-file", type=click.Path(path_type=Path),
+                              help="Tokens file (default /etc/wharf/gateway-tokens).")
+
+
+@token.command("create")
+@click.argument("name")
+@_TOKENS_OPTION
+def token_create(name: str, tokens_file: Path | None) -> None:
+    """Create (or replace) NAME's token and print it: it is shown only once."""
+    path = _settings(tokens_file=tokens_file).tokens_file
+    try:
+        click.echo(auth.create_token(path, name))
+    except WharfError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@token.command("ls")
+@_TOKENS_OPTION
+def token_ls(tokens_file: Path | None) -> None:
+    """List token names."""
+    path = _settings(tokens_file=tokens_file).tokens_file
+    try:
+        names = auth.read_tokens(path) if path.exists() else {}
+    except InvalidArgument as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name in sorted(names):
+        click.echo(name)
+
+
+@token.command("rm")
+@click.argument("name")
+@_TOKENS_OPTION
+def token_rm(name: str, tokens_file: Path | None) -> None:
+    """Revoke NAME's token."""
+    path = _settings(tokens_file=tokens_file).tokens_file
+    try:
+        auth.revoke_token(path, name)
+    except WharfError as exc:
+        raise click.ClickException(str(exc)) from exc

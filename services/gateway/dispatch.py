@@ -1,0 +1,152 @@
+"""Commands from HTTP requests to nodes, and their results back to the requests that wait.
+
+A command is recorded (with its idempotency key) before it is published; a node that is down or
+unknown is refused at once (503 / 404) instead of letting the request wait for the deadline. A
+waiting request sleeps on an :class:`asyncio.Event` that the bus sets when a result for its
+command arrives, and re-reads the store, so a result that came before the wait is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from wharf.errors import NotFound, Unavailable, from_code
+from wharf.gateway.placement import Candidate, Constraint, place
+from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
+from wharf.protocol import BROADCAST_NODE, CommandEnvelope, Payload
+
+
+class Publisher(Protocol):
+    async def publish(self, envelope: CommandEnvelope) -> None: ...
+
+
+class Dispatcher:
+    def __init__(self, store: ClusterStore, publisher: Publisher, *, gateway_id: str,
+                 down_after: float, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.publisher, self.gateway_id = store, publisher, gateway_id
+        self.down_after, self.clock = down_after, clock
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    # --- the cluster view -----------------------------------------------------------------
+
+    def node_ready(self, node: NodeRow) -> bool:
+        return node.up(self.clock(), self.down_after)
+
+    def require_ready(self, name: str) -> NodeRow:
+        node = self.store.node(name)
+        if node is None:
+            raise NotFound(f"no such node: {name}")
+        if not self.node_ready(node):
+            ago = self.clock() - node.last_seen
+            raise Unavailable(f"node {name} is down (last heartbeat {ago:.1f}s ago)")
+        return node
+
+    def candidates(self) -> list[Candidate]:
+        counts = self.store.container_counts()
+        return [Candidate(name=n.name, ready=self.node_ready(n),
+                          running=counts.get(n.name, (0, 0))[1],
+                          memory_available=int(n.load.get("memory_available", 0)),
+                          labels=n.labels) for n in self.store.nodes()]
+
+    def choose(self, constraints: list[Constraint]) -> str:
+        return place(self.candidates(), constraints)
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def submit(self, node: str, payload: Payload, *, principal: str, deadline: float,
+                     idempotency_key: str | None = None) -> CommandRow:
+        """Record and publish a command for ``node`` (or every ready node for ``*``).
+
+        With an ``idempotency_key`` seen before, the earlier command is returned and nothing
+        is sent again.
+        """
+        if idempotency_key is not None:
+            previous = self.store.command_by_key(idempotency_key)
+            if previous is not None:
+                return previous
+        if node == BROADCAST_NODE:
+            expected = [n.name for n in self.store.nodes() if self.node_ready(n)]
+            if not expected:
+                raise Unavailable("no node is ready")
+        else:
+            expected = [self.require_ready(node).name]
+        envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
+                                       principal=principal, reply_to=self.gateway_id)
+        row = self.store.add_command(envelope, expected, idempotency_key, self.clock())
+        if row.id != str(envelope.id):
+            return row  # the same key raced us in: that command stands
+        try:
+            await self.publisher.publish(envelope)
+        except Unavailable:
+            self.store.forget_command(row.id)
+            raise
+        return row
+
+    async def wait(self, command_id: str) -> CommandRow:
+        """The command once every expected node answered or its deadline passed."""
+        event = asyncio.Event()
+        self._waiters.setdefault(command_id, set()).add(event)
+        try:
+            while True:
+                row = self.store.command(command_id)
+                if row is None:
+                    raise NotFound(f"no such command: {command_id}")
+                now = self.clock()
+                if row.status(now) != "pending":
+                    return row
+                event.clear()
+                try:
+                    await asyncio.wait_for(event.wait(), max(0.01, row.deadline - now))
+                except TimeoutError:
+                    continue  # re-read: the status turns "unknown" after the deadline
+        finally:
+            waiters = self._waiters.get(command_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[command_id]
+
+    def on_result(self, command_id: str) -> None:
+        """Called on the loop by the bus when a result for ``command_id`` was stored."""
+        for event in self._waiters.get(command_id, ()):
+            event.set()
+
+    async def call(self, node: str, payload: Payload, *, principal: str, deadline: float,
+                   idempotency_key: str | None = None) -> Any:
+        """Submit, wait and return the node's result, or raise its error kind."""
+        row = await self.submit(node, payload, principal=principal, deadline=deadline,
+                                idempotency_key=idempotency_key)
+        return outcome(await self.wait(row.id), self.clock())
+
+
+def outcome(row: CommandRow, now: float) -> Any:
+    """A single-node command's result, or its error kind raised."""
+    status = row.status(now)
+    answer = row.results.get(row.expected[0]) if row.expected else None
+    if status == "ok" and answer is not None:
+        return answer["Result"]
+    if status == "error" and answer is not None and answer["Error"]:
+        raise from_code(answer["Error"]["code"], answer["Error"]["message"])
+    if status == "expired":
+        raise Unavailable(f"command {row.id} expired before node {row.node} took it "
+                          "(it was not executed)")
+    raise Unavailable(f"no answer from node {row.node} for command {row.id} within its "
+                      "deadline; GET /v1/commands/" + row.id + " shows its fate once known")
+
+
+def command_document(row: CommandRow, now: float) -> dict[str, Any]:
+    """``GET /v1/commands/{id}``."""
+    single = row.results.get(row.expected[0]) if len(row.expected) == 1 else None
+    return {
+        "Id": row.id, "Type": row.type, "Node": row.node, "Principal": row.principal,
+        "Status": row.status(now), "CreatedAt": row.created_at, "Deadline": row.deadline,
+        "Result": single["Result"] if single else None,
+        "Error": single["Error"] if single else None,
+        "Nodes": {n: row.results.get(n, {"Status": "pending" if now <= row.deadline
+                                          else "unknown"}) for n in row.expected},
+    }
+

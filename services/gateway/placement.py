@@ -1,0 +1,60 @@
+"""Where a container goes when the caller names no node: a pure function over the cluster view.
+
+Among the ready nodes that satisfy every constraint, the one with the fewest running containers
+wins; ties go to the most available memory, then to the name (so the choice is stable).
+Constraints follow Swarm's syntax: ``node.name==x``, ``node.name!=x``, ``node.labels.k==v``,
+``node.labels.k!=v``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from wharf.errors import InvalidArgument, Unavailable
+
+_CONSTRAINT = re.compile(r"^\s*node\.(name|labels\.([a-zA-Z0-9_.-]+))\s*(==|!=)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    ready: bool
+    running: int
+    memory_available: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    key: str  # "name" or a label key
+    is_label: bool
+    equal: bool
+    value: str
+
+    def allows(self, node: Candidate) -> bool:
+        actual = node.labels.get(self.key) if self.is_label else node.name
+        return (actual == self.value) == self.equal
+
+
+def parse_constraint(text: str) -> Constraint:
+    match = _CONSTRAINT.match(text)
+    if match is None:
+        raise InvalidArgument(f"invalid constraint {text!r}: expected node.name==NAME, "
+                              "node.labels.KEY==VALUE (or !=)")
+    _field, label, operator, value = match.groups()
+    return Constraint(key=label if label else "name", is_label=bool(label),
+                      equal=operator == "==", value=value)
+
+
+def place(nodes: list[Candidate], constraints: list[Constraint]) -> str:
+    """The chosen node's name; Unavailable when no ready node qualifies."""
+    fitting = [n for n in nodes if n.ready and all(c.allows(n) for c in constraints)]
+    if not fitting:
+        ready = sum(n.ready for n in nodes)
+        detail = f"{ready} of {len(nodes)} nodes ready"
+        if constraints:
+            detail += ", none matching the constraints"
+        raise Unavailable(f"no node can take the container ({detail})")
+    best = min(fitting, key=lambda n: (n.running, -n.memory_available, n.name))
+    return best.name

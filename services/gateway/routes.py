@@ -1,0 +1,382 @@
+"""The gateway's HTTP API (OpenAPI at ``/docs``).
+
+Two families of routes, both behind bearer tokens:
+
+- the cluster API: ``/v1/nodes``, ``/v1/containers`` (every node's, from the cluster view, or
+  placed on a node the gateway chooses), ``/v1/commands/{id}``, ``/v1/images/pull`` (every
+  node), ``/v1/events``;
+- per node, the Docker Engine API's own paths under ``/v1/nodes/{node}/…`` (containers create/
+  run/start/stop/kill/restart/rm/inspect/list/logs, images pull/list/rm), so a Docker-shaped
+  client only needs a path prefix and a token to reach any node.
+
+A mutating call answers ``202`` with its command (``Id``, ``Status``; ``Location`` points at
+``/v1/commands/{id}``) unless the request says ``?wait=true``, in which case it answers as the
+daemon would have. Reads (inspect, list, logs, images) always wait. ``deadline=SECONDS``
+overrides the default deadline; an ``Idempotency-Key`` header makes a retried request return the
+first request's command instead of running again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from wharf.errors import InvalidArgument, NotFound, WharfError
+from wharf.gateway.dispatch import Dispatcher, command_document, outcome
+from wharf.gateway.events import EventHub
+from wharf.gateway.placement import parse_constraint
+from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.status import container_row, node_document
+from wharf.protocol import (
+    BROADCAST_NODE,
+    ContainerPayload,
+    CreatePayload,
+    ImagesPayload,
+    KillPayload,
+    ListPayload,
+    LogsPayload,
+    Payload,
+    PullPayload,
+    RemoveImagePayload,
+    RemovePayload,
+    RunPayload,
+    StopPayload,
+)
+
+LOG_POLL_SECONDS = 0.3
+
+
+def principal(request: Request) -> str:
+    """Authenticates every route of the routers below (the token's name is the principal)."""
+    name: str = request.app.state.tokens.authenticate(request.headers.get("authorization"))
+    return name
+
+
+def _dispatcher(request: Request) -> Dispatcher:
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+def _settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+Principal = Annotated[str, Depends(principal)]
+Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]
+Settings = Annotated[GatewaySettings, Depends(_settings)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Deadline = Annotated[float | None, Query(gt=0, le=3600,
+                                         description="seconds (default 60)")]
+Wait = Annotated[bool, Query(description="answer with the result instead of 202")]
+
+cluster = APIRouter(prefix="/v1", dependencies=[Depends(principal)])
+node_api = APIRouter(prefix="/v1/nodes/{node}", dependencies=[Depends(principal)])
+
+
+class Call:
+    """What every command route needs: the dispatcher, who asks, the deadline, the key."""
+
+    def __init__(self, dispatcher: Dispatch, who: Principal, settings: Settings,
+                 deadline: Deadline = None,
+                 idempotency_key: IdempotencyKey = None) -> None:
+        self.dispatcher, self.principal = dispatcher, who
+        self.deadline = deadline or settings.default_deadline
+        self.idempotency_key = idempotency_key
+
+    async def read(self, node: str, payload: Payload) -> Any:
+        return await self.dispatcher.call(node, payload, principal=self.principal,
+                                          deadline=self.deadline)
+
+    async def mutate(self, node: str, payload: Payload, wait: bool, *,
+                     ok_status: int = 200, shape: Any = None) -> Response:
+        row = await self.dispatcher.submit(node, payload, principal=self.principal,
+                                           deadline=self.deadline,
+                                           idempotency_key=self.idempotency_key)
+        headers = {"X-Wharf-Command": row.id, "Location": f"/v1/commands/{row.id}"}
+        if not wait:
+            return JSONResponse(command_document(row, time.time()), status_code=202,
+                                headers=headers)
+        result = outcome(await self.dispatcher.wait(row.id), time.time())
+        if ok_status == 204:
+            return Response(status_code=204, headers=headers)
+        body = shape(result) if shape is not None else result
+        return JSONResponse(body, status_code=ok_status, headers=headers)
+
+
+Command = Annotated[Call, Depends(Call)]
+
+
+# --- the cluster API ------------------------------------------------------------------------
+
+
+@cluster.get("/nodes", summary="Every node: status (ready/down), last seen, labels, load")
+async def list_nodes(dispatcher: Dispatch) -> list[dict[str, Any]]:
+    counts = dispatcher.store.container_counts()
+    return [node_document(n, dispatcher.node_ready(n), counts.get(n.name, (0, 0)))
+            for n in dispatcher.store.nodes()]
+
+
+@cluster.get("/nodes/{node}", summary="One node")
+async def get_node(dispatcher: Dispatch, node: str) -> dict[str, Any]:
+    row = dispatcher.store.node(node)
+    if row is None:
+        raise NotFound(f"no such node: {node}")
+    counts = dispatcher.store.container_counts()
+    return node_document(row, dispatcher.node_ready(row), counts.get(node, (0, 0)))
+
+
+@cluster.get("/containers", summary="Containers of every node (from the cluster view)")
+async def cluster_containers(dispatcher: Dispatch, all: bool = False,
+                             filters: str | None = None) -> list[dict[str, Any]]:
+    terms = _filters(filters)
+    unknown = set(terms) - {"node", "name", "id", "status", "label", "ancestor"}
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+    rows = []
+    for node, data in dispatcher.store.containers():
+        row = container_row(node, data)
+        if not all and "status" not in terms and row["State"] not in ("running", "paused",
+                                                                       "restarting"):
+            continue
+        if _matches(row, terms):
+            rows.append(row)
+    return rows
+
+
+@cluster.post("/containers", summary="Run a container on the node placement chooses")
+async def place_and_run(call: Command, body: Annotated[dict[str, Any], Body()],
+                        wait: Wait = False, name: str | None = None,
+                        constraint: Annotated[list[str] | None, Query()] = None) -> Response:
+    node = call.dispatcher.choose([parse_constraint(c) for c in constraint or []])
+    return await call.mutate(node, RunPayload(create=body, name=name or None), wait,
+                             ok_status=201, shape=lambda r: {**r, "Node": node, "Warnings": []})
+
+
+@cluster.get("/commands/{command_id}", summary="A command's state and result")
+async def get_command(dispatcher: Dispatch, command_id: str) -> dict[str, Any]:
+    row = dispatcher.store.command(command_id)
+    if row is None:
+        raise NotFound(f"no such command: {command_id}")
+    return command_document(row, time.time())
+
+
+@cluster.post("/images/pull", summary="Pull an image on every ready node")
+async def pull_everywhere(call: Command, image: str = Query(min_length=1),
+                          wait: Wait = False) -> Response:
+    row = await call.dispatcher.submit(BROADCAST_NODE, PullPayload(image=image),
+                                       principal=call.principal, deadline=call.deadline,
+                                       idempotency_key=call.idempotency_key)
+    if wait:
+        row = await call.dispatcher.wait(row.id)
+    document = command_document(row, time.time())
+    return JSONResponse(document, status_code=200 if wait else 202,
+                        headers={"Location": f"/v1/commands/{row.id}"})
+
+
+@cluster.get("/events", summary="Cluster events (NDJSON, or SSE with Accept: "
+             "text/event-stream), replayed from ?since=<event id>")
+async def events(request: Request, since: Annotated[int, Query(ge=0)] = 0,
+                 follow: bool = True) -> StreamingResponse:
+    hub: EventHub = request.app.state.events
+    sse = "text/event-stream" in request.headers.get("accept", "")
+
+    async def body() -> AsyncIterator[bytes]:
+        async for event_id, stored in hub.stream(since, follow):
+            line = json.dumps({"id": event_id, **stored})
+            yield (f"id: {event_id}\ndata: {line}\n\n" if sse else line + "\n").encode()
+
+    return StreamingResponse(body(), media_type="text/event-stream" if sse
+                             else "application/x-ndjson")
+
+
+# --- one node, the Docker Engine API's paths ------------------------------------------------
+
+
+@node_api.post("/containers/create", status_code=201, summary="docker create")
+async def create(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
+                 name: str | None = None, wait: Wait = False) -> Response:
+    return await call.mutate(node, CreatePayload(create=body, name=name or None), wait,
+                             ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
+
+
+@node_api.post("/containers/run", status_code=201, summary="docker run -d (pulls if needed)")
+async def run(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
+              name: str | None = None, wait: Wait = False) -> Response:
+    return await call.mutate(node, RunPayload(create=body, name=name or None), wait,
+                             ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
+
+
+@node_api.get("/containers/json", summary="docker ps (asks the node)")
+async def node_containers(call: Command, node: str, all: str | None = None,
+                          filters: str | None = None) -> Any:
+    return await call.read(node, ListPayload(all=_truthy(all), filters=_filters(filters)))
+
+
+@node_api.get("/containers/{container}/json", summary="docker inspect")
+async def inspect(call: Command, node: str, container: str) -> Any:
+    return await call.read(node, ContainerPayload(type="inspect", container=container))
+
+
+@node_api.post("/containers/{container}/start", status_code=204)
+async def start(call: Command, node: str, container: str, wait: Wait = False) -> Response:
+    return await call.mutate(node, ContainerPayload(type="start", container=container), wait,
+                             ok_status=204)
+
+
+@node_api.post("/containers/{container}/stop", status_code=204)
+async def stop(call: Command, node: str, container: str, wait: Wait = False,
+               t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
+    return await call.mutate(node, StopPayload(type="stop", container=container, timeout=t),
+                             wait, ok_status=204)
+
+
+@node_api.post("/containers/{container}/restart", status_code=204)
+async def restart(call: Command, node: str, container: str, wait: Wait = False,
+                  t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
+    return await call.mutate(node, StopPayload(type="restart", container=container,
+                                               timeout=t), wait, ok_status=204)
+
+
+@node_api.post("/containers/{container}/kill", status_code=204)
+async def kill(call: Command, node: str, container: str, wait: Wait = False,
+               signal: str = "KILL") -> Response:
+    return await call.mutate(node, KillPayload(container=container, signal=signal), wait,
+                             ok_status=204)
+
+
+@node_api.delete("/containers/{container}", status_code=204)
+async def remove(call: Command, node: str, container: str, wait: Wait = False,
+                 force: str | None = None) -> Response:
+    return await call.mutate(node, RemovePayload(container=container, force=_truthy(force)),
+                             wait, ok_status=204)
+
+
+@node_api.get("/containers/{container}/logs", summary="docker logs (-f polls the node)")
+async def logs(call: Command, node: str, container: str, follow: str | None = None,
+               stdout: str | None = None, stderr: str | None = None,
+               timestamps: str | None = None, tail: str = "all",
+               since: float | None = None) -> StreamingResponse:
+    if tail != "all" and not tail.isdigit():
+        raise InvalidArgument(f"invalid tail value {tail!r}: a number or 'all'")
+    document = await call.read(node, ContainerPayload(type="inspect", container=container))
+    tty = bool((document.get("Config") or {}).get("Tty"))
+    streams = {"stdout"} if _truthy(stdout) else set()
+    streams |= {"stderr"} if _truthy(stderr) else set()
+    streams = streams or {"stdout", "stderr"}
+    payload = LogsPayload(container=container, since=since, timestamps=_truthy(timestamps))
+    keep = None if tail == "all" else int(tail)
+
+    async def body() -> AsyncIterator[bytes]:
+        # Every poll reads the whole log (it only grows) and sends what is new; the first
+        # one sends only the last ``tail`` lines.
+        entries = await call.read(node, payload)
+        first = entries if keep is None else entries[len(entries) - keep:] if keep else []
+        sent = len(entries)
+        for entry in first:
+            if entry["stream"] in streams:
+                yield _log_frame(entry, tty, payload.timestamps)
+        while _truthy(follow):
+            await asyncio.sleep(LOG_POLL_SECONDS)
+            state = await call.read(node, ContainerPayload(type="inspect",
+                                                           container=container))
+            entries = await call.read(node, payload)
+            for entry in entries[sent:]:
+                if entry["stream"] in streams:
+                    yield _log_frame(entry, tty, payload.timestamps)
+            sent = len(entries)
+            if not state["State"]["Running"]:
+                return
+
+    media = "application/vnd.docker.raw-stream" if tty else \
+        "application/vnd.docker.multiplexed-stream"
+    return StreamingResponse(body(), media_type=media)
+
+
+@node_api.post("/images/create", summary="docker pull")
+async def pull(call: Command, node: str, fromImage: str = Query(min_length=1),  # noqa: N803
+               tag: str = "", wait: Wait = True) -> Response:
+    image = f"{fromImage}:{tag}" if tag and ":" not in fromImage.rsplit("/", 1)[-1] and \
+        "@" not in fromImage else fromImage
+    return await call.mutate(node, PullPayload(image=image), wait,
+                             shape=lambda r: r)
+
+
+@node_api.get("/images/json", summary="docker images")
+async def images(call: Command, node: str) -> Any:
+    return await call.read(node, ImagesPayload())
+
+
+@node_api.delete("/images/{name:path}", summary="docker rmi")
+async def remove_image(call: Command, node: str, name: str, force: str | None = None,
+                       wait: Wait = False) -> Response:
+    def docker_shape(result: dict[str, list[str]]) -> list[dict[str, str]]:
+        return [{"Untagged": t} for t in result.get("untagged", [])] + \
+            [{"Deleted": d} for d in result.get("deleted", [])]
+    return await call.mutate(node, RemoveImagePayload(image=name, force=_truthy(force)), wait,
+                             shape=docker_shape)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+def _filters(text: str | None) -> dict[str, list[str]]:
+    """Docker's ``filters`` query value: {"key": ["v", …]} (or the older {"key": {"v": true}})."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid filters: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidArgument("invalid filters: expected a JSON object")
+    terms: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        values = [k for k, v in value.items() if v] if isinstance(value, dict) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidArgument(f"invalid filters: {key!r} needs a list of strings")
+        terms[str(key)] = values
+    return terms
+
+
+def _matches(row: dict[str, Any], terms: dict[str, list[str]]) -> bool:
+    checks = {
+        "node": lambda v: row["Node"] == v,
+        "name": lambda v: any(v in n.lstrip("/") for n in row["Names"]),
+        "id": row["Id"].startswith,
+        "status": lambda v: row["State"] == v,
+        "ancestor": lambda v: row["Image"] == v or row.get("ImageID", "").startswith(v),
+        "label": lambda v: (v.partition("=")[0] in row.get("Labels", {}) and
+                            ("=" not in v or row["Labels"][v.partition("=")[0]] ==
+                             v.partition("=")[2])),
+    }
+    return all(any(checks[key](v) for v in values) for key, values in terms.items())
+
+
+def _log_frame(entry: dict[str, Any], tty: bool, timestamps: bool) -> bytes:
+    data = str(entry["text"]).encode()
+    if timestamps:
+        data = f"{entry['time']} ".encode() + data
+    if tty:
+        return data
+    return struct.pack(">BxxxL", 2 if entry["stream"] == "stderr" else 1, len(data)) + data
+
+
+def error_response(exc: WharfError) -> JSONResponse:
+    """Docker's error shape, with the kind's stable code."""
+    return JSONResponse({"message": exc.message, "code": exc.code},
+                        status_code=exc.http_status,
+                        headers={"WWW-Authenticate": "Bearer"} if exc.http_status == 401
+                        else None)
+

@@ -1,0 +1,37 @@
+"""wharf-gateway's typed settings: defaults < WHARF_GATEWAY_* environment < flags."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WHARF_GATEWAY_", extra="forbid")
+
+    listen: str = Field(default="127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$")
+    amqp_url: str = Field(default="amqp://wharf-gateway:wharf-gateway@127.0.0.1:5672/wharf",
+                          min_length=1)
+    state_dir: Path = Path("/var/lib/wharf-gateway")
+    tokens_file: Path = Path("/etc/wharf/gateway-tokens")
+    # Stable across restarts: the durable queue of results and reports is named after it.
+    gateway_id: str = Field(default_factory=lambda: "gw-" + platform.node(),
+                            pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    node_down_after: float = Field(default=2.5, gt=0, le=600)
+    default_deadline: float = Field(default=60.0, gt=0, le=3600)
+    log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+    @field_validator("state_dir", "tokens_file")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"{value} must be an absolute path")
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)

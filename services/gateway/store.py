@@ -1,0 +1,350 @@
+"""The gateway's view of the cluster, in SQLite: nodes, their containers and images, commands,
+and the cluster event log.
+
+It is a cache of what the daemons report (the daemons hold the truth): a snapshot replaces a
+node's rows, events update them in between, and an event at or below the sequence number the
+view already reflects is dropped as stale. Commands and their results are the gateway's own
+records and survive its restart. One connection guarded by a lock (the AMQP consumer thread
+writes, the HTTP handlers read); WAL, so a reader never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    name TEXT PRIMARY KEY,
+    engine_id TEXT NOT NULL DEFAULT '',
+    labels TEXT NOT NULL DEFAULT '{}',
+    load TEXT NOT NULL DEFAULT '{}',
+    version TEXT NOT NULL DEFAULT '',
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    seq INTEGER NOT NULL DEFAULT -1,
+    snapshot_at REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS containers (
+    node TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (node, id)
+);
+CREATE TABLE IF NOT EXISTS images (
+    node TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (node, id)
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT UNIQUE,
+    principal TEXT NOT NULL,
+    node TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    deadline REAL NOT NULL,
+    envelope TEXT NOT NULL,
+    expected TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS command_results (
+    command_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (command_id, node)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+KEEP_EVENTS = 10_000
+KEEP_COMMANDS_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    name: str
+    engine_id: str
+    labels: dict[str, str]
+    load: dict[str, Any]
+    version: str
+    first_seen: float
+    last_seen: float
+    seq: int
+    snapshot_at: float
+
+    def up(self, now: float, down_after: float) -> bool:
+        return now - self.last_seen <= down_after
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    id: str
+    idempotency_key: str | None
+    principal: str
+    node: str
+    type: str
+    created_at: float
+    deadline: float
+    envelope: str
+    expected: list[str]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def status(self, now: float) -> str:
+        """pending until every expected node answered; then ok, error, expired or partial.
+        After the deadline a node that never answered counts as ``unknown``: it may have been
+        running the command when its connection dropped (its journal knows)."""
+        states = [self.results[n]["Status"] if n in self.results else
+                  ("pending" if now <= self.deadline else "unknown") for n in self.expected]
+        if not states or "pending" in states:
+            return "pending"
+        if len(set(states)) == 1:
+            return states[0]
+        return "partial"
+
+
+class ClusterStore:
+    """SQLite behind a lock; every method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- what the daemons report --------------------------------------------------------------
+
+    def heartbeat(self, beat: Heartbeat, now: float) -> bool:
+        """Record a heartbeat; True when the node is new to this gateway."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE nodes SET labels=?, load=?, version=?, last_seen=? WHERE name=?",
+                (json.dumps(beat.labels), beat.load.model_dump_json(), beat.version, now,
+                 beat.node))
+            if cur.rowcount:
+                return False
+            db.execute("INSERT INTO nodes (name, labels, load, version, first_seen, last_seen)"
+                       " VALUES (?,?,?,?,?,?)",
+                       (beat.node, json.dumps(beat.labels), beat.load.model_dump_json(),
+                        beat.version, now, now))
+            return True
+
+    def snapshot(self, snap: Snapshot, now: float) -> bool:
+        """Replace the node's containers and images; False when the snapshot is stale."""
+        with self._tx() as db:
+            row = db.execute("SELECT engine_id, seq FROM nodes WHERE name=?",
+                             (snap.node,)).fetchone()
+            if row is not None and row["engine_id"] == snap.engine_id and \
+                    row["seq"] > snap.seq:
+                return False
+            if row is None:
+                db.execute("INSERT INTO nodes (name, first_seen, last_seen) VALUES (?,?,?)",
+                           (snap.node, now, now))
+            db.execute("UPDATE nodes SET engine_id=?, seq=?, labels=?, snapshot_at=?"
+                       " WHERE name=?",
+                       (snap.engine_id, snap.seq, json.dumps(snap.labels), now, snap.node))
+            db.execute("DELETE FROM containers WHERE node=?", (snap.node,))
+            db.executemany("INSERT INTO containers (node, id, data) VALUES (?,?,?)",
+                           [(snap.node, c["Id"], json.dumps(c)) for c in snap.containers])
+            db.execute("DELETE FROM images WHERE node=?", (snap.node,))
+            db.executemany("INSERT OR REPLACE INTO images (node, id, data) VALUES (?,?,?)",
+                           [(snap.node, i["Id"], json.dumps(i)) for i in snap.images])
+            return True
+
+    def node_event(self, event: NodeEvent) -> bool:
+        """Apply a container event to the view; False (and nothing changes) when stale."""
+        with self._tx() as db:
+            row = db.execute("SELECT engine_id, seq FROM nodes WHERE name=?",
+                             (event.node,)).fetchone()
+            if row is not None and row["engine_id"] == event.engine_id and \
+                    event.seq <= row["seq"]:
+                return False
+            if row is None or row["engine_id"] != event.engine_id:
+                return False  # a node we have no snapshot of yet: its snapshot will follow
+            db.execute("UPDATE nodes SET seq=? WHERE name=?", (event.seq, event.node))
+            if event.type == "container":
+                if event.container is None:
+                    db.execute("DELETE FROM containers WHERE node=? AND id=?",
+                               (event.node, event.actor_id))
+                else:
+                    db.execute("INSERT OR REPLACE INTO containers (node, id, data)"
+                               " VALUES (?,?,?)",
+                               (event.node, event.actor_id, json.dumps(event.container)))
+            self._append_event(db, event.time_nano, _event_document(event))
+            return True
+
+    def append_event(self, document: dict[str, Any]) -> int:
+        with self._tx() as db:
+            return self._append_event(db, int(document["timeNano"]), document)
+
+    def _append_event(self, db: sqlite3.Connection, time_nano: int,
+                      document: dict[str, Any]) -> int:
+        cursor = db.execute("INSERT INTO events (time_nano, data) VALUES (?, ?)",
+                            (time_nano, json.dumps(document)))
+        event_id = int(cursor.lastrowid or 0)
+        if event_id % 1000 == 0:
+            db.execute("DELETE FROM events WHERE id <= ?", (event_id - KEEP_EVENTS,))
+        return event_id
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM nodes ORDER BY name").fetchall()
+        return [_node(r) for r in rows]
+
+    def node(self, name: str) -> NodeRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
+        return _node(row) if row is not None else None
+
+    def containers(self, node: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        query, args = "SELECT node, data FROM containers", tuple[str, ...]()
+        if node is not None:
+            query, args = query + " WHERE node=?", (node,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY node, id", args).fetchall()
+        return [(r["node"], json.loads(r["data"])) for r in rows]
+
+    def container_counts(self) -> dict[str, tuple[int, int]]:
+        """node → (containers, running)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT node, COUNT(*) AS n, SUM(json_extract(data, '$.State') = 'running')"
+                " AS running FROM containers GROUP BY node").fetchall()
+        return {r["node"]: (int(r["n"]), int(r["running"] or 0)) for r in rows}
+
+    def events(self, after_id: int, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, data FROM events WHERE id > ? ORDER BY id"
+                                    " LIMIT ?", (after_id, limit)).fetchall()
+        return [(int(r["id"]), json.loads(r["data"])) for r in rows]
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def add_command(self, envelope: CommandEnvelope, expected: list[str],
+                    idempotency_key: str | None, now: float) -> CommandRow:
+        """Record a command about to be published; with an ``idempotency_key`` already used,
+        the earlier command is returned instead (and nothing is recorded)."""
+        with self._tx() as db:
+            if idempotency_key is not None:
+                row = db.execute("SELECT id FROM commands WHERE idempotency_key=?",
+                                 (idempotency_key,)).fetchone()
+                if row is not None:
+                    found = self._command(db, row["id"])
+                    assert found is not None
+                    return found
+            db.execute("DELETE FROM commands WHERE created_at < ?",
+                       (now - KEEP_COMMANDS_SECONDS,))
+            db.execute("INSERT INTO commands (id, idempotency_key, principal, node, type,"
+                       " created_at, deadline, envelope, expected) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (str(envelope.id), idempotency_key, envelope.principal, envelope.node,
+                        envelope.type, now, envelope.deadline.timestamp(),
+                        envelope.model_dump_json(), json.dumps(expected)))
+            found = self._command(db, str(envelope.id))
+            assert found is not None
+            return found
+
+    def forget_command(self, command_id: str) -> None:
+        """Drop a command that could not be published (so its idempotency key is free)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM commands WHERE id=?", (command_id,))
+
+    def command_by_key(self, idempotency_key: str) -> CommandRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT id FROM commands WHERE idempotency_key=?",
+                                   (idempotency_key,)).fetchone()
+            return self._command(self._db, row["id"]) if row is not None else None
+
+    def command(self, command_id: str) -> CommandRow | None:
+        with self._lock:
+            return self._command(self._db, command_id)
+
+    def record_result(self, result: CommandResult) -> bool:
+        """Store a node's result. The first one wins (a redelivery repeats it), except over
+        ``expired`` inferred from a dead letter: what the daemon says it did is the truth."""
+        document = {"Status": result.status.value, "Result": result.result,
+                    "Error": result.error.model_dump() if result.error else None}
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO command_results (command_id, node, status, result, error,"
+                " finished_at) VALUES (?,?,?,?,?,?) ON CONFLICT (command_id, node) DO UPDATE"
+                " SET status=excluded.status, result=excluded.result, error=excluded.error,"
+                " finished_at=excluded.finished_at WHERE command_results.status='expired'",
+                (str(result.command_id), result.node, document["Status"],
+                 json.dumps(document["Result"]), json.dumps(document["Error"]),
+                 result.finished_at.timestamp()))
+            return cursor.rowcount > 0
+
+    def record_expired(self, command_id: str, node: str) -> bool:
+        """A command the broker dead-lettered (its deadline passed in the queue)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO command_results (command_id, node, status, result,"
+                " error, finished_at) VALUES (?,?,'expired','null','null',?)",
+                (command_id, node, time.time()))
+            return cursor.rowcount > 0
+
+    def _command(self, db: sqlite3.Connection, command_id: str) -> CommandRow | None:
+        row = db.execute("SELECT * FROM commands WHERE id=?", (command_id,)).fetchone()
+        if row is None:
+            return None
+        results = {r["node"]: {"Status": r["status"], "Result": json.loads(r["result"]),
+                               "Error": json.loads(r["error"]),
+                               "FinishedAt": r["finished_at"]}
+                   for r in db.execute("SELECT * FROM command_results WHERE command_id=?",
+                                       (command_id,))}
+        return CommandRow(id=row["id"], idempotency_key=row["idempotency_key"],
+                          principal=row["principal"], node=row["node"], type=row["type"],
+                          created_at=row["created_at"], deadline=row["deadline"],
+                          envelope=row["envelope"], expected=json.loads(row["expected"]),
+                          results=results)
+
+
+def _node(row: sqlite3.Row) -> NodeRow:
+    return NodeRow(name=row["name"], engine_id=row["engine_id"],
+                   labels=json.loads(row["labels"]), load=json.loads(row["load"]),
+                   version=row["version"], first_seen=row["first_seen"],
+                   last_seen=row["last_seen"], seq=row["seq"], snapshot_at=row["snapshot_at"])
+
+
+def _event_document(event: NodeEvent) -> dict[str, Any]:
+    """Docker's event shape, with the node it happened on."""
+    return {"Type": event.type, "Action": event.action, "node": event.node,
+            "Actor": {"ID": event.actor_id, "Attributes": event.attributes},
+            "scope": "cluster", "time": event.time_nano // 1_000_000_000,
+            "timeNano": event.time_nano}

@@ -1,0 +1,115 @@
+"""A real wharf-gateway (subprocess) and a small HTTP client for it, for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+GATEWAY = str(Path(sys.executable).parent / "wharf-gateway")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    args: list[str]
+
+    def client(self, *, token: str | None = None, anonymous: bool = False) -> httpx.Client:
+        """A client with this gateway's token (or ``token``; none when ``anonymous``)."""
+        headers = {} if anonymous else {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=90)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_gateway(base: Path, amqp_url: str, *, down_after: float = 1.5,
+                  port: int | None = None) -> Gateway:
+    base.mkdir(parents=True, exist_ok=True)
+    tokens = base / "tokens"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+    token = subprocess.run([GATEWAY, "token", "create", "tester", "--tokens-file", str(tokens)],
+                           check=True, capture_output=True, text=True, env=env).stdout.strip()
+    port = port or free_port()
+    args = [GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--amqp-url", amqp_url,
+            "--state-dir", str(base / "state"), "--tokens-file", str(tokens),
+            "--gateway-id", "gw-test", "--node-down-after", str(down_after)]
+    log = base / "gateway.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=out, env=env)
+    gateway = Gateway(f"http://127.0.0.1:{port}", token, process, log, args)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited: {gateway.log_text()}")
+        try:
+            health = httpx.get(gateway.url + "/healthz", timeout=1).json()
+            if health.get("broker") == "connected":
+                return gateway
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"gateway not ready: {gateway.log_text()}")
+
+
+def stop_gateway(gateway: Gateway) -> None:
+    if gateway.process.poll() is None:
+        gateway.process.send_signal(signal.SIGTERM)
+        try:
+            gateway.process.wait(15)
+        except subprocess.TimeoutExpired:
+            gateway.process.kill()
+            gateway.process.wait()
+
+
+@contextmanager
+def running_gateway(base: Path, amqp_url: str, **kwargs: Any) -> Iterator[Gateway]:
+    gateway = start_gateway(base, amqp_url, **kwargs)
+    try:
+        yield gateway
+    finally:
+        stop_gateway(gateway)
+
+
+def wait_for(predicate: Any, timeout: float = 15, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; that value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def nodes(client: httpx.Client) -> dict[str, dict[str, Any]]:
+    return {n["Name"]: n for n in client.get("/v1/nodes").json()}
+
+
+def daemon_names(request: Any) -> list[str]:
+    """Names of a daemon's containers (``Daemon.request``'s answer to /containers/json)."""
+    status, body = request("GET", "/containers/json?all=1")
+    assert status == 200
+    return sorted(n.lstrip("/") for c in json.loads(body) for n in c["Names"])
