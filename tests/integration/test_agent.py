@@ -33,7 +33,8 @@ NODE = "agent-node-1"
 def agent_daemon(amqp_url: str, seeded_registry: SeededRegistry, tmp_path: Path
                  ) -> Iterator[Daemon]:
     env = {"WHARF_AMQP_URL": amqp_url, "WHARF_NODE_NAME": NODE,
-           "WHARF_NODE_LABELS": '{"zone": "test"}', "WHARF_HEARTBEAT_INTERVAL": "0.5", "WHARF_SNAPSHOT_INTERVAL": "1"}
+           "WHARF_NODE_LABELS": '{"zone": "test"}', "WHARF_HEARTBEAT_INTERVAL": "0.5",
+           "WHARF_SNAPSHOT_INTERVAL": "1"}
     with running_daemon(tmp_path / "agent", mirrors=[seeded_registry.registry.url],
                         env=env) as daemon:
         assert daemon.request("POST", "/images/create?fromImage=busybox&tag=latest")[0] == 200
