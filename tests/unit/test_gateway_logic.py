@@ -1,0 +1,254 @@
+"""The gateway's pure parts and its store: placement, tokens, staleness, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from wharf.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from wharf.gateway import auth
+from wharf.gateway.dispatch import Dispatcher, command_document, outcome
+from wharf.gateway.placement import Candidate, parse_constraint, place
+from wharf.gateway.status import human_duration, status_text
+from wharf.gateway.store import ClusterStore
+from wharf.protocol import (
+    CommandEnvelope,
+    CommandResult,
+    ContainerPayload,
+    ErrorInfo,
+    Heartbeat,
+    Load,
+    NodeEvent,
+    ResultStatus,
+    Snapshot,
+)
+
+LOAD = Load(containers=0, running=0, memory_total=8 << 30, memory_available=4 << 30, cpus=2,
+            load1=0.1)
+
+
+# --- placement ------------------------------------------------------------------------------
+
+
+def test_placement_prefers_fewest_running_then_free_memory_and_skips_down_nodes() -> None:
+    nodes = [Candidate("a", True, running=3, memory_available=10),
+             Candidate("b", True, running=1, memory_available=5),
+             Candidate("c", True, running=1, memory_available=9),
+             Candidate("d", False, running=0, memory_available=99)]
+    assert place(nodes, []) == "c"
+    assert place(nodes, [parse_constraint("node.name!=c")]) == "b"
+    with pytest.raises(Unavailable, match="3 of 4 nodes ready"):
+        place(nodes, [parse_constraint("node.name==d")])
+
+
+def test_constraints_on_labels() -> None:
+    nodes = [Candidate("a", True, 0, 0, {"zone": "x"}), Candidate("b", True, 5, 0, {"zone": "y"})]
+    assert place(nodes, [parse_constraint("node.labels.zone==y")]) == "b"
+    assert place(nodes, [parse_constraint("node.labels.zone != y")]) == "a"
+    for bad in ("zone==y", "node.labels.zone=y", "node.cpu==2", ""):
+        with pytest.raises(InvalidArgument):
+            parse_constraint(bad)
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    token = auth.create_token(path, "ci")
+    assert token.startswith("wgt_") and token not in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    tokens = auth.Tokens(path)
+    assert tokens.authenticate(f"Bearer {token}") == "ci"
+    for header in (None, "", "Basic xyz", "Bearer wrong", f"bearer {token}"):
+        with pytest.raises(Unauthenticated):
+            tokens.authenticate(header)
+    auth.revoke_token(path, "ci")
+    with pytest.raises(Unauthenticated):  # re-read after the file changed
+        tokens.authenticate(f"Bearer {token}")
+    with pytest.raises(NotFound):
+        auth.revoke_token(path, "ci")
+    with pytest.raises(InvalidArgument):
+        auth.create_token(path, "no spaces allowed")
+
+
+def test_a_garbled_tokens_file_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("# comment\nci sha256:" + "0" * 64 + "\nbroken line\n")
+    with pytest.raises(InvalidArgument, match=":3:"):
+        auth.read_tokens(path)
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def _event(seq: int, action: str, engine: str = "e1", state: str | None = "running"
+           ) -> NodeEvent:
+    container = {"Id": "c1", "Names": ["/web"], "State": state} if state else None
+    return NodeEvent(node="n1", seq=seq, type="container", action=action, actor_id="c1",
+                     time_nano=seq, engine_id=engine, container=container)
+
+
+def _snapshot(seq: int, containers: list[str], engine: str = "e1") -> Snapshot:
+    return Snapshot(node="n1", seq=seq, engine_id=engine, taken_at=datetime.now(UTC),
+                    containers=[{"Id": c, "Names": [f"/{c}"], "State": "running"}
+                                for c in containers], images=[])
+
+
+def test_snapshots_and_events_apply_in_sequence_and_stale_ones_are_dropped(
+        tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    assert not store.node_event(_event(1, "start"))  # nothing known of n1 yet: wait
+    assert store.snapshot(_snapshot(5, ["old"]), now=1.0)
+    assert not store.node_event(_event(5, "start"))  # already in the snapshot
+    assert store.node_event(_event(6, "start"))
+    assert sorted(c["Id"] for _, c in store.containers()) == ["c1", "old"]
+    assert store.node_event(_event(7, "destroy", state=None))
+    assert not store.snapshot(_snapshot(6, ["stale"]), now=2.0)  # older than what we have
+    assert [c["Id"] for _, c in store.containers()] == ["old"]
+    assert store.snapshot(_snapshot(1, ["fresh"], engine="e2"), now=3.0)  # a new data root
+    assert [c["Id"] for _, c in store.containers("n1")] == ["fresh"]
+    assert [e["Action"] for _, e in store.events(0)] == ["start", "destroy"]
+    store.close()
+
+
+def test_heartbeats_create_and_refresh_nodes(tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    beat = Heartbeat(node="n1", seq=0, sent_at=datetime.now(UTC), labels={"a": "b"},
+                     load=LOAD, version="0.1.0")
+    assert store.heartbeat(beat, now=10.0)
+    assert not store.heartbeat(beat, now=12.0)
+    node = store.node("n1")
+    assert node is not None and node.last_seen == 12.0 and node.labels == {"a": "b"}
+    assert node.up(13.0, 2.5) and not node.up(15.0, 2.5)
+    store.close()
+
+
+def _envelope(node: str = "n1") -> CommandEnvelope:
+    return CommandEnvelope.new(node, ContainerPayload(type="start", container="web"))
+
+
+def test_commands_idempotency_and_results(tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    first = store.add_command(_envelope(), ["n1"], "key-1", now=1.0)
+    again = store.add_command(_envelope(), ["n1"], "key-1", now=2.0)
+    assert again.id == first.id
+    now = datetime.now(UTC).timestamp()
+    assert store.command(first.id).status(now) == "pending"  # type: ignore[union-attr]
+    assert store.record_expired(first.id, "n1")
+    # what the daemon says it did wins over an expiry inferred from a dead letter
+    result = CommandResult(command_id=uuid.UUID(first.id), node="n1", status=ResultStatus.OK,
+                           result={"x": 1})
+    assert store.record_result(result)
+    assert not store.record_result(result.model_copy(update={"result": {"x": 2}}))
+    row = store.command(first.id)
+    assert row is not None and row.status(now) == "ok" and outcome(row, now) == {"x": 1}
+    assert command_document(row, now)["Result"] == {"x": 1}
+    store.close()
+
+
+def test_an_error_result_raises_its_kind(tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    row = store.add_command(_envelope(), ["n1"], None, now=1.0)
+    store.record_result(CommandResult(
+        command_id=uuid.UUID(row.id), node="n1", status=ResultStatus.ERROR,
+        error=ErrorInfo(code="not_found", message="No such container: web")))
+    with pytest.raises(NotFound, match="No such container"):
+        outcome(store.command(row.id), 2.0)  # type: ignore[arg-type]
+    store.close()
+
+
+def test_a_command_without_an_answer_is_unknown_after_its_deadline(tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    row = store.add_command(_envelope(), ["n1"], None, now=1.0)
+    assert row.status(row.deadline - 1) == "pending"
+    assert row.status(row.deadline + 1) == "unknown"
+    with pytest.raises(Unavailable, match="no answer"):
+        outcome(row, row.deadline + 1)
+    store.close()
+
+
+# --- the dispatcher --------------------------------------------------------------------------
+
+
+class FakePublisher:
+    def __init__(self, store: ClusterStore) -> None:
+        self.store = store
+        self.sent: list[CommandEnvelope] = []
+        self.fail = False
+
+    async def publish(self, envelope: CommandEnvelope) -> None:
+        if self.fail:
+            raise Unavailable("broker down")
+        self.sent.append(envelope)
+
+
+def _dispatcher(tmp_path: Path, clock: list[float]) -> tuple[Dispatcher, FakePublisher]:
+    store = ClusterStore(tmp_path / "gw.db")
+    store.heartbeat(Heartbeat(node="n1", seq=0, sent_at=datetime.now(UTC), load=LOAD,
+                              version="0.1.0"), now=clock[0])
+    publisher = FakePublisher(store)
+    return Dispatcher(store, publisher, gateway_id="gw", down_after=2.5,
+                      clock=lambda: clock[0]), publisher
+
+
+def test_a_down_or_unknown_node_is_refused_at_once(tmp_path: Path) -> None:
+    clock = [1000.0]
+    dispatcher, publisher = _dispatcher(tmp_path, clock)
+    payload = ContainerPayload(type="start", container="web")
+    with pytest.raises(NotFound):
+        asyncio.run(dispatcher.submit("n9", payload, principal="t", deadline=5))
+    clock[0] += 3
+    with pytest.raises(Unavailable, match="n1 is down"):
+        asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5))
+    assert publisher.sent == []
+
+
+def test_a_failed_publish_leaves_no_command_behind(tmp_path: Path) -> None:
+    clock = [datetime.now(UTC).timestamp()]
+    dispatcher, publisher = _dispatcher(tmp_path, clock)
+    publisher.fail = True
+    payload = ContainerPayload(type="start", container="web")
+    with pytest.raises(Unavailable):
+        asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5,
+                                      idempotency_key="k"))
+    assert dispatcher.store.command_by_key("k") is None  # the key may be retried
+
+
+def test_a_waiting_request_wakes_when_its_result_arrives(tmp_path: Path) -> None:
+    clock = [datetime.now(UTC).timestamp()]
+    dispatcher, publisher = _dispatcher(tmp_path, clock)
+
+    async def scenario() -> object:
+        row = await dispatcher.submit("n1", ContainerPayload(type="inspect", container="web"),
+                                      principal="t", deadline=30)
+        envelope = publisher.sent[0]
+        assert envelope.reply_to == "gw" and envelope.principal == "t"
+
+        async def answer() -> None:
+            await asyncio.sleep(0.05)
+            dispatcher.store.record_result(CommandResult(
+                command_id=envelope.id, node="n1", status=ResultStatus.OK, result="done"))
+            dispatcher.on_result(row.id)
+
+        task = asyncio.create_task(answer())
+        done = await asyncio.wait_for(dispatcher.wait(row.id), 5)
+        await task
+        return outcome(done, clock[0])
+
+    assert asyncio.run(scenario()) == "done"
+
+
+def test_status_words_follow_docker() -> None:
+    assert human_duration(0.5) == "Less than a second"
+    assert human_duration(90) == "About a minute"
+    assert human_duration(3 * 3600) == "3 hours"
+    assert status_text("created", 0, "", "") == "Created"
+    assert status_text("exited", 0, "0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z") == "Exited"
+    stamp = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    assert status_text("exited", 3, stamp, stamp) == "Exited (3) 5 minutes ago"
+    assert status_text("running", 0, stamp, "") == "Up 5 minutes"
