@@ -7,30 +7,6 @@ WHARF_LOG_TAG=down
 # shellcheck source=infra/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-_gone() { ! is_alive "$1"; }
-
-# stop SERVICE PIDFILE NAME
-stop() {
-    local service=$1 pidfile=$2 name=$3 pid
-    if ! pid=$(pid_of "$pidfile" "$name"); then
-        if [[ -e $pidfile ]]; then
-            rm -f "$pidfile"
-            log "$service: not running (removed stale $pidfile)"
-        else
-            log "$service: not running"
-        fi
-        return 0
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_until "$WHARF_STOP_TIMEOUT" _gone "$pid"; then
-        log "$service (pid $pid) ignored SIGTERM for ${WHARF_STOP_TIMEOUT}s: sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        wait_until 5 _gone "$pid" || die "$service (pid $pid) survived SIGKILL"
-    fi
-    rm -f "$pidfile"
-    log "$service: stopped (pid $pid)"
-}
-
 stop_wharfd() {
     stop wharfd "$WHARFD_PIDFILE" wharfd
     # After a SIGKILL the socket stays behind; nobody serves it any more.

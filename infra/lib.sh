@@ -135,3 +135,59 @@ _wharf_cleanup() {
         rm -rf --one-file-system -- "$path"
     done
 }
+
+# start_background PIDFILE LOG CMD...: run CMD detached (own session, stdin from /dev/null,
+# output appended to LOG). If PIDFILE is given, record the pid there.
+start_background() {
+    local pidfile=$1 logfile=$2; shift 2
+    mkdir -p "$WHARF_RUN_DIR" "$WHARF_LOG_DIR"
+    printf '\n==== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
+    # setsid: leave make's process group, so Ctrl-C on make does not kill the service.
+    nohup setsid "$@" >>"$logfile" 2>&1 </dev/null &
+    STARTED_PID=$!
+    if [[ -n $pidfile ]]; then
+        printf '%s\n' "$STARTED_PID" >"$pidfile.tmp"
+        mv -f "$pidfile.tmp" "$pidfile"
+    fi
+}
+
+# await SERVICE PID LOG CHECK...: wait until CHECK succeeds; fail early if PID dies.
+await() {
+    local service=$1 pid=$2 logfile=$3; shift 3
+    local deadline=$(( SECONDS + WHARF_START_TIMEOUT ))
+    until "$@"; do
+        if ! is_alive "$pid"; then
+            show_log_tail "$logfile"
+            die "$service (pid $pid) exited during start-up; see $logfile"
+        fi
+        if (( SECONDS >= deadline )); then
+            show_log_tail "$logfile"
+            die "$service (pid $pid) did not answer within ${WHARF_START_TIMEOUT}s; see $logfile"
+        fi
+        sleep 0.1
+    done
+}
+
+_gone() { ! is_alive "$1"; }
+
+# stop SERVICE PIDFILE NAME
+stop() {
+    local service=$1 pidfile=$2 name=$3 pid
+    if ! pid=$(pid_of "$pidfile" "$name"); then
+        if [[ -e $pidfile ]]; then
+            rm -f "$pidfile"
+            log "$service: not running (removed stale $pidfile)"
+        else
+            log "$service: not running"
+        fi
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_until "$WHARF_STOP_TIMEOUT" _gone "$pid"; then
+        log "$service (pid $pid) ignored SIGTERM for ${WHARF_STOP_TIMEOUT}s: sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_until 5 _gone "$pid" || die "$service (pid $pid) survived SIGKILL"
+    fi
+    rm -f "$pidfile"
+    log "$service: stopped (pid $pid)"
+}

@@ -30,38 +30,6 @@ Stop that program, or give wharf another port (it is free now: $suggestion), e.g
 and name that port in /etc/wharf/daemon.json: \"registry-mirrors\": [\"http://127.0.0.1:$suggestion\"]"
 }
 
-# start_background PIDFILE LOG CMD...: run CMD detached (own session, stdin from /dev/null,
-# output appended to LOG). If PIDFILE is given, record the pid there.
-start_background() {
-    local pidfile=$1 logfile=$2; shift 2
-    mkdir -p "$WHARF_RUN_DIR" "$WHARF_LOG_DIR"
-    printf '\n==== %s: starting %s\n' "$(date -Is)" "$*" >>"$logfile"
-    # setsid: leave make's process group, so Ctrl-C on make does not kill the service.
-    nohup setsid "$@" >>"$logfile" 2>&1 </dev/null &
-    STARTED_PID=$!
-    if [[ -n $pidfile ]]; then
-        printf '%s\n' "$STARTED_PID" >"$pidfile.tmp"
-        mv -f "$pidfile.tmp" "$pidfile"
-    fi
-}
-
-# await SERVICE PID LOG CHECK...: wait until CHECK succeeds; fail early if PID dies.
-await() {
-    local service=$1 pid=$2 logfile=$3; shift 3
-    local deadline=$(( SECONDS + WHARF_START_TIMEOUT ))
-    until "$@"; do
-        if ! is_alive "$pid"; then
-            show_log_tail "$logfile"
-            die "$service (pid $pid) exited during start-up; see $logfile"
-        fi
-        if (( SECONDS >= deadline )); then
-            show_log_tail "$logfile"
-            die "$service (pid $pid) did not answer within ${WHARF_START_TIMEOUT}s; see $logfile"
-        fi
-        sleep 0.1
-    done
-}
-
 start_registry() {
     local pid config
     require_cmd docker-registry curl ss

@@ -42,6 +42,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         loop = asyncio.get_running_loop()
         store = ClusterStore(settings.state_dir / "gateway.db")
         hub = EventHub(store)
+        assert settings.amqp_url, "checked by serve()"
         bus = Bus(settings.amqp_url, settings.gateway_id, store, loop, on_event=hub.notify)
         dispatcher = Dispatcher(store, bus, gateway_id=settings.gateway_id,
                                 down_after=settings.node_down_after)
@@ -138,8 +139,8 @@ def main() -> None:
 @main.command()
 @click.option("--listen", help="host:port to serve on (default 127.0.0.1:8080, env "
               "WHARF_GATEWAY_LISTEN).")
-@click.option("--amqp-url", help="RabbitMQ URL (env WHARF_GATEWAY_AMQP_URL; default the "
-              "wharf-gateway user on vhost 'wharf' at 127.0.0.1).")
+@click.option("--amqp-url", help="RabbitMQ URL (env WHARF_GATEWAY_AMQP_URL; `make rabbitmq` "
+              "writes the gateway's own account to /etc/wharf/amqp.env).")
 @click.option("--state-dir", type=click.Path(path_type=Path),
               help="Where the cluster view lives (default /var/lib/wharf-gateway).")
 @click.option("--tokens-file", type=click.Path(path_type=Path),
@@ -155,6 +156,9 @@ def serve(**flags: Any) -> None:
     import uvicorn  # noqa: PLC0415
 
     settings = _settings(**flags)
+    if not settings.amqp_url:
+        raise click.UsageError("no RabbitMQ URL: pass --amqp-url or set WHARF_GATEWAY_AMQP_URL "
+                               "(`make rabbitmq` writes one to /etc/wharf/amqp.env)")
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = settings.host_port

@@ -13,8 +13,9 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHARF_GATEWAY_", extra="forbid")
 
     listen: str = Field(default="127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$")
-    amqp_url: str = Field(default="amqp://wharf-gateway:wharf-gateway@127.0.0.1:5672/wharf",
-                          min_length=1)
+    # `make rabbitmq` writes the gateway's own account as WHARF_GATEWAY_AMQP_URL to
+    # /etc/wharf/amqp.env; there is no default, so a gateway never falls back to guest.
+    amqp_url: str | None = None
     state_dir: Path = Path("/var/lib/wharf-gateway")
     tokens_file: Path = Path("/etc/wharf/gateway-tokens")
     # Stable across restarts: the durable queue of results and reports is named after it.

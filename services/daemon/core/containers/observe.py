@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from wharf.daemon.core.runtime import cgroups
-from wharf.daemon.core.runtime.cgroups import PARENT
 from wharf.errors import Conflict, InvalidArgument
 
 
@@ -22,7 +21,7 @@ def container_pids(container_id: str) -> set[int]:
     for mount in cgroups.host_mounts():
         if mount.version == 1 and "pids" not in mount.controllers:
             continue
-        procs = mount.path / PARENT / container_id / "cgroup.procs"
+        procs = mount.path / cgroups.PARENT / container_id / "cgroup.procs"
         try:
             pids.update(int(line) for line in procs.read_text().split())
         except (OSError, ValueError):

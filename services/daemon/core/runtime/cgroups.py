@@ -25,7 +25,14 @@ CGROUP_SUPER_MAGIC = 0x27E0EB
 TMPFS_MAGIC = 0x01021994
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PARENT = "wharf"
+PARENT = "wharf"  # the cgroup parent of this daemon's containers; see use_parent()
+
+
+def use_parent(name: str) -> None:
+    """Put this daemon's containers under cgroup ``name`` (set once, at start-up, by the
+    composition root: daemons sharing a host each get their own parent)."""
+    global PARENT  # noqa: PLW0603 - one process-wide setting, read at every use
+    PARENT = name
 # v1 reports "no limit" as the largest page-aligned long; anything this big means unlimited.
 _V1_UNLIMITED = 1 << 62
 

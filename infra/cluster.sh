@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# make cluster-up NODES=3 / make cluster-down: a local multi-host cluster on one machine
+# (docs/cluster.md).
+#
+# Usage: infra/cluster.sh up [NODES] | down | status
+#
+# up    RabbitMQ (with the control plane's own vhost and users), the registry, a gateway on
+#       127.0.0.1:$WHARF_CLUSTER_GATEWAY_PORT and NODES daemons. Each daemon lives in its own
+#       network namespace (wharf-nodeN) with its own address on the bridge $BRIDGE
+#       ($NET.1 is the host, node N is $NET.(10+N)), its own data root, run dir and cgroup
+#       parent, and listens on its unix socket and on tcp://ADDRESS:2376 with mutual TLS
+#       (certificates in $CLUSTER_ETC/tls). RabbitMQ and the registry listen on loopback only,
+#       so a small forwarder (infra/cluster/forward.py) carries $NET.1:5672 and the registry
+#       port to them. Writes WHARF_GATEWAY=… and WHARF_TOKEN=… to .wharf/cluster.env in the
+#       checkout. Idempotent: what runs is left alone; nodes above NODES are stopped.
+# down  removes the cluster's containers, stops daemons, gateway and forwarder, deletes the
+#       namespaces, veths, bridge and the cluster's RabbitMQ queues. Images stay in
+#       $CLUSTER_ROOT (PURGE=1 removes them too).
+set -euo pipefail
+WHARF_LOG_TAG=cluster
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NET="${WHARF_CLUSTER_NET:-10.88.0}"              # a /24; .1 is the host
+BRIDGE="${WHARF_CLUSTER_BRIDGE:-wharfc0}"
+GATEWAY_PORT="${WHARF_CLUSTER_GATEWAY_PORT:-8480}"
+CLUSTER_ROOT="${WHARF_CLUSTER_ROOT:-/var/lib/wharf-cluster}"
+CLUSTER_RUN="${WHARF_CLUSTER_RUN:-/run/wharf-cluster}"
+CLUSTER_ETC="${WHARF_CLUSTER_ETC:-/etc/wharf/cluster}"
+CLUSTER_LOG="$WHARF_LOG_DIR/cluster"
+ENV_FILE="$WHARF_REPO/.wharf/cluster.env"
+AMQP_ENV="${WHARF_AMQP_ENV:-/etc/wharf/amqp.env}"
+HOST_ADDR="$NET.1"
+GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
+GATEWAY_BIN="$WHARF_REPO/.venv/bin/wharf-gateway"
+WHARF_BIN="$WHARF_REPO/.venv/bin/wharf"
+TLS_DIR="$CLUSTER_ETC/tls"
+TOKENS_FILE="$CLUSTER_ETC/gateway-tokens"
+TOKEN_FILE="$CLUSTER_ETC/token"
+MAX_NODES=50
+
+node_addr() { printf '%s.%s' "$NET" $(( 10 + $1 )); }
+node_ns() { printf 'wharf-node%s' "$1"; }
+node_veth() { printf 'wcn%s' "$1"; }
+node_run() { printf '%s/node%s' "$CLUSTER_RUN" "$1"; }
+node_sock() { printf '%s/wharfd.sock' "$(node_run "$1")"; }
+node_pidfile() { printf '%s/node%s.pid' "$CLUSTER_RUN" "$1"; }
+
+amqp_url() {  # amqp_url VAR: that URL from $AMQP_ENV
+    grep -oP "^$1=\\K.*" "$AMQP_ENV" || die "$AMQP_ENV has no $1; run 'make rabbitmq'"
+}
+
+node_answers() {
+    [[ $(curl -sf --max-time 2 --unix-socket "$(node_sock "$1")" http://d/_ping 2>/dev/null) == OK ]]
+}
+
+gateway_answers() {
+    curl -sf --max-time 2 "$GATEWAY_URL/healthz" 2>/dev/null | grep -q '"broker":"connected"'
+}
+
+ready_nodes() {
+    curl -sf --max-time 2 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$GATEWAY_URL/v1/nodes" \
+        | python3 -c 'import json,sys; print(sum(n["Status"] == "ready" for n in json.load(sys.stdin)))'
+}
+
+enough_ready() {
+    local ready
+    ready=$(ready_nodes 2>/dev/null) || return 1
+    (( ready >= WANT_READY ))
+}
+
+# --- up ---------------------------------------------------------------------------------------
+
+ensure_bridge() {
+    if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+        ip link add "$BRIDGE" type bridge
+    fi
+    ip addr replace "$HOST_ADDR/24" dev "$BRIDGE"
+    ip link set "$BRIDGE" up
+}
+
+ensure_forwarder() {
+    local pidfile="$CLUSTER_RUN/forward.pid" pid
+    if pid=$(pid_of "$pidfile" forward.py); then
+        return
+    fi
+    start_background "$pidfile" "$CLUSTER_LOG/forward.log" python3 \
+        "$WHARF_REPO/infra/cluster/forward.py" "$HOST_ADDR:5672=127.0.0.1:5672" \
+        "$HOST_ADDR:$WHARF_REGISTRY_PORT=127.0.0.1:$WHARF_REGISTRY_PORT"
+    await forwarder "$STARTED_PID" "$CLUSTER_LOG/forward.log" \
+        bash -c "exec 3<>/dev/tcp/$HOST_ADDR/$WHARF_REGISTRY_PORT" 2>/dev/null
+}
+
+ensure_certs() {
+    local hosts="localhost,127.0.0.1,$HOST_ADDR" i
+    for (( i = 1; i <= MAX_NODES; i++ )); do hosts+=",$(node_addr "$i")"; done
+    CERT_DIR="$TLS_DIR" CERT_HOSTS="$hosts" "$WHARF_REPO/infra/certs.sh"
+}
+
+ensure_token() {
+    mkdir -p "$CLUSTER_ETC"
+    if [[ -s $TOKEN_FILE ]] && grep -q '^cluster ' "$TOKENS_FILE" 2>/dev/null; then
+        return
+    fi
+    (umask 077; "$GATEWAY_BIN" token create cluster --tokens-file "$TOKENS_FILE" >"$TOKEN_FILE")
+    log "made a gateway token for this cluster ($TOKEN_FILE)"
+}
+
+ensure_gateway() {
+    local pidfile="$CLUSTER_RUN/gateway.pid" pid
+    if pid=$(pid_of "$pidfile" wharf-gateway); then
+        await gateway "$pid" "$CLUSTER_LOG/gateway.log" gateway_answers
+        return
+    fi
+    [[ -z $(port_listener "$GATEWAY_PORT") ]] || die "TCP port $GATEWAY_PORT is in use:
+  $(port_listener "$GATEWAY_PORT")
+Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
+    start_background "$pidfile" "$CLUSTER_LOG/gateway.log" env \
+        "WHARF_GATEWAY_AMQP_URL=$(amqp_url WHARF_GATEWAY_AMQP_URL)" "$GATEWAY_BIN" serve \
+        --listen "127.0.0.1:$GATEWAY_PORT" --state-dir "$CLUSTER_ROOT/gateway" \
+        --tokens-file "$TOKENS_FILE" --gateway-id gw-cluster
+    await gateway "$STARTED_PID" "$CLUSTER_LOG/gateway.log" gateway_answers
+}
+
+ensure_netns() {
+    local i=$1 ns veth addr
+    ns=$(node_ns "$i") veth=$(node_veth "$i") addr=$(node_addr "$i")
+    ip netns list | grep -qw "^$ns" || ip netns add "$ns"
+    if ! ip link show "$veth" >/dev/null 2>&1; then
+        ip link add "$veth" type veth peer name eth0 netns "$ns"
+    fi
+    ip link set "$veth" master "$BRIDGE" up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr replace "$addr/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route replace default via "$HOST_ADDR"
+}
+
+ensure_node() {
+    local i=$1 pidfile pid node_url amqp
+    pidfile=$(node_pidfile "$i")
+    ensure_netns "$i"
+    if pid=$(pid_of "$pidfile" wharfd); then
+        await "node$i" "$pid" "$CLUSTER_LOG/node$i.log" node_answers "$i"
+        return
+    fi
+    amqp=$(amqp_url WHARF_AMQP_URL)
+    node_url=${amqp/@127.0.0.1:/@$HOST_ADDR:}
+    mkdir -p "$(node_run "$i")"
+    # nsenter switches only the network namespace (ip netns exec would also make a private
+    # mount namespace, and a restarted daemon could not see its containers' mounts).
+    start_background "$pidfile" "$CLUSTER_LOG/node$i.log" \
+        nsenter "--net=/run/netns/$(node_ns "$i")" env "WHARF_AMQP_URL=$node_url" \
+        "WHARF_NODE_NAME=node$i" "WHARF_NODE_LABELS={\"node\": \"node$i\"}" \
+        "WHARF_CGROUP_PARENT=wharf-node$i" \
+        "$WHARFD_BIN" --data-root "$CLUSTER_ROOT/node$i" --run-dir "$(node_run "$i")" \
+        -H "unix://$(node_sock "$i")" -H "tcp://$(node_addr "$i"):2376" --tlsverify \
+        --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server-cert.pem" \
+        --tlskey "$TLS_DIR/server-key.pem" --config-file "$CLUSTER_ETC/no-daemon.json" \
+        --registry-mirror "http://$HOST_ADDR:$WHARF_REGISTRY_PORT" \
+        --insecure-registry "$NET.0/24"
+    await "node$i" "$STARTED_PID" "$CLUSTER_LOG/node$i.log" node_answers "$i"
+}
+
+write_env() {
+    mkdir -p "$(dirname "$ENV_FILE")"
+    {
+        printf '# written by make cluster-up: set -a; . %s\n' "${ENV_FILE#"$WHARF_REPO"/}"
+        printf 'WHARF_GATEWAY=%s\n' "$GATEWAY_URL"
+        printf 'WHARF_TOKEN=%s\n' "$(cat "$TOKEN_FILE")"
+    } | (umask 077; write_if_changed "$ENV_FILE") || true
+    chmod 0600 "$ENV_FILE"
+}
+
+up() {
+    local nodes=${1:-3} i
+    [[ $nodes =~ ^[0-9]+$ ]] && (( nodes >= 1 && nodes <= MAX_NODES )) \
+        || die "NODES must be a number from 1 to $MAX_NODES (got '$nodes')"
+    require_root
+    require_cmd ip nsenter curl openssl python3
+    [[ -x $WHARFD_BIN && -x $GATEWAY_BIN ]] || die "wharf is not installed; run 'make setup'"
+    mkdir -p "$CLUSTER_RUN" "$CLUSTER_LOG" "$CLUSTER_ROOT" "$CLUSTER_ETC"
+    "$WHARF_REPO/infra/rabbitmq.sh"
+    "$WHARF_REPO/infra/up.sh" registry
+    ensure_bridge
+    ensure_forwarder
+    ensure_certs
+    ensure_token
+    ensure_gateway
+    for (( i = 1; i <= nodes; i++ )); do ensure_node "$i"; done
+    for (( i = nodes + 1; i <= MAX_NODES; i++ )); do
+        [[ -e $(node_pidfile "$i") ]] || ip netns list | grep -qw "^$(node_ns "$i")" || continue
+        down_node "$i"
+    done
+    WANT_READY=$nodes
+    wait_until "$WHARF_START_TIMEOUT" enough_ready \
+        || die "the gateway does not see $nodes ready nodes; see $CLUSTER_LOG/"
+    write_env
+    log "$nodes nodes ready: gateway $GATEWAY_URL (token in ${ENV_FILE#"$WHARF_REPO"/})"
+    for (( i = 1; i <= nodes; i++ )); do
+        log "  node$i: tcp://$(node_addr "$i"):2376 (mutual TLS, certs in $TLS_DIR), unix://$(node_sock "$i")"
+    done
+    log "use it: set -a; . ${ENV_FILE#"$WHARF_REPO"/}; set +a; wharf node ls"
+}
+
+# --- down -------------------------------------------------------------------------------------
+
+down_node() {
+    local i=$1 ids
+    if node_answers "$i"; then
+        ids=$("$WHARF_BIN" -H "unix://$(node_sock "$i")" ps -aq 2>/dev/null || true)
+        if [[ -n $ids ]]; then
+            # shellcheck disable=SC2086  # one argument per id
+            "$WHARF_BIN" -H "unix://$(node_sock "$i")" rm -f $ids >/dev/null 2>&1 || true
+        fi
+    fi
+    stop "node$i" "$(node_pidfile "$i")" wharfd
+    rm -f "$(node_sock "$i")"
+    ip link del "$(node_veth "$i")" 2>/dev/null || true
+    ip netns del "$(node_ns "$i")" 2>/dev/null || true
+    rmdir /sys/fs/cgroup/*/"wharf-node$i" /sys/fs/cgroup/"wharf-node$i" 2>/dev/null || true
+    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx wharf; then
+        rabbitmqctl -q delete_queue -p wharf "wharf.cmd.node$i" >/dev/null 2>&1 || true
+        rabbitmqctl -q delete_queue -p wharf "wharf.bcast.node$i" >/dev/null 2>&1 || true
+    fi
+}
+
+down() {
+    local i
+    require_root
+    for (( i = 1; i <= MAX_NODES; i++ )); do
+        [[ -e $(node_pidfile "$i") ]] || ip netns list 2>/dev/null | grep -qw "^$(node_ns "$i")" \
+            || continue
+        down_node "$i"
+    done
+    stop gateway "$CLUSTER_RUN/gateway.pid" wharf-gateway
+    stop forwarder "$CLUSTER_RUN/forward.pid" forward.py
+    ip link del "$BRIDGE" 2>/dev/null || true
+    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx wharf; then
+        rabbitmqctl -q delete_queue -p wharf wharf.gw.gw-cluster >/dev/null 2>&1 || true
+    fi
+    rm -f "$ENV_FILE"
+    if [[ ${PURGE:-0} == 1 ]]; then
+        umount_under "$CLUSTER_ROOT"
+        rm -rf --one-file-system "$CLUSTER_ROOT"
+        log "removed $CLUSTER_ROOT"
+    fi
+    log "cluster stopped"
+}
+
+status() {
+    local i
+    for (( i = 1; i <= MAX_NODES; i++ )); do
+        [[ -e $(node_pidfile "$i") ]] || continue
+        if node_answers "$i"; then log "node$i: up ($(node_addr "$i"))"; else log "node$i: not answering"; fi
+    done
+    if gateway_answers; then log "gateway: $GATEWAY_URL, $(ready_nodes) nodes ready"; else log "gateway: not answering"; fi
+}
+
+case "${1:-}" in
+    up) up "${2:-${NODES:-3}}" ;;
+    down) down ;;
+    status) status ;;
+    *) die "usage: infra/cluster.sh up [NODES] | down | status" ;;
+esac
