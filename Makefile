@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 # The demo talks to the daemon `make up` started, whatever WHARF_HOST says elsewhere.
 WHARF := WHARF_HOST=unix://$(WHARF_RUN_DIR)/wharfd.sock .venv/bin/wharf
 
-.PHONY: help setup images images-debian up down demo test rabbitmq
+.PHONY: help setup images images-debian up down demo test rabbitmq cluster-up cluster-down certs
 
 help:
 	@echo "make setup          install Debian packages, .venv, wharf commands, /etc/wharf/daemon.json"
@@ -26,6 +26,10 @@ help:
 	@echo "make up / down      start / stop the local registry (127.0.0.1:$(WHARF_REGISTRY_PORT)) and wharfd"
 	@echo "make demo           setup + images + up, then pull hello-world, list images, run it"
 	@echo "make test           setup + images + up + RabbitMQ, then pytest (PYTEST_ARGS=...)"
+	@echo "make rabbitmq       RabbitMQ running, with the control plane's vhost and users (/etc/wharf/amqp.env)"
+	@echo "make cluster-up     gateway + NODES=3 daemons in network namespaces; writes .wharf/cluster.env"
+	@echo "make cluster-down   stop that cluster and remove its containers, namespaces and queues"
+	@echo "make certs          CA + server + client certificates for wharfd on TCP with TLS (CERT_DIR=/etc/wharf/tls CERT_HOSTS=a,b)"
 
 setup:
 	@infra/setup.sh
@@ -47,6 +51,18 @@ down:
 
 rabbitmq: setup
 	@infra/rabbitmq.sh
+
+# A local cluster: gateway + NODES daemons, each in its own network namespace (docs/cluster.md).
+NODES ?= 3
+cluster-up: setup images
+	@infra/cluster.sh up $(NODES)
+
+cluster-down:
+	@infra/cluster.sh down
+
+# CERT_DIR (default /etc/wharf/tls) and CERT_HOSTS (server SANs) pass through; docs/tls.md.
+certs:
+	@CERT_DIR="$(CERT_DIR)" CERT_HOSTS="$(CERT_HOSTS)" infra/certs.sh
 
 demo: setup images up
 	$(WHARF) pull hello-world

@@ -18,15 +18,13 @@ from urllib.parse import urlencode
 
 from wharf.cli.transport import (
     API_VERSION,
-    CONNECT_TIMEOUT,
     REQUEST_TIMEOUT,
     USER_AGENT,
-    DaemonUnreachable,
     Host,
     Params,
     Reply,
-    unreachable_message,
 )
+from wharf.cli.wire import connect, wire_error
 from wharf.errors import Unavailable
 
 MAX_HEAD = 64 * 1024
@@ -53,14 +51,18 @@ class RawStream:
         self._sock.sendall(data)
 
     def close_write(self) -> None:
-        """Half-close: tells the daemon stdin ended, output keeps coming (SHUT_WR)."""
+        """Half-close: tells the daemon stdin ended, output keeps coming (SHUT_WR).
+
+        On TLS this is a TCP FIN under the TLS layer (``SSLSocket.shutdown`` would drop the
+        TLS state and with it the output still to come); wharfd reads it as the end of input.
+        """
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
+            socket.socket.shutdown(self._sock, socket.SHUT_WR)
 
     def shutdown(self) -> None:
         """Stop both directions (detach): a blocked ``recv`` returns ``b""``."""
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._sock.close()
@@ -100,6 +102,9 @@ class SocketHijacker:
         except TimeoutError as exc:
             sock.close()
             raise Unavailable(f"the wharf daemon at {self.host.url} did not answer") from exc
+        except OSError as exc:
+            sock.close()
+            raise wire_error(self.host, exc) from exc
         except BaseException:
             sock.close()
             raise
@@ -107,20 +112,7 @@ class SocketHijacker:
         return HijackResult(reply, None)
 
     def _connect(self) -> socket.socket:
-        try:
-            if self.host.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(CONNECT_TIMEOUT)
-                try:
-                    sock.connect(self.host.socket_path)
-                except BaseException:
-                    sock.close()
-                    raise
-                return sock
-            name, _, port = self.host.netloc.rpartition(":")
-            return socket.create_connection((name.strip("[]"), int(port)), CONNECT_TIMEOUT)
-        except OSError as exc:
-            raise DaemonUnreachable(unreachable_message(self.host)) from exc
+        return connect(self.host)
 
 
 def request_bytes(path: str, params: Params, body: object) -> bytes:

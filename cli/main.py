@@ -18,6 +18,7 @@ from wharf import __version__
 from wharf.cli.commands import auth, containers, images, system
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
+from wharf.cli.tls import resolve_tls
 from wharf.cli.transport import DaemonUnreachable, parse_host
 from wharf.errors import InvalidArgument, WharfError
 
@@ -43,15 +44,26 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 
 
 def _with_root_options(fn: Any) -> Any:
-    """Apply the global options (``-H``, ``--config``, ``-D``, ``--version``) to ``fn``."""
+    """Apply the global options (``-H``, ``--config``, ``-D``, TLS, ``--version``) to ``fn``."""
     options = [
         click.option("-H", "--host", envvar="WHARF_HOST", default=DEFAULT_HOST,
                      show_default=True, metavar="URL",
-                     help="Daemon socket to connect to (unix:///path or tcp://host:port)."),
+                     help="Daemon socket to connect to (unix:///path or tcp://host:port; the port "
+                     "defaults to 2376 with TLS)."),
         click.option("--config", "config_dir", envvar="WHARF_CONFIG", metavar="DIR",
                      type=click.Path(file_okay=False, path_type=Path),
                      help="Location of client config files (default ~/.wharf)."),
         click.option("-D", "--debug", is_flag=True, help="Enable debug mode."),
+        click.option("--tls", is_flag=True, help="Use TLS; implied by --tlsverify."),
+        click.option("--tlsverify", is_flag=True,
+                     help="Use TLS and verify the daemon (env WHARF_TLS_VERIFY non-empty)."),
+        click.option("--tlscacert", metavar="FILE",
+                     help="Trust certs signed only by this CA (default $WHARF_CERT_PATH/ca.pem, "
+                     "WHARF_CERT_PATH defaults to ~/.wharf)."),
+        click.option("--tlscert", metavar="FILE",
+                     help="TLS certificate file (default $WHARF_CERT_PATH/cert.pem)."),
+        click.option("--tlskey", metavar="FILE",
+                     help="TLS key file (default $WHARF_CERT_PATH/key.pem)."),
         click.option("--version", is_flag=True, expose_value=False, is_eager=True,
                      callback=_print_version, help="Print version information and quit."),
     ]
@@ -60,14 +72,22 @@ def _with_root_options(fn: Any) -> Any:
     return fn
 
 
-def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool) -> None:
+def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, tls: bool,
+          tlsverify: bool, tlscacert: str | None, tlscert: str | None,
+          tlskey: str | None) -> None:
     """A self-sufficient runtime for containers."""
+    home = Path(os.path.expanduser("~"))
     try:
-        parsed = parse_host(host)
+        tls_config = None
+        if host.startswith("tcp://"):  # TLS protects TCP only; a unix socket has its mode
+            tls_config = resolve_tls(
+                tls=tls, tlsverify=tlsverify, cacert=tlscacert, cert=tlscert, key=tlskey,
+                cert_path=os.environ.get("WHARF_CERT_PATH") or None,
+                env_verify=os.environ.get("WHARF_TLS_VERIFY"), home=home)
+        parsed = parse_host(host, tls_config)
     except InvalidArgument as exc:
         raise CLIError(str(exc)) from exc
     hooks = ctx.obj if isinstance(ctx.obj, Hooks) else Hooks()
-    home = Path(os.path.expanduser("~"))
     ctx.obj = Session(host=parsed, config_dir=config_dir or home / ".wharf", debug=debug,
                       hooks=hooks)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from wharf.cli.tls import DEFAULT_TLS_PORT, TLSConfig
 from wharf.errors import DeadlineExceeded, InvalidArgument, Unavailable
 
 if TYPE_CHECKING:
@@ -31,18 +32,52 @@ class DaemonUnreachable(Unavailable):
     """Nothing answers at the daemon address (socket missing, connection refused)."""
 
 
+class TLSRefused(DaemonUnreachable):
+    """A TLS connection failed: one side refused the other's certificate, or only one spoke
+    TLS. Printed as is, like an unreachable daemon (not as a daemon's error response)."""
+
+
+def closed_without_reply(host: Host) -> DaemonUnreachable:
+    """The daemon hung up before any reply: with TLS it refused our certificate (asyncio
+    sends no alert), without TLS it was probably a TLS port."""
+    if host.tls is not None:
+        return TLSRefused(
+            f"the wharf daemon at {host.url} closed the TLS connection without answering: it "
+            "requires a client certificate signed by its CA (--tlsverify --tlscert/--tlskey, or "
+            "WHARF_CERT_PATH with cert.pem and key.pem)")
+    if host.scheme == "tcp":
+        return DaemonUnreachable(
+            f"the wharf daemon at {host.url} closed the connection without answering: is it a "
+            "TLS port? Use --tlsverify (or WHARF_TLS_VERIFY=1) with the daemon's certificates")
+    return DaemonUnreachable(f"the wharf daemon at {host.url} closed the connection without "
+                             "answering")
+
+
 @dataclass(frozen=True)
 class Host:
-    """A parsed ``-H`` address: ``unix:///path`` or ``tcp://host:port``."""
+    """A parsed ``-H`` address: ``unix:///path`` or ``tcp://host:port`` (``tls`` set when that
+    TCP connection speaks TLS; never for a unix socket)."""
 
     url: str
     scheme: str
     socket_path: str = ""
     netloc: str = ""
+    tls: TLSConfig | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The TCP (host, port) to connect to."""
+        name, _, port = self.netloc.rpartition(":")
+        return name.strip("[]"), int(port)
 
 
-def parse_host(url: str) -> Host:
-    """Parse a daemon address; InvalidArgument names the bad address."""
+def parse_host(url: str, tls: TLSConfig | None = None) -> Host:
+    """Parse a daemon address; InvalidArgument names the bad address.
+
+    ``tcp://HOST`` without a port means 2376 with TLS (as in the docker CLI); plain TCP needs
+    its port spelled out (no silent 2375).
+    TLS settings apply to TCP only (a unix socket is protected by its file mode).
+    """
     parts = urlsplit(url)
     if parts.scheme == "unix":
         path = parts.netloc + parts.path if parts.netloc else parts.path
@@ -54,9 +89,15 @@ def parse_host(url: str) -> Host:
             port = parts.port
         except ValueError as exc:
             raise InvalidArgument(f"invalid host {url!r}: bad port") from exc
-        if not parts.hostname or port is None or parts.path not in ("", "/"):
-            raise InvalidArgument(f"invalid host {url!r}: expected tcp://HOST:PORT")
-        return Host(url=url, scheme="tcp", netloc=parts.netloc)
+        if (not parts.hostname or parts.path not in ("", "/") or port == 0
+                or (port is None and tls is None)):
+            raise InvalidArgument(f"invalid host {url!r}: expected tcp://HOST:PORT "
+                                  f"(the port may be left out with TLS: {DEFAULT_TLS_PORT})")
+        netloc = parts.netloc
+        if port is None:
+            netloc = f"{netloc}:{DEFAULT_TLS_PORT}"
+            url = f"tcp://{netloc}"
+        return Host(url=url, scheme="tcp", netloc=netloc, tls=tls)
     raise InvalidArgument(
         f"invalid host {url!r}: use unix:///path/to/socket or tcp://host:port"
     )
@@ -154,6 +195,9 @@ class HttpTransport:
             elif self.host.scheme == "unix":
                 wire = httpx.HTTPTransport(uds=self.host.socket_path)
                 base = "http://d"
+            elif self.host.tls is not None:
+                wire = httpx.HTTPTransport(verify=self.host.tls.context())
+                base = f"https://{self.host.netloc}"
             else:
                 wire = httpx.HTTPTransport()
                 base = f"http://{self.host.netloc}"

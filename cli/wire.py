@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from io import BufferedReader
 from urllib.parse import urlencode
 
+from wharf.cli.tls import describe_tls_error, is_tls_error
 from wharf.cli.transport import (
     API_VERSION,
     CONNECT_TIMEOUT,
@@ -25,6 +26,8 @@ from wharf.cli.transport import (
     Params,
     Reply,
     StreamReply,
+    TLSRefused,
+    closed_without_reply,
     unreachable_message,
 )
 from wharf.errors import DeadlineExceeded, Unavailable
@@ -110,21 +113,6 @@ class SocketTransport:
     def close(self) -> None:
         return None
 
-    def _connect(self) -> socket.socket:
-        try:
-            if self.host.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(CONNECT_TIMEOUT)
-                sock.connect(self.host.socket_path)
-                return sock
-            name, _, port = self.host.netloc.rpartition(":")
-            return socket.create_connection((name.strip("[]"), int(port)), CONNECT_TIMEOUT)
-        except (FileNotFoundError, ConnectionRefusedError, socket.gaierror,
-                TimeoutError) as exc:
-            raise DaemonUnreachable(unreachable_message(self.host)) from exc
-        except OSError as exc:
-            raise Unavailable(f"talking to the wharf daemon at {self.host.url}: {exc}") from exc
-
     def _send(self, method: str, path: str, params: Params | None, json: object,
               content: bytes | Iterable[bytes] | None, headers: Mapping[str, str] | None,
               timeout: float | None) -> StreamReply:
@@ -141,7 +129,7 @@ class SocketTransport:
             head["Content-Length"] = str(len(content or b""))
         else:
             head["Transfer-Encoding"] = "chunked"
-        sock = self._connect()
+        sock = connect(self.host)
         try:
             sock.settimeout(timeout)
             lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
@@ -155,20 +143,65 @@ class SocketTransport:
             elif content:
                 sock.sendall(content)  # type: ignore[arg-type]
             reader = sock.makefile("rb")
-            status, reply_headers = _read_head(reader)
+            status, reply_headers = _read_head(reader, self.host)
         except TimeoutError as exc:
             sock.close()
             raise DeadlineExceeded(f"the wharf daemon at {self.host.url} timed out") from exc
         except OSError as exc:
             sock.close()
-            raise Unavailable(f"talking to the wharf daemon at {self.host.url}: {exc}") from exc
+            raise wire_error(self.host, exc) from exc
         empty = method == "HEAD" or status in (204, 304) or 100 <= status < 200
         body = _Body(sock, reader, reply_headers, empty)
         return StreamReply(status, reply_headers, body, body)
 
 
-def _read_head(reader: BufferedReader) -> tuple[int, dict[str, str]]:
+def connect(host: Host) -> socket.socket:
+    """A connected socket to the daemon: unix, TCP, or TCP with TLS (handshake done).
+
+    Nothing listening is :class:`DaemonUnreachable`; a failed TLS handshake is
+    :class:`TLSRefused` with a message that says which side refused what.
+    """
+    try:
+        if host.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(CONNECT_TIMEOUT)
+                sock.connect(host.socket_path)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raw = socket.create_connection(host.address, CONNECT_TIMEOUT)
+    except (FileNotFoundError, ConnectionRefusedError, socket.gaierror, TimeoutError) as exc:
+        raise DaemonUnreachable(unreachable_message(host)) from exc
+    except OSError as exc:
+        raise Unavailable(f"talking to the wharf daemon at {host.url}: {exc}") from exc
+    if host.tls is None:
+        return raw
+    try:
+        return host.tls.context().wrap_socket(raw, server_hostname=host.address[0])
+    except BaseException as exc:
+        raw.close()
+        if isinstance(exc, OSError):
+            raise wire_error(host, exc) from exc
+        raise
+
+
+def wire_error(host: Host, exc: OSError) -> Unavailable | DeadlineExceeded:
+    """The error kind for a connection that broke (or was refused by TLS) mid-request."""
+    if is_tls_error(exc):
+        return TLSRefused(describe_tls_error(host.url, exc))
+    if isinstance(exc, TimeoutError):
+        return DeadlineExceeded(f"the wharf daemon at {host.url} timed out")
+    if host.tls is not None and isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return TLSRefused(describe_tls_error(host.url, exc))
+    return Unavailable(f"talking to the wharf daemon at {host.url}: {exc}")
+
+
+def _read_head(reader: BufferedReader, host: Host) -> tuple[int, dict[str, str]]:
     status_line = reader.readline().decode("latin-1")
+    if not status_line:
+        raise closed_without_reply(host)
     parts = status_line.split(" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
         raise Unavailable(f"the wharf daemon sent a malformed reply: {status_line!r}")

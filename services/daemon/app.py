@@ -18,7 +18,7 @@ import click
 
 from wharf import __version__
 from wharf.daemon.settings import DaemonSettings
-from wharf.errors import Conflict, WharfError
+from wharf.errors import Conflict, InvalidArgument, WharfError
 
 log = logging.getLogger("wharfd")
 
@@ -131,6 +131,7 @@ def _runtime(settings: DaemonSettings) -> tuple[Any, Any, Any]:
     from wharf.daemon.core.runtime.monitor import ConmonRuntime  # noqa: PLC0415
     from wharf.errors import InvalidArgument  # noqa: PLC0415
 
+    cgroups.use_parent(settings.cgroup_parent)
     mode = cgroups.detect_mode()
     host = oci_spec.probe_host(mode, cgroups.choose_manager())
     runtime_dir = settings.run_dir / "runtime"
@@ -176,34 +177,75 @@ def bind_unix_socket(path: Path, mode: int) -> socket.socket:
     return sock
 
 
+def bind_listeners(settings: DaemonSettings, stack: ExitStack
+                   ) -> tuple[list[socket.socket], list[tuple[socket.socket, Any]]]:
+    """Bind every ``-H`` address: plain sockets, and TCP sockets with their TLS context.
+
+    Everything is bound (and every TLS file loaded) before anything is served, so a bad
+    address or certificate stops wharfd at start-up with a clear message.
+    """
+    from wharf.daemon.listen import bind_tcp  # noqa: PLC0415
+
+    plain: list[socket.socket] = []
+    secure: list[tuple[socket.socket, Any]] = []
+    context = None
+    for address in settings.listen_addresses:
+        if address.path is not None:
+            sock = bind_unix_socket(address.path, settings.socket_mode)
+            stack.callback(address.path.unlink, missing_ok=True)
+        else:
+            if settings.tls_enabled and context is None:
+                from wharf.daemon.adapters.api.tls import server_context  # noqa: PLC0415
+
+                ca, cert, key = settings.tls_files()
+                context = server_context(ca, cert, key, verify=settings.tlsverify)
+            try:
+                sock = bind_tcp(address)
+            except OSError as exc:
+                raise InvalidArgument(f"cannot listen on {address.url}: {exc}") from exc
+        stack.callback(sock.close)
+        if address.scheme == "tcp" and context is not None:
+            secure.append((sock, context))
+            mode = "mutual TLS" if settings.tlsverify else "TLS without client verification"
+            log.info("wharfd %s listening on %s (%s)", __version__, address.url, mode)
+        else:
+            plain.append(sock)
+            if address.scheme == "tcp":
+                log.warning("wharfd listening on %s WITHOUT TLS (--insecure-tcp): anyone who "
+                            "can reach this port has root on this host", address.url)
+            else:
+                log.info("wharfd %s listening on %s", __version__, address.url)
+    return plain, secure
+
+
 async def serve(settings: DaemonSettings) -> None:
     import uvicorn  # noqa: PLC0415
 
     from wharf.daemon.adapters.api.hijack import bind_protocol  # noqa: PLC0415
     from wharf.daemon.adapters.api.server import DOCKER_HEADERS, create_app  # noqa: PLC0415
     from wharf.daemon.adapters.api.streams import StreamDispatcher  # noqa: PLC0415
+    from wharf.daemon.adapters.api.tls import ListeningServer  # noqa: PLC0415
 
     engine = build_engine(settings)
-    await engine.containers.restore()
-    agent = _agent(settings, engine)
-    sock = bind_unix_socket(settings.socket_path, settings.socket_mode)
-    headers = [(k.decode(), v.decode()) for k, v in DOCKER_HEADERS]
-    config = uvicorn.Config(create_app(engine), log_level=settings.log_level,
-                            access_log=settings.log_level == "debug", timeout_graceful_shutdown=5,
-                            http=bind_protocol(StreamDispatcher(engine.containers, engine.execs),
-                                                       headers))
-    server = uvicorn.Server(config)
-    log.info("wharfd %s listening on unix://%s", __version__, settings.socket_path)
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        if agent is not None:
-            await asyncio.to_thread(agent.stop)
-        sock.close()
-        settings.socket_path.unlink(missing_ok=True)
-        await engine.containers.close()
-        await engine.images.registry.aclose()
-        engine.images.store.state.close()
+    agent = None
+    with ExitStack() as listeners:
+        try:
+            plain, secure = bind_listeners(settings, listeners)
+            await engine.containers.restore()
+            agent = _agent(settings, engine)
+            headers = [(k.decode(), v.decode()) for k, v in DOCKER_HEADERS]
+            config = uvicorn.Config(create_app(engine), log_level=settings.log_level,
+                                    access_log=settings.log_level == "debug",
+                                    timeout_graceful_shutdown=5,
+                                    http=bind_protocol(StreamDispatcher(engine.containers,
+                                                                        engine.execs), headers))
+            await ListeningServer(config, secure).serve(sockets=plain)
+        finally:
+            if agent is not None:
+                await asyncio.to_thread(agent.stop)
+            await engine.containers.close()
+            await engine.images.registry.aclose()
+            engine.images.store.state.close()
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -211,8 +253,22 @@ async def serve(settings: DaemonSettings) -> None:
               "(default /var/lib/wharf, env WHARF_DATA_ROOT).")
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Sockets and pid files "
               "(default /run/wharf, env WHARF_RUN_DIR).")
-@click.option("-H", "--host", "host", help="unix:///path/to/socket to listen on "
-              "(default unix://<run-dir>/wharfd.sock).")
+@click.option("-H", "--host", "hosts", multiple=True, metavar="URL",
+              help="Listen on unix:///path or tcp://HOST[:PORT] (repeatable; default "
+              "unix://<run-dir>/wharfd.sock). TCP needs --tls/--tlsverify or --insecure-tcp; "
+              "its port defaults to 2376 with TLS, 2375 without.")
+@click.option("--tlsverify", is_flag=True, default=None,
+              help="Serve TCP with TLS and require client certificates signed by --tlscacert.")
+@click.option("--tls", is_flag=True, default=None,
+              help="Serve TCP with TLS, without verifying clients (implied by --tlsverify).")
+@click.option("--tlscacert", type=click.Path(path_type=Path),
+              help="CA that signs client certificates (default /etc/wharf/tls/ca.pem).")
+@click.option("--tlscert", type=click.Path(path_type=Path),
+              help="Server certificate (default /etc/wharf/tls/server-cert.pem, else cert.pem).")
+@click.option("--tlskey", type=click.Path(path_type=Path),
+              help="Server key (default /etc/wharf/tls/server-key.pem, else key.pem).")
+@click.option("--insecure-tcp", is_flag=True, default=None,
+              help="Allow plain TCP without TLS (unauthenticated root access: tests only).")
 @click.option("--config-file", type=click.Path(path_type=Path),
               help="JSON settings file (default /etc/wharf/daemon.json).")
 @click.option("--registry-mirror", "mirrors", multiple=True, help="Mirror for docker.io.")
@@ -223,21 +279,18 @@ async def serve(settings: DaemonSettings) -> None:
               help="OCI runtime for new containers (default crun).")
 @click.version_option(__version__, prog_name="wharfd")
 def main(**flags: Any) -> None:
-    """wharfd: the wharf host daemon (Docker Engine API v1.41 on a unix socket)."""
+    """wharfd: the wharf host daemon (Docker Engine API v1.41 on unix sockets and TCP+TLS)."""
     overrides = {k: v for k, v in flags.items() if v not in (None, ())}
     if "mirrors" in overrides:
         overrides["registry_mirrors"] = list(overrides.pop("mirrors"))
     if "insecure" in overrides:
         overrides["insecure_registries"] = list(overrides.pop("insecure"))
-    host = overrides.pop("host", None)
-    if host:
-        if not host.startswith("unix://"):
-            raise click.UsageError("only unix:// hosts are supported for now")
-        overrides["socket"] = Path(host.removeprefix("unix://"))
+    if "hosts" in overrides:
+        overrides["hosts"] = list(overrides["hosts"])
     try:
         settings = DaemonSettings(**overrides)
     except (ValueError, WharfError) as exc:
-        click.echo(f"wharfd: invalid settings: {exc}", err=True)
+        click.echo(f"wharfd: invalid settings: {_settings_error(exc)}", err=True)
         sys.exit(1)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -258,7 +311,24 @@ def main(**flags: Any) -> None:
         # clean-up above runs and wharfd exits 0 after a requested stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, _stop_requested)
-        asyncio.run(serve(settings))
+        try:
+            asyncio.run(serve(settings))
+        except WharfError as exc:
+            click.echo(f"wharfd: {exc}", err=True)
+            sys.exit(1)
+
+
+def _settings_error(exc: Exception) -> str:
+    """pydantic's report without its boilerplate: ``field: message`` per error."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for error in errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
 
 
 def _stop_requested(signum: int, _frame: object) -> None:

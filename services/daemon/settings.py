@@ -8,16 +8,18 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
+from wharf.daemon.listen import ListenAddress, parse_listen_address
 from wharf.errors import InvalidArgument
 
 DEFAULT_CONFIG_FILE = Path("/etc/wharf/daemon.json")
+DEFAULT_CERT_DIR = Path("/etc/wharf/tls")
 
 
 class _JsonFileSource(PydanticBaseSettingsSource):
@@ -66,6 +68,19 @@ class DaemonSettings(BaseSettings):
     node_labels: dict[str, str] = Field(default_factory=dict)
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
     snapshot_interval: float = Field(default=30.0, gt=0, le=3600)
+    # Containers' cgroups live under this parent (/sys/fs/cgroup/<parent>/<id>, or
+    # <parent>.slice with systemd); daemons sharing a host each need their own.
+    cgroup_parent: str = Field(default="wharf", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    # Listeners (dockerd's -H, repeatable): unix:///path and tcp://HOST[:PORT]. Empty means
+    # the one unix socket above. TCP needs TLS unless insecure_tcp says otherwise (docs/tls.md).
+    hosts: list[str] = Field(default_factory=list)
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: Path | None = None
+    tlscert: Path | None = None
+    tlskey: Path | None = None
+    cert_dir: Path = DEFAULT_CERT_DIR
+    insecure_tcp: bool = False
 
     @field_validator("data_root", "run_dir")
     @classmethod
@@ -90,9 +105,57 @@ class DaemonSettings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)  # raises ValueError on junk
         return value
 
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parse_listen_address(url, tls=True)  # raises ValueError naming the bad address
+        return value
+
+    @model_validator(mode="after")
+    def _tcp_needs_tls(self) -> DaemonSettings:
+        tcp = [a.url for a in self.listen_addresses if a.scheme == "tcp"]
+        if tcp and not self.tls_enabled and not self.insecure_tcp:
+            raise ValueError(
+                f"refusing to listen on {', '.join(tcp)} without TLS: anyone who can reach it "
+                "would own this host. Use --tlsverify (mutual TLS, see docs/tls.md), or "
+                "--insecure-tcp if you really want plain TCP")
+        if self.insecure_tcp and self.tls_enabled:
+            raise ValueError("--insecure-tcp contradicts --tls/--tlsverify; choose one")
+        return self
+
     @property
     def socket_path(self) -> Path:
+        """The first unix socket wharfd listens on (the default one without ``hosts``)."""
+        for address in self.listen_addresses:
+            if address.path is not None:
+                return address.path
         return self.socket or self.run_dir / "wharfd.sock"
+
+    @property
+    def tls_enabled(self) -> bool:
+        """TCP listeners speak TLS (``--tlsverify`` implies ``--tls``, as in dockerd)."""
+        return self.tls or self.tlsverify
+
+    @property
+    def listen_addresses(self) -> list[ListenAddress]:
+        """Every listener, in the order given; the default unix socket when none is."""
+        if not self.hosts:
+            return [ListenAddress("unix", path=self.socket or self.run_dir / "wharfd.sock")]
+        return [parse_listen_address(url, tls=self.tls_enabled) for url in self.hosts]
+
+    def tls_files(self) -> tuple[Path, Path, Path]:
+        """CA, certificate and key paths; the flags win over ``cert_dir``.
+
+        The default certificate is ``server-cert.pem``/``server-key.pem`` when present (what
+        ``make certs`` writes beside the client's ``cert.pem``), else Docker's
+        ``cert.pem``/``key.pem``.
+        """
+        cert, key = self.cert_dir / "server-cert.pem", self.cert_dir / "server-key.pem"
+        if not (cert.exists() and key.exists()):
+            cert, key = self.cert_dir / "cert.pem", self.cert_dir / "key.pem"
+        return (self.tlscacert or self.cert_dir / "ca.pem", self.tlscert or cert,
+                self.tlskey or key)
 
     @classmethod
     def settings_customise_sources(

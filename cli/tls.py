@@ -1,0 +1,129 @@
+"""The client side of TLS to a TCP daemon: Docker's options, defaults and error messages.
+
+``ssl`` is imported only when a TLS connection is made (it costs ~15 ms, more than
+``wharf --help`` should pay). Resolution follows the docker CLI: ``--tlsverify`` (or a
+non-empty ``WHARF_TLS_VERIFY``) implies ``--tls``; files default to ``ca.pem``, ``cert.pem`` and
+``key.pem`` in ``WHARF_CERT_PATH`` (default ``~/.wharf``) and a default file that does not
+exist is simply not used, while a file named on the command line must exist.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wharf.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    import ssl
+
+DEFAULT_TLS_PORT = 2376
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """How to speak TLS to a daemon. ``verify``: check its certificate (against ``ca_file``,
+    or the system CAs without one) and its name; ``cert_file``/``key_file``: our identity."""
+
+    verify: bool
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A client context (made once per config); InvalidArgument when a file cannot be
+        loaded."""
+        context = _CONTEXTS.get(self)
+        if context is None:
+            context = _CONTEXTS[self] = self._new_context()
+        return context
+
+    def _new_context(self) -> ssl.SSLContext:
+        import ssl  # noqa: PLC0415 - only for TLS connections
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            if self.verify:
+                if self.ca_file:
+                    context.load_verify_locations(cafile=self.ca_file)
+                else:
+                    context.load_default_certs()
+            else:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if self.cert_file and self.key_file:
+                context.load_cert_chain(self.cert_file, self.key_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise InvalidArgument(f"cannot load TLS files (CA {self.ca_file}, certificate "
+                                  f"{self.cert_file}, key {self.key_file}): {exc}") from exc
+        return context
+
+
+_CONTEXTS: dict[TLSConfig, ssl.SSLContext] = {}
+
+
+def is_tls_error(exc: BaseException) -> bool:
+    """True for an error of the TLS layer (handshake, alert, verification)."""
+    ssl = sys.modules.get("ssl")  # loaded whenever a TLS connection was attempted
+    return ssl is not None and isinstance(exc, ssl.SSLError | ssl.CertificateError)
+
+
+def resolve_tls(*, tls: bool, tlsverify: bool, cacert: str | None, cert: str | None,
+                key: str | None, cert_path: str | None, env_verify: str | None,
+                home: Path) -> TLSConfig | None:
+    """The TLS settings of one invocation, or None for plain connections.
+
+    ``cert_path`` and ``env_verify`` are ``WHARF_CERT_PATH`` and ``WHARF_TLS_VERIFY``.
+    InvalidArgument names a file given on the command line that does not exist, or a
+    certificate without its key.
+    """
+    verify = tlsverify or bool(env_verify)
+    if not (tls or verify):
+        return None
+    base = Path(cert_path) if cert_path else home / ".wharf"
+    ca_file = _pick(cacert, base / "ca.pem", "--tlscacert")
+    cert_file = _pick(cert, base / "cert.pem", "--tlscert")
+    key_file = _pick(key, base / "key.pem", "--tlskey")
+    if (cert is not None or key is not None) and (cert_file is None) != (key_file is None):
+        raise InvalidArgument("--tlscert and --tlskey go together: give both (or neither)")
+    if cert_file is None or key_file is None:
+        cert_file = key_file = None
+    return TLSConfig(verify=verify, ca_file=ca_file if verify else None, cert_file=cert_file,
+                     key_file=key_file)
+
+
+def _pick(given: str | None, default: Path, flag: str) -> str | None:
+    if given is not None:
+        path = os.path.expanduser(given)
+        if not os.path.isfile(path):
+            raise InvalidArgument(f"{flag} {given}: no such file")
+        return path
+    return str(default) if default.is_file() else None
+
+
+def describe_tls_error(url: str, exc: BaseException) -> str:
+    """A message that says what to do about a failed TLS connection to ``url``."""
+    text = str(exc)
+    reason = getattr(exc, "reason", None) or ""
+    if "CERTIFICATE_VERIFY_FAILED" in text or reason == "CERTIFICATE_VERIFY_FAILED":
+        return (f"cannot verify the certificate of the wharf daemon at {url}: "
+                f"{getattr(exc, 'verify_message', '') or text} (check --tlscacert / "
+                "WHARF_CERT_PATH, and that the server certificate names this host)")
+    if "CERTIFICATE_REQUIRED" in text or "HANDSHAKE_FAILURE" in text:
+        return (f"the wharf daemon at {url} refused the connection: it requires a client "
+                "certificate signed by its CA (use --tlsverify --tlscert/--tlskey, or "
+                "WHARF_CERT_PATH with cert.pem and key.pem)")
+    if "BAD_CERTIFICATE" in text or "UNKNOWN_CA" in text or "DECRYPT_ERROR" in text:
+        return (f"the wharf daemon at {url} rejected our client certificate ({text}); it "
+                "must be signed by the daemon's CA")
+    if "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text:
+        return (f"TLS to {url} failed ({text}): is the daemon listening with TLS on that "
+                "port?")
+    if not is_tls_error(exc):  # a reset right after the handshake: refused by the daemon
+        return (f"the wharf daemon at {url} closed the TLS connection ({text}); does it "
+                "require a client certificate (--tlsverify --tlscert/--tlskey)?")
+    return f"TLS connection to the wharf daemon at {url} failed: {text}"
