@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from wharf import __version__
-from wharf.cli.commands import auth, containers, images, system
+from wharf.cli.commands import auth, containers, images, nodes, system
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
 from wharf.cli.tls import resolve_tls
@@ -64,6 +64,14 @@ def _with_root_options(fn: Any) -> Any:
                      help="TLS certificate file (default $WHARF_CERT_PATH/cert.pem)."),
         click.option("--tlskey", metavar="FILE",
                      help="TLS key file (default $WHARF_CERT_PATH/key.pem)."),
+        click.option("--gateway", envvar="WHARF_GATEWAY", metavar="URL",
+                     help="Cluster gateway (http://HOST:PORT) for --node, node://NAME, node "
+                     "and ps --all-nodes."),
+        click.option("--token", envvar="WHARF_TOKEN", metavar="TOKEN",
+                     help="Bearer token for the gateway (env WHARF_TOKEN)."),
+        click.option("--node", envvar="WHARF_NODE", metavar="NAME",
+                     help="Talk to node NAME through the gateway (same as -H node://NAME; "
+                     "'any' lets the gateway choose)."),
         click.option("--version", is_flag=True, expose_value=False, is_eager=True,
                      callback=_print_version, help="Print version information and quit."),
     ]
@@ -74,10 +82,25 @@ def _with_root_options(fn: Any) -> Any:
 
 def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, tls: bool,
           tlsverify: bool, tlscacert: str | None, tlscert: str | None,
-          tlskey: str | None) -> None:
+          tlskey: str | None, gateway: str | None, token: str | None,
+          node: str | None) -> None:
     """A self-sufficient runtime for containers."""
     home = Path(os.path.expanduser("~"))
+    if host.startswith("node://"):
+        if not host.removeprefix("node://").strip("/"):
+            raise CLIError(f"invalid host {host!r}: expected node://NAME")
+        node, host = host.removeprefix("node://").strip("/"), DEFAULT_HOST
     try:
+        gateway_host = None
+        if gateway:
+            from wharf.cli.gateway import parse_gateway  # noqa: PLC0415 - lazy
+
+            gateway_host = parse_gateway(gateway)
+        if node and gateway_host is None:
+            raise InvalidArgument(
+                f"node {node!r} is reached through a gateway: pass --gateway URL or set "
+                "WHARF_GATEWAY (make cluster-up writes it, with WHARF_TOKEN, to "
+                ".wharf/cluster.env)")
         tls_config = None
         if host.startswith("tcp://"):  # TLS protects TCP only; a unix socket has its mode
             tls_config = resolve_tls(
@@ -89,7 +112,7 @@ def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, t
         raise CLIError(str(exc)) from exc
     hooks = ctx.obj if isinstance(ctx.obj, Hooks) else Hooks()
     ctx.obj = Session(host=parsed, config_dir=config_dir or home / ".wharf", debug=debug,
-                      hooks=hooks)
+                      hooks=hooks, gateway=gateway_host, token=token, node=node or None)
 
 
 def build_cli() -> click.Group:
@@ -101,6 +124,7 @@ def build_cli() -> click.Group:
     system.register(root)
     auth.register(root)
     containers.register(root)
+    nodes.register(root)
     return root
 
 

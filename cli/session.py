@@ -9,12 +9,17 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from wharf.cli.client import APIClient
 from wharf.cli.config import ConfigFile
 from wharf.cli.transport import Host, HttpTransport, Transport
+from wharf.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from wharf.cli.gateway import GatewayAPI
 
 
 @dataclass
@@ -30,12 +35,19 @@ class Hooks:
 
 @dataclass
 class Session:
-    """Per-invocation state; the API client is created on first use."""
+    """Per-invocation state; the API client is created on first use.
+
+    With ``node`` set, the client reaches that node's daemon through the gateway (``gateway``,
+    ``token``) instead of the daemon at ``host``.
+    """
 
     host: Host
     config_dir: Path
     debug: bool = False
     hooks: Hooks = field(default_factory=Hooks)
+    gateway: Host | None = None
+    token: str | None = None
+    node: str | None = None
     _client: APIClient | None = None
 
     def client(self) -> APIClient:
@@ -43,19 +55,44 @@ class Session:
         if self._client is None:
             from wharf.cli.hijack import Hijacker, SocketHijacker  # noqa: PLC0415 - lazy
 
-            hijacker: Hijacker = (self.hooks.hijacker  # type: ignore[assignment]
-                                  if self.hooks.hijacker is not None
-                                  else SocketHijacker(self.host))
             transport: Transport
-            if self.hooks.wire is not None:  # a fake daemon behind httpx's MockTransport
-                transport = HttpTransport(self.host, inject=self.hooks.wire, debug=self.debug)
-            else:
-                from wharf.cli.wire import SocketTransport  # noqa: PLC0415 - lazy
+            if self.node is not None:
+                from wharf.cli.gateway import GatewayTransport  # noqa: PLC0415 - lazy
 
-                transport = SocketTransport(self.host, debug=self.debug)
+                transport = GatewayTransport(self.gateway_api(), self.node)
+                hijacker: Hijacker = _NoHijack()
+            else:
+                hijacker = (self.hooks.hijacker  # type: ignore[assignment]
+                            if self.hooks.hijacker is not None else SocketHijacker(self.host))
+                transport = self._wire(self.host, prefix=None)
             self._client = APIClient(transport, hijacker)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
+
+    def gateway_api(self) -> GatewayAPI:
+        """The gateway's own routes (nodes, the cluster's containers)."""
+        from wharf.cli.gateway import GatewayAPI  # noqa: PLC0415 - lazy
+
+        if self.gateway is None:
+            raise click.UsageError(
+                "no gateway: pass --gateway URL or set WHARF_GATEWAY (make cluster-up writes "
+                "it, with WHARF_TOKEN, to .wharf/cluster.env)")
+        return GatewayAPI(self._wire(self.gateway, prefix=""), self.token)
+
+    def use_node(self, node: str) -> None:
+        """Send this command's requests to ``node`` through the gateway (``any``: placed)."""
+        if self._client is not None:
+            raise RuntimeError("use_node() after the client was made")
+        self.node = node
+        if self.gateway is None:
+            self.gateway_api()  # the message that says how to name a gateway
+
+    def _wire(self, host: Host, prefix: str | None) -> Transport:
+        if self.hooks.wire is not None:  # a fake daemon behind httpx's MockTransport
+            return HttpTransport(host, inject=self.hooks.wire, debug=self.debug, prefix=prefix)
+        from wharf.cli.wire import SocketTransport  # noqa: PLC0415 - lazy
+
+        return SocketTransport(host, debug=self.debug, prefix=prefix)
 
     def config(self) -> ConfigFile:
         return ConfigFile.load(self.config_dir)
@@ -69,6 +106,14 @@ class Session:
         if self.hooks.stdin_tty is not None:
             return self.hooks.stdin_tty
         return sys.stdin.isatty()
+
+
+class _NoHijack:
+    """Attach and exec are not relayed by the gateway."""
+
+    def open(self, path: str, params: object, body: object = None) -> NoReturn:
+        raise InvalidArgument("attach and exec are not relayed by the gateway: use run -d, "
+                              "logs -f, or -H to reach the node's daemon directly")
 
 
 def current() -> Session:

@@ -179,10 +179,12 @@ class HttpTransport:
     ``inject`` replaces the network layer (an ``httpx.MockTransport`` in tests).
     """
 
-    def __init__(self, host: Host, *, inject: object = None, debug: bool = False) -> None:
+    def __init__(self, host: Host, *, inject: object = None, debug: bool = False,
+                 prefix: str | None = None) -> None:
         self.host = host
         self._inject = inject
         self._debug = debug
+        self._prefix = f"/v{API_VERSION}" if prefix is None else prefix
         self._client: httpx.Client | None = None
 
     def _http(self) -> httpx.Client:
@@ -202,7 +204,7 @@ class HttpTransport:
                 wire = httpx.HTTPTransport()
                 base = f"http://{self.host.netloc}"
             self._client = httpx.Client(
-                transport=wire, base_url=f"{base}/v{API_VERSION}",
+                transport=wire, base_url=f"{base}{self._prefix}",
                 headers={"User-Agent": USER_AGENT},
                 timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
             )

@@ -89,9 +89,11 @@ class _Body:
 class SocketTransport:
     """The Docker API over a unix socket or TCP, one connection per request."""
 
-    def __init__(self, host: Host, *, debug: bool = False) -> None:
+    def __init__(self, host: Host, *, debug: bool = False, prefix: str | None = None) -> None:
         self.host = host
         self.debug = debug
+        # every path is the Docker API's under /v1.41 (a gateway's own paths carry theirs)
+        self.prefix = f"/v{API_VERSION}" if prefix is None else prefix
 
     def request(self, method: str, path: str, *, params: Params | None = None,
                 json: object = None, content: bytes | Iterable[bytes] | None = None,
@@ -116,7 +118,7 @@ class SocketTransport:
     def _send(self, method: str, path: str, params: Params | None, json: object,
               content: bytes | Iterable[bytes] | None, headers: Mapping[str, str] | None,
               timeout: float | None) -> StreamReply:
-        target = f"/v{API_VERSION}{path}"
+        target = f"{self.prefix}{path}"
         if params:
             target += "?" + urlencode(dict(params), doseq=True)
         head = {"Host": "d", "User-Agent": USER_AGENT, "Connection": "close"}

@@ -103,18 +103,33 @@ def render(fmt: str, rows: list[Row], headers: Mapping[str, str]) -> str:
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
+@click.option("--all-nodes", is_flag=True, help="Containers of every node of the cluster, "
+              "with a NODE column (through the gateway).")
 def ps_cmd(all_: bool, filters: tuple[str, ...], fmt: str | None, last: int, latest: bool,
-           no_trunc: bool, quiet: bool, size: bool) -> None:
+           no_trunc: bool, quiet: bool, size: bool, all_nodes: bool) -> None:
     """List containers."""
     limit = 1 if latest else last
-    containers = current().client().containers(all=all_ or limit != -1, limit=limit,
-                                               size=size, filters=parse_filters(filters))
-    rows = [container_row(c, not no_trunc) for c in containers]
+    terms = parse_filters(filters)
+    headers = PS_HEADERS
+    if all_nodes:
+        from wharf.cli.client import filters_param  # noqa: PLC0415 - lazy
+
+        found = current().gateway_api().containers(
+            all_ or limit != -1, filters_param(terms) if terms else None)
+        found.sort(key=lambda c: -int(c.get("Created") or 0))
+        containers = found[:limit] if limit > 0 else found
+        rows = [Row({**container_row(c, not no_trunc).fields, "Node": str(c.get("Node", ""))},
+                    "*formatter.containerContext") for c in containers]
+        headers = {**PS_HEADERS, "Node": "NODE"}
+    else:
+        containers = current().client().containers(all=all_ or limit != -1, limit=limit,
+                                                   size=size, filters=terms)
+        rows = [container_row(c, not no_trunc) for c in containers]
     if quiet:
         fmt = "{{.ID}}"
     elif not fmt or fmt == "table":
-        fmt = PS_TABLE + ("\t{{.Size}}" if size else "")
-    text = render(fmt, rows, PS_HEADERS)
+        fmt = PS_TABLE + ("\t{{.Size}}" if size else "") + ("\t{{.Node}}" if all_nodes else "")
+    text = render(fmt, rows, headers)
     if text:
         click.echo(text)
 

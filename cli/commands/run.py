@@ -127,11 +127,18 @@ _RUN_SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": Fal
 @click.option("--sig-proxy", type=click.BOOL, default=True, show_default=True,
               help="Proxy received signals to the process.")
 @click.option("--detach-keys", default=None, help="Override the key sequence for detaching.")
+@click.option("--node", "node", default=None, metavar="NAME",
+              help="Run on node NAME through the gateway ('any': the gateway places it).")
 @create_options
 def run_cmd(image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool,
-            detach_keys: str | None, **opts: Any) -> None:
+            detach_keys: str | None, node: str | None, **opts: Any) -> None:
     """Run a command in a new container."""
     session = current()
+    if node:
+        session.use_node(node)
+    if session.node and not detach:
+        raise CLIError("through the gateway a container runs detached: add -d (its output: "
+                       "wharf --node NODE logs -f NAME)")
     stdin = opts["interactive"] and not detach
     if opts["tty"] and stdin and not session.stdin_is_tty():
         raise CLIError("the input device is not a TTY")
@@ -156,8 +163,11 @@ def _run_created(session: Session, cid: str, *, detach: bool, stdin: bool, sig_p
             if not detach:
                 conn = client.attach(cid, attach_params(stdin, detach_keys))
                 stack.callback(conn.close)
-            waiter = client.wait(cid, "removed" if opts["auto_remove"] else "next-exit")
-        stack.callback(waiter.close)
+            # Through the gateway nothing waits on a detached container (wait is not relayed).
+            waiter = None if detach and session.node else \
+                client.wait(cid, "removed" if opts["auto_remove"] else "next-exit")
+        if waiter is not None:
+            stack.callback(waiter.close)
         if detach:
             click.echo(cid)
         try:
@@ -172,6 +182,7 @@ def _run_created(session: Session, cid: str, *, detach: bool, stdin: bool, sig_p
                                 on_resize=lambda: client.kill(cid, "WINCH"))
         if detached:
             return 0
+        assert waiter is not None
         with daemon_errors():
             result = waiter.result()
     return exit_status(result)

@@ -160,6 +160,13 @@ async def place_and_run(call: Command, body: Annotated[dict[str, Any], Body()],
                              ok_status=201, shape=lambda r: {**r, "Node": node, "Warnings": []})
 
 
+@cluster.get("/placement", summary="The node placement would choose now (for clients that "
+            "then talk to that node's paths)")
+async def placement(dispatcher: Dispatch,
+                    constraint: Annotated[list[str] | None, Query()] = None) -> dict[str, str]:
+    return {"Node": dispatcher.choose([parse_constraint(c) for c in constraint or []])}
+
+
 @cluster.get("/commands/{command_id}", summary="A command's state and result")
 async def get_command(dispatcher: Dispatch, command_id: str) -> dict[str, Any]:
     row = dispatcher.store.command(command_id)

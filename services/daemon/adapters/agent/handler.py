@@ -7,7 +7,7 @@ from typing import Any
 
 from wharf.daemon.adapters.agent.journal import CommandJournal
 from wharf.daemon.adapters.api import container_shapes as shapes
-from wharf.daemon.adapters.api.shapes import image_summary
+from wharf.daemon.adapters.api.shapes import familiar_tag, image_summary
 from wharf.daemon.core.containers.filters import ContainerFilter
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.engine import Engine
@@ -158,7 +158,8 @@ class CommandHandler:
             return {"status": last.get("status", "")}
         if isinstance(payload, RemoveImagePayload):
             removal = images.remove(payload.image, force=payload.force, prune=True)
-            return {"untagged": removal.untagged, "deleted": removal.deleted}
+            return {"untagged": [familiar_tag(t) for t in removal.untagged],
+                    "deleted": removal.deleted}
         if isinstance(payload, ImagesPayload):
             return self._image_list()
         raise Internal(f"command type {payload.type!r} is not handled by this daemon yet")
