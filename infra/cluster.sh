@@ -28,8 +28,12 @@ CLUSTER_ROOT="${WHARF_CLUSTER_ROOT:-/var/lib/wharf-cluster}"
 CLUSTER_RUN="${WHARF_CLUSTER_RUN:-/run/wharf-cluster}"
 CLUSTER_ETC="${WHARF_CLUSTER_ETC:-/etc/wharf/cluster}"
 CLUSTER_LOG="$WHARF_LOG_DIR/cluster"
-ENV_FILE="$WHARF_REPO/.wharf/cluster.env"
+ENV_FILE="${WHARF_CLUSTER_ENV_FILE:-$WHARF_REPO/.wharf/cluster.env}"
 AMQP_ENV="${WHARF_AMQP_ENV:-/etc/wharf/amqp.env}"
+VHOST="${WHARF_CLUSTER_VHOST:-wharf}"            # another vhost keeps a second cluster apart
+PREFIX="${WHARF_CLUSTER_PREFIX:-wharf-}"         # namespaces and cgroup parents: ${PREFIX}nodeN
+VETH="${WHARF_CLUSTER_VETH:-wcn}"                # host ends of the veths: ${VETH}N
+GATEWAY_ID="${WHARF_CLUSTER_GATEWAY_ID:-gw-cluster}"
 HOST_ADDR="$NET.1"
 GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
 GATEWAY_BIN="$WHARF_REPO/.venv/bin/wharf-gateway"
@@ -40,14 +44,25 @@ TOKEN_FILE="$CLUSTER_ETC/token"
 MAX_NODES=50
 
 node_addr() { printf '%s.%s' "$NET" $(( 10 + $1 )); }
-node_ns() { printf 'wharf-node%s' "$1"; }
-node_veth() { printf 'wcn%s' "$1"; }
+node_ns() { printf '%snode%s' "$PREFIX" "$1"; }
+node_veth() { printf '%s%s' "$VETH" "$1"; }
 node_run() { printf '%s/node%s' "$CLUSTER_RUN" "$1"; }
 node_sock() { printf '%s/wharfd.sock' "$(node_run "$1")"; }
 node_pidfile() { printf '%s/node%s.pid' "$CLUSTER_RUN" "$1"; }
 
-amqp_url() {  # amqp_url VAR: that URL from $AMQP_ENV
-    grep -oP "^$1=\\K.*" "$AMQP_ENV" || die "$AMQP_ENV has no $1; run 'make rabbitmq'"
+amqp_url() {  # amqp_url VAR: that URL from $AMQP_ENV, on this cluster's vhost
+    local url
+    url=$(grep -oP "^$1=\\K.*" "$AMQP_ENV") || die "$AMQP_ENV has no $1; run 'make rabbitmq'"
+    printf '%s/%s' "${url%/*}" "$VHOST"
+}
+
+ensure_vhost() {  # the accounts of rabbitmq.sh, also on a vhost of our own
+    [[ $VHOST == wharf ]] && return
+    rabbitmqctl -q list_vhosts | grep -qx "$VHOST" || rabbitmqctl -q add_vhost "$VHOST" >/dev/null
+    local user
+    for user in wharf-gateway wharf-node; do
+        rabbitmqctl -q set_permissions -p "$VHOST" "$user" '.*' '.*' '.*' >/dev/null
+    done
 }
 
 node_answers() {
@@ -118,7 +133,7 @@ Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
     start_background "$pidfile" "$CLUSTER_LOG/gateway.log" env \
         "WHARF_GATEWAY_AMQP_URL=$(amqp_url WHARF_GATEWAY_AMQP_URL)" "$GATEWAY_BIN" serve \
         --listen "127.0.0.1:$GATEWAY_PORT" --state-dir "$CLUSTER_ROOT/gateway" \
-        --tokens-file "$TOKENS_FILE" --gateway-id gw-cluster
+        --tokens-file "$TOKENS_FILE" --gateway-id "$GATEWAY_ID"
     await gateway "$STARTED_PID" "$CLUSTER_LOG/gateway.log" gateway_answers
 }
 
@@ -152,7 +167,7 @@ ensure_node() {
     start_background "$pidfile" "$CLUSTER_LOG/node$i.log" \
         nsenter "--net=/run/netns/$(node_ns "$i")" env "WHARF_AMQP_URL=$node_url" \
         "WHARF_NODE_NAME=node$i" "WHARF_NODE_LABELS={\"node\": \"node$i\"}" \
-        "WHARF_CGROUP_PARENT=wharf-node$i" \
+        "WHARF_CGROUP_PARENT=$(node_ns "$i")" \
         "$WHARFD_BIN" --data-root "$CLUSTER_ROOT/node$i" --run-dir "$(node_run "$i")" \
         -H "unix://$(node_sock "$i")" -H "tcp://$(node_addr "$i"):2376" --tlsverify \
         --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server-cert.pem" \
@@ -181,6 +196,7 @@ up() {
     [[ -x $WHARFD_BIN && -x $GATEWAY_BIN ]] || die "wharf is not installed; run 'make setup'"
     mkdir -p "$CLUSTER_RUN" "$CLUSTER_LOG" "$CLUSTER_ROOT" "$CLUSTER_ETC"
     "$WHARF_REPO/infra/rabbitmq.sh"
+    ensure_vhost
     "$WHARF_REPO/infra/up.sh" registry
     ensure_bridge
     ensure_forwarder
@@ -218,10 +234,10 @@ down_node() {
     rm -f "$(node_sock "$i")"
     ip link del "$(node_veth "$i")" 2>/dev/null || true
     ip netns del "$(node_ns "$i")" 2>/dev/null || true
-    rmdir /sys/fs/cgroup/*/"wharf-node$i" /sys/fs/cgroup/"wharf-node$i" 2>/dev/null || true
-    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx wharf; then
-        rabbitmqctl -q delete_queue -p wharf "wharf.cmd.node$i" >/dev/null 2>&1 || true
-        rabbitmqctl -q delete_queue -p wharf "wharf.bcast.node$i" >/dev/null 2>&1 || true
+    rmdir /sys/fs/cgroup/*/"$(node_ns "$i")" /sys/fs/cgroup/"$(node_ns "$i")" 2>/dev/null || true
+    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
+        rabbitmqctl -q delete_queue -p "$VHOST" "wharf.cmd.node$i" >/dev/null 2>&1 || true
+        rabbitmqctl -q delete_queue -p "$VHOST" "wharf.bcast.node$i" >/dev/null 2>&1 || true
     fi
 }
 
@@ -236,8 +252,12 @@ down() {
     stop gateway "$CLUSTER_RUN/gateway.pid" wharf-gateway
     stop forwarder "$CLUSTER_RUN/forward.pid" forward.py
     ip link del "$BRIDGE" 2>/dev/null || true
-    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx wharf; then
-        rabbitmqctl -q delete_queue -p wharf wharf.gw.gw-cluster >/dev/null 2>&1 || true
+    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
+        if [[ $VHOST == wharf ]]; then
+            rabbitmqctl -q delete_queue -p wharf "wharf.gw.$GATEWAY_ID" >/dev/null 2>&1 || true
+        else
+            rabbitmqctl -q delete_vhost "$VHOST" >/dev/null 2>&1 || true
+        fi
     fi
     rm -f "$ENV_FILE"
     if [[ ${PURGE:-0} == 1 ]]; then
