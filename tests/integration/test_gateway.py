@@ -192,6 +192,15 @@ def test_logs_images_and_events(cluster: Cluster) -> None:
         actions = {(e["node"], e["Type"], e["Action"]) for e in seen}
         assert ("n1", "container", "start") in actions and ("n1", "container", "die") in actions
         assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
+        sse = client.get("/v1/events", params={"since": seen[-2]["id"], "follow": "false"},
+                         headers={"Accept": "text/event-stream"})
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        assert sse.text == f"id: {seen[-1]['id']}\ndata: {json.dumps(seen[-1])}\n\n"
+        # live: a follower sees an event that happens after it subscribed
+        with client.stream("GET", f"/v1/events?since={seen[-1]['id']}") as live:
+            assert client.delete("/v1/nodes/n1/containers/talker?wait=true").status_code == 204
+            first = json.loads(next(live.iter_lines()))
+            assert (first["Action"], first["node"]) == ("destroy", "n1")
 
 
 def test_a_killed_node_is_down_fast_and_comes_back_with_its_containers(
