@@ -380,8 +380,10 @@ def _log_frame(entry: dict[str, Any], tty: bool, timestamps: bool) -> bytes:
     return struct.pack(">BxxxL", 2 if entry["stream"] == "stderr" else 1, len(data)) + data
 
 
-def error_response(exc: WharfError) -> JSONResponse:
-    """Docker's error shape, with the kind's stable code."""
+def error_response(exc: WharfError) -> Response:
+    """Docker's error shape, with the kind's stable code (304 has no body)."""
+    if exc.http_status == 304:
+        return Response(status_code=304)
     return JSONResponse({"message": exc.message, "code": exc.code},
                         status_code=exc.http_status,
                         headers={"WWW-Authenticate": "Bearer"} if exc.http_status == 401
