@@ -116,8 +116,30 @@ def test_run_detached_through_the_gateway_and_placement() -> None:
     paths = [r.url.path for r in gateway.seen]
     assert paths == ["/v1/placement", "/v1/nodes/node3/containers/create",
                      f"/v1/nodes/node3/containers/{CID}/start"]
-    attached = run(gateway, "run", "--node", "node3", "busybox", "true")
-    assert attached.exit_code != 0 and "add -d" in attached.output
+    interactive = run(gateway, "run", "--node", "node3", "-i", "busybox", "true")
+    assert interactive.exit_code != 0 and "need a connection to the daemon" in interactive.output
+
+
+def test_run_in_the_foreground_follows_the_output_and_exits_with_the_status() -> None:
+    gateway = FakeGateway()
+    bodies: list[dict[str, object]] = []
+
+    def create(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(201, json={"Id": CID, "Warnings": []})
+
+    base = f"/v1/nodes/node1/containers/{CID}"
+    gateway.route("POST", "/v1/nodes/node1/containers/create", create)
+    gateway.route("POST", base + "/start", lambda r: httpx.Response(204))
+    gateway.route("GET", base + "/logs", lambda r: httpx.Response(
+        200, content=b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"))
+    gateway.route("GET", base + "/json", lambda r: httpx.Response(
+        200, json={"Id": CID, "State": {"Running": False, "ExitCode": 3}}))
+    gateway.route("DELETE", base, lambda r: httpx.Response(204))
+    result = run(gateway, "--node", "node1", "run", "--rm", "busybox", "sh", "-c", "exit 3")
+    assert result.exit_code == 3 and result.output == "hi\n"
+    assert bodies[0]["HostConfig"]["AutoRemove"] is False  # type: ignore[index]
+    assert gateway.seen[-1].method == "DELETE"  # --rm, once the output is complete
 
 
 def test_ps_all_nodes_has_a_node_column() -> None:
