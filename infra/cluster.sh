@@ -212,7 +212,8 @@ up() {
     wait_until "$WHARF_START_TIMEOUT" enough_ready \
         || die "the gateway does not see $nodes ready nodes; see $CLUSTER_LOG/"
     write_env
-    log "$nodes nodes ready: gateway $GATEWAY_URL (token in ${ENV_FILE#"$WHARF_REPO"/})"
+    log "$nodes nodes ready"
+    log "  gateway: $GATEWAY_URL   token: $(cat "$TOKEN_FILE")   (both in ${ENV_FILE#"$WHARF_REPO"/})"
     for (( i = 1; i <= nodes; i++ )); do
         log "  node$i: tcp://$(node_addr "$i"):2376 (mutual TLS, certs in $TLS_DIR), unix://$(node_sock "$i")"
     done
