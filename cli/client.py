@@ -227,6 +227,30 @@ class APIClient:
         return self._messages("POST", "/images/create", params=params, content=body,
                               headers={"Content-Type": "text/plain"})
 
+    # -- volumes ----------------------------------------------------------------------------
+    def volumes(self, filters: Mapping[str, Iterable[str]] | None = None) -> list[JSONObject]:
+        """GET /volumes; the ``Volumes`` list (``null`` read as empty)."""
+        params: Params = {"filters": filters_param(filters)} if filters else {}
+        reply = self._json("GET", "/volumes", params=params) or {}
+        return list(reply.get("Volumes") or [])
+
+    def create_volume(self, body: Mapping[str, Any]) -> JSONObject:
+        """POST /volumes/create with ``{Name, Driver, DriverOpts, Labels}``."""
+        return dict(self._json("POST", "/volumes/create", json=dict(body)))
+
+    def inspect_volume(self, name: str) -> JSONObject:
+        """GET /volumes/{name}."""
+        return dict(self._json("GET", f"/volumes/{name}"))
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        """DELETE /volumes/{name}[?force=1]."""
+        self._call("DELETE", f"/volumes/{name}", params={"force": "1"} if force else {})
+
+    def prune_volumes(self, filters: Mapping[str, Iterable[str]] | None = None) -> JSONObject:
+        """POST /volumes/prune; ``{"VolumesDeleted", "SpaceReclaimed"}``."""
+        params: Params = {"filters": filters_param(filters)} if filters else {}
+        return dict(self._json("POST", "/volumes/prune", params=params) or {})
+
     # -- containers -------------------------------------------------------------------------
     def create_container(self, body: Mapping[str, Any], name: str = "",
                          platform: str = "") -> JSONObject:

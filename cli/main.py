@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from wharf import __version__
-from wharf.cli.commands import auth, containers, images, nodes, system
+from wharf.cli.commands import auth, containers, images, nodes, system, volumes
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
 from wharf.cli.tls import resolve_tls
@@ -125,6 +125,7 @@ def build_cli() -> click.Group:
     auth.register(root)
     containers.register(root)
     nodes.register(root)
+    volumes.register(root)
     return root
 
 

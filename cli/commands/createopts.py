@@ -67,7 +67,13 @@ def create_options(fn: F) -> F:
                      help="Connect a container to a network."),
         click.option("-p", "--publish", multiple=True,
                      help="Publish a container's port(s) to the host."),
-        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume."),
+        click.option("-v", "--volume", "volumes", multiple=True,
+                     help="Bind mount a volume ([NAME|/HOST:]/PATH[:ro|rw,nocopy,…])."),
+        click.option("--mount", "mounts", multiple=True,
+                     help="Attach a filesystem mount (type=volume|bind|tmpfs,source=…,"
+                     "target=…[,readonly][,volume-nocopy][,tmpfs-size=…])."),
+        click.option("--volumes-from", multiple=True,
+                     help="Mount volumes from the specified container(s) (NAME[:ro|rw])."),
         click.option("--pull", default="missing", help='Pull image before running '
                      '("always"|"missing"|"never").'),
         click.option("--platform", default="", help="Set platform if server is multi-platform "
@@ -148,6 +154,90 @@ def parse_restart(text: str) -> dict[str, Any]:
     return {"Name": name or "no", "MaximumRetryCount": int(count or 0)}
 
 
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+_MOUNT_TYPES = ("volume", "bind", "tmpfs")
+
+
+def _go_bool(key: str, value: str | None) -> bool:
+    if value is None or value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"invalid value for {key}: {value}")
+
+
+# --mount keys: key → (options object or None for the Mount itself, field)
+_MOUNT_BOOLS = {"readonly": (None, "ReadOnly"), "ro": (None, "ReadOnly"),
+                "volume-nocopy": ("VolumeOptions", "NoCopy"),
+                "bind-nonrecursive": ("BindOptions", "NonRecursive")}
+_MOUNT_STRINGS = {"type": (None, "Type"), "source": (None, "Source"), "src": (None, "Source"),
+                  "target": (None, "Target"), "dst": (None, "Target"),
+                  "destination": (None, "Target"),
+                  "bind-propagation": ("BindOptions", "Propagation")}
+
+
+def _mount_field(mount: dict[str, Any], key: str, value: str | None) -> None:
+    """One ``key[=value]`` of ``--mount`` into the Mount object (docker's opts/mount.go)."""
+    if key in _MOUNT_BOOLS:
+        where, name = _MOUNT_BOOLS[key]
+        (mount.setdefault(where, {}) if where else mount)[name] = _go_bool(key, value)
+        return
+    if value is None:
+        raise ValueError(f"invalid field '{key}' must be a key=value pair")
+    if key in _MOUNT_STRINGS:
+        where, name = _MOUNT_STRINGS[key]
+        text = value.lower() if name in ("Type", "Propagation") else value
+        (mount.setdefault(where, {}) if where else mount)[name] = text
+    elif key in ("volume-label", "volume-opt", "volume-driver"):
+        volume = mount.setdefault("VolumeOptions", {})
+        name, _, val = value.partition("=")
+        if key == "volume-label":
+            volume.setdefault("Labels", {})[name] = val
+        elif key == "volume-opt":
+            volume.setdefault("DriverConfig", {}).setdefault("Options", {})[name] = val
+        else:
+            volume.setdefault("DriverConfig", {})["Name"] = value
+    elif key in ("tmpfs-size", "tmpfs-mode"):
+        tmpfs = mount.setdefault("TmpfsOptions", {})
+        try:
+            if key == "tmpfs-size":
+                tmpfs["SizeBytes"] = ram_in_bytes(value)
+            else:
+                tmpfs["Mode"] = int(value, 8)
+        except ValueError:
+            raise ValueError(f"invalid value for {key}: {value}") from None
+    elif key != "consistency":
+        raise ValueError(f"unexpected key '{key}' in '{key}={value}'")
+
+
+def parse_mount(spec: str) -> dict[str, Any]:
+    """``--mount type=…,source=…,target=…,readonly,…`` → a ``HostConfig.Mounts`` entry.
+
+    Raises:
+        FlagError: docker's message for a bad field, a missing target or mixed options.
+    """
+    mount: dict[str, Any] = {"Type": "volume"}
+    try:
+        for field_text in (f.strip() for f in spec.split(",")):
+            if not field_text:
+                continue
+            key, sep, value = field_text.partition("=")
+            _mount_field(mount, key.strip().lower(), value if sep else None)
+        kind = mount["Type"]
+        if kind not in _MOUNT_TYPES:
+            raise ValueError(f"invalid mount type {kind!r}: wharf mounts volume, bind or tmpfs")
+        if not mount.get("Target"):
+            raise ValueError("target is required")
+        for prefix, key in (("volume", "VolumeOptions"), ("bind", "BindOptions"),
+                            ("tmpfs", "TmpfsOptions")):
+            if key in mount and kind != prefix:
+                raise ValueError(f"cannot mix '{prefix}-*' options with mount type '{kind}'")
+    except ValueError as exc:
+        raise FlagError(f'invalid argument "{spec}" for "--mount" flag: {exc}') from exc
+    return mount
+
+
 def _labels(values: Sequence[str]) -> dict[str, str]:
     return {k: v for k, _, v in (value.partition("=") for value in values)}
 
@@ -178,7 +268,7 @@ def host_config(opts: Mapping[str, Any], bindings: Mapping[str, Any]) -> dict[st
         "Binds": binds or None, "LogConfig": {"Type": "", "Config": {}},
         "NetworkMode": opts["network"], "PortBindings": dict(bindings),
         "RestartPolicy": parse_restart(opts["restart"]), "AutoRemove": opts["auto_remove"],
-        "VolumeDriver": "", "VolumesFrom": None,
+        "VolumeDriver": "", "VolumesFrom": list(opts["volumes_from"]) or None,
         "CapAdd": list(opts["cap_add"]) or None, "CapDrop": list(opts["cap_drop"]) or None,
         "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
         "IpcMode": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
@@ -189,6 +279,9 @@ def host_config(opts: Mapping[str, Any], bindings: Mapping[str, Any]) -> dict[st
     }
     if tmpfs:
         config["Tmpfs"] = tmpfs
+    mounts = [parse_mount(m) for m in opts["mounts"]]
+    if mounts:
+        config["Mounts"] = mounts
     if opts["runtime"]:
         config["Runtime"] = opts["runtime"]
     return config

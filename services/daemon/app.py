@@ -68,6 +68,8 @@ def build_engine(settings: DaemonSettings) -> Any:
     from wharf.daemon.core.images.service import ImageService  # noqa: PLC0415
     from wharf.daemon.core.images.store import ImageStore  # noqa: PLC0415
     from wharf.daemon.core.state import StateStore  # noqa: PLC0415
+    from wharf.daemon.core.volumes.service import VolumeService  # noqa: PLC0415
+    from wharf.daemon.core.volumes.store import VolumeStore  # noqa: PLC0415
 
     root = settings.data_root
     state = StateStore(root / "state.db")
@@ -85,13 +87,16 @@ def build_engine(settings: DaemonSettings) -> Any:
     images = ImageService(store, registry, root / "tmp")
     events = EventLog(state)
     runtime, bundles, others = _runtime(settings)
-    containers = ContainerService(ContainerRecords(state), store, runtime, bundles, events, others)
+    volumes = VolumeService(VolumeStore(state, root / "volumes"), events)
+    containers = ContainerService(ContainerRecords(state), store, runtime, bundles, events, others,
+                                  volumes=volumes)
     return Engine(
         daemon_id=_daemon_id(root),
         data_root=str(root),
         images=images,
         containers=containers,
         execs=ExecService(containers),
+        volumes=volumes,
         events=events,
         default_runtime=settings.default_runtime,
         registry_mirrors=settings.registry_mirrors,

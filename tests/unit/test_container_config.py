@@ -45,7 +45,7 @@ def test_ps_command_quotes_like_dockerd() -> None:
 
 @pytest.mark.parametrize(("host", "message"), [
     ({"NetworkMode": "container:x"}, "network mode"),
-    ({"Binds": ["/a:/b"]}, "-v"),
+    ({"Links": ["a:b"]}, "--link"),
     ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "-p"),
     ({"RestartPolicy": {"Name": "sometimes"}}, "invalid restart policy"),
     ({"RestartPolicy": {"Name": "always"}, "AutoRemove": True}, "AutoRemove"),

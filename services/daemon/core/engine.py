@@ -10,6 +10,7 @@ from wharf.daemon.core.containers.service import ContainerService
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.service import ImageService
 from wharf.daemon.core.system import HostFacts, host_facts
+from wharf.daemon.core.volumes.service import VolumeService
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Engine:
     images: ImageService
     containers: ContainerService
     execs: ExecService
+    volumes: VolumeService
     events: EventLog
     registry_mirrors: list[str]
     insecure_registries: list[str]

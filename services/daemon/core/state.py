@@ -86,6 +86,23 @@ MIGRATIONS: list[str] = [
         result      TEXT                          -- the CommandResult JSON once finished
     );
     """,
+    # 5: volumes, and which containers use them (a use goes with its container's row).
+    """
+    CREATE TABLE volumes (
+        name       TEXT PRIMARY KEY,
+        driver     TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        labels     TEXT NOT NULL,                -- JSON object
+        options    TEXT NOT NULL,                -- JSON object: the driver options
+        anonymous  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE volume_refs (
+        volume       TEXT NOT NULL REFERENCES volumes(name),
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        PRIMARY KEY (volume, container_id)
+    );
+    CREATE INDEX volume_refs_container ON volume_refs(container_id);
+    """,
 ]
 
 

@@ -63,7 +63,7 @@ def container_summary(record: ContainerRecord) -> dict[str, Any]:
         "Status": status_text(record),
         "HostConfig": {"NetworkMode": record.host_config.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": [m.docker() for m in record.mounts],
     }
 
 
@@ -117,7 +117,7 @@ def container_inspect(record: ContainerRecord, container_dir: str, log_path: str
             "MergedDir": f"{container_dir}/rootfs/merged",
             "UpperDir": f"{container_dir}/rootfs/upper",
             "WorkDir": f"{container_dir}/rootfs/work"}},
-        "Mounts": [],
+        "Mounts": [m.docker() for m in record.mounts],
         "Config": record.config,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "IPAddress": "",
                             "Gateway": "", "MacAddress": "", "Networks": {}},

@@ -127,8 +127,7 @@ async def wait(containers: Containers, name: str, condition: str = "") -> Respon
 @router.delete("/containers/{name}", status_code=204)
 async def remove(containers: Containers, name: str, force: str | None = None,
                  v: str | None = None) -> Response:
-    del v
-    await containers.remove(name, force=qbool(force))
+    await containers.remove(name, force=qbool(force), volumes=qbool(v))
     return Response(status_code=204)
 
 

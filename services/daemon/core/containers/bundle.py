@@ -69,6 +69,7 @@ class Bundles:
             terminal=bool(record.config.get("Tty")),
             readonly_rootfs=bool(host.get("ReadonlyRootfs")),
             tmpfs=tuple((str(k), str(v)) for k, v in (host.get("Tmpfs") or {}).items()),
+            mounts=tuple(m.oci() for m in record.mounts),
             cap_add=tuple(host.get("CapAdd") or ()),
             cap_drop=tuple(host.get("CapDrop") or ()),
             privileged=bool(host.get("Privileged")),

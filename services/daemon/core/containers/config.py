@@ -34,7 +34,7 @@ def merge_config(request: dict[str, Any], image_config: dict[str, Any],
         "Env": _merge_env(image.get("Env") or [], request.get("Env") or []),
         "Cmd": None,
         "Image": request.get("Image") or "",
-        "Volumes": request.get("Volumes") or image.get("Volumes"),
+        "Volumes": _volumes(image.get("Volumes"), request.get("Volumes")),
         "WorkingDir": request.get("WorkingDir") or image.get("WorkingDir") or "",
         "Entrypoint": None,
         "OnBuild": None,
@@ -67,13 +67,15 @@ def docker_command(path: str, args: list[str]) -> str:
 
 
 def check_host_config(host: dict[str, Any]) -> dict[str, Any]:
-    """Validate what wharf honours today; refuse, with a clear message, what it cannot yet."""
+    """Validate what wharf honours today; refuse, with a clear message, what it cannot yet.
+
+    Mounts (Binds, Mounts, Tmpfs, VolumesFrom) are checked by ``volumes.mountspec.plan``.
+    """
     mode = str(host.get("NetworkMode") or "default")
     if mode not in NETWORK_MODES:
         raise InvalidArgument(f"network mode {mode!r} is not supported yet: use default, "
                               "bridge, none or host")
-    for key, what in (("Binds", "-v"), ("Mounts", "--mount"), ("PortBindings", "-p"),
-                      ("Links", "--link"), ("VolumesFrom", "--volumes-from")):
+    for key, what in (("PortBindings", "-p"), ("Links", "--link")):
         if host.get(key):
             raise InvalidArgument(f"{what} ({key}) is not supported by this wharfd yet")
     policy = host.get("RestartPolicy") or {}
@@ -122,6 +124,15 @@ def security_options(host: dict[str, Any]) -> tuple[bool, bool]:
         else:
             raise InvalidArgument(f"invalid --security-opt: {option!r}")
     return nnp, unconfined
+
+
+def _volumes(image: Any, request: Any) -> dict[str, Any] | None:
+    """The image's VOLUME paths and the request's, together (dockerd merges them)."""
+    for what, value in (("image config Volumes", image), ("Config.Volumes", request)):
+        if value is not None and not isinstance(value, dict):
+            raise InvalidArgument(f"{what} must be an object")
+    merged = {**(image or {}), **(request or {})}
+    return merged or None
 
 
 def _merge_env(image_env: list[str], request_env: list[str]) -> list[str]:

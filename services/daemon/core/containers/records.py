@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.state import StateStore
+from wharf.daemon.core.volumes.mountspec import MountPoint
 from wharf.errors import Conflict, NotFound
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -53,6 +54,7 @@ class ContainerRecord(BaseModel):
     runtime: str = "crun"
     state: ContainerState = Field(default_factory=ContainerState)
     exec_ids: list[str] = Field(default_factory=list)
+    mounts: list[MountPoint] = Field(default_factory=list)  # volumes, binds, --mount tmpfs
 
     @property
     def short_id(self) -> str:

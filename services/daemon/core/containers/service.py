@@ -27,6 +27,8 @@ from wharf.daemon.core.containers.records import ContainerRecord, ContainerRecor
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.store import ImageStore
 from wharf.daemon.core.runtime.monitor import ConmonRuntime, CreateRequest, ExitStatus, alive
+from wharf.daemon.core.volumes import mountspec
+from wharf.daemon.core.volumes.service import VolumeService
 from wharf.errors import Conflict, Internal, InvalidArgument, NotFound, NotModified, WharfError
 
 log = logging.getLogger("wharf.containers")
@@ -58,8 +60,10 @@ class ContainerService:
 
     def __init__(self, records: ContainerRecords, images: ImageStore, runtime: ConmonRuntime,
                  bundles: Bundles, events: EventLog,
-                 others: dict[str, ConmonRuntime] | None = None) -> None:
+                 others: dict[str, ConmonRuntime] | None = None,
+                 volumes: VolumeService | None = None) -> None:
         self.records = records
+        self.volumes = volumes
         self.images = images
         self.runtime = runtime  # the default; paths (logs, exit files, sockets) are shared
         self.runtimes = {runtime.oci.kind.value: runtime, **(others or {})}
@@ -107,12 +111,18 @@ class ContainerService:
         config = cfg.merge_config(body, image.config, container_id[:12])
         argv = cfg.command_line(config)
         chosen = names.validate(name) if name else names.random_name(self.records.name_taken)
+        mounts = mountspec.plan(host, config.get("Volumes"),
+                                inherited=self._volumes_from(host.get("VolumesFrom")))
         record = ContainerRecord(
             id=container_id, name=chosen, image=image_ref, image_id=image.id, created_at=now(),
             path=argv[0], args=argv[1:], config=config, host_config=host,
-            runtime=self._runtime_name(host),
+            runtime=self._runtime_name(host), mounts=mounts,
         )
-        self.records.insert(record)
+        with self.records.state.tx():  # the record and its use of volumes, or neither
+            self.records.insert(record)
+            if mounts:
+                record.mounts = self._volumes().attach(record.id, mounts)
+                self.records.save(record)
         try:
             self.bundles.prepare(record)
         except BaseException:
@@ -121,6 +131,21 @@ class ContainerService:
             raise
         self._event(record, "create")
         return record
+
+    def _volumes(self) -> VolumeService:
+        if self.volumes is None:
+            raise InvalidArgument("volumes are not available on this wharfd")
+        return self.volumes
+
+    def _volumes_from(self, entries: Any) -> list[mountspec.MountPoint]:
+        """The mounts of each ``--volumes-from container[:ro|rw]``."""
+        if entries is not None and not isinstance(entries, list):
+            raise InvalidArgument("HostConfig.VolumesFrom must be a list")
+        out: list[mountspec.MountPoint] = []
+        for entry in entries or []:
+            name, _, mode = str(entry).partition(":")
+            out += mountspec.from_volumes_from(self.records.resolve(name).mounts, mode)
+        return out
 
     # --- start ----------------------------------------------------------------------------
 
@@ -134,7 +159,7 @@ class ContainerService:
         except WharfError as exc:
             if record.auto_remove and not isinstance(exc, NotModified):
                 with contextlib.suppress(WharfError):  # dockerd removes a --rm that never ran
-                    await self.remove(record.id, force=True)
+                    await self.remove(record.id, force=True, volumes=True)
             raise
 
     async def _start_locked(self, record: ContainerRecord) -> None:
@@ -143,6 +168,8 @@ class ContainerService:
         try:
             await asyncio.to_thread(self._rt(record).delete, record.id, True)  # a previous run
             merged = await asyncio.to_thread(self.bundles.mount, record, lowers)
+            if record.mounts:
+                await asyncio.to_thread(self._volumes().prepare, record.mounts, merged)
             await asyncio.to_thread(self.bundles.write_config, record, merged,
                                     self._rt(record).oci.takes_seccomp_bpf)
             stdin = bool(record.config.get("OpenStdin"))
@@ -229,9 +256,9 @@ class ContainerService:
             for future in self._exited.pop(container_id, []):
                 if not future.done():
                     future.set_result(status.code)
-        if record.auto_remove:
+        if record.auto_remove:  # --rm takes the anonymous volumes along, as in dockerd
             with contextlib.suppress(NotFound, Conflict):
-                await self.remove(container_id, force=True)
+                await self.remove(container_id, force=True, volumes=True)
         elif self._should_restart(record):
             await self._restart_after_exit(record)
 
@@ -329,7 +356,9 @@ class ContainerService:
             return await future
         return await self._exit_future(record.id)
 
-    async def remove(self, text: str, *, force: bool = False) -> None:
+    async def remove(self, text: str, *, force: bool = False, volumes: bool = False) -> None:
+        """Remove a container (``force``: kill it first); ``volumes``: its anonymous volumes
+        too (``rm -v``). Its use of volumes ends with its record."""
         record = self.get(text)
         async with self._locks[record.id]:
             record = self.records.get(record.id)
@@ -349,6 +378,8 @@ class ContainerService:
             self.records.delete(record.id)
             self._event(record, "destroy")
         self._locks.pop(record.id, None)
+        if volumes and self.volumes is not None:
+            await self.volumes.release(record.mounts)
         for future in self._removed.pop(record.id, []):
             if not future.done():
                 future.set_result(record.state.exit_code)
