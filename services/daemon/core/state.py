@@ -103,6 +103,46 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX volume_refs_container ON volume_refs(container_id);
     """,
+    # 6: networks, their endpoint allocations (IPAM) and published ports. No foreign key to
+    # containers: the network service releases a container's rows itself, after (possibly
+    # deferred) kernel teardown, which still needs the veth names recorded here.
+    """
+    CREATE TABLE networks (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        driver     TEXT NOT NULL,
+        bridge     TEXT NOT NULL UNIQUE,         -- the host bridge interface
+        subnet     TEXT NOT NULL,                -- 10.123.0.0/24
+        gateway    TEXT NOT NULL,                -- 10.123.0.1
+        internal   INTEGER NOT NULL DEFAULT 0,
+        labels     TEXT NOT NULL,                -- JSON object
+        options    TEXT NOT NULL,                -- JSON object
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE endpoints (
+        network_id   TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL,
+        name         TEXT NOT NULL,              -- the container's name, for DNS and inspect
+        ip           TEXT NOT NULL,
+        mac          TEXT NOT NULL,
+        aliases      TEXT NOT NULL,              -- JSON list
+        host_veth    TEXT NOT NULL UNIQUE,
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ip)                  -- no address is ever handed out twice
+    );
+    CREATE INDEX endpoints_container ON endpoints(container_id);
+    CREATE TABLE published_ports (
+        container_id   TEXT NOT NULL,
+        host_ip        TEXT NOT NULL,            -- 0.0.0.0 for every address
+        host_port      INTEGER NOT NULL,
+        proto          TEXT NOT NULL,            -- tcp | udp
+        container_ip   TEXT NOT NULL,
+        container_port INTEGER NOT NULL,
+        bridge         TEXT NOT NULL,
+        PRIMARY KEY (host_ip, host_port, proto)
+    );
+    CREATE INDEX published_ports_container ON published_ports(container_id);
+    """,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Container networking: netns/veth/bridge (netlink), IPAM, published ports, embedded DNS."""
