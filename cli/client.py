@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wharf.cli.transport import Params, Reply, StreamReply, Transport
-from wharf.errors import Internal, WharfError, from_http_status
+from wharf.errors import Internal, NotFound, WharfError, from_http_status
 
 if TYPE_CHECKING:
     from wharf.cli.hijack import Hijacker, RawStream
@@ -334,6 +334,41 @@ class APIClient:
         """GET /containers/{name}/stats?stream=0 (one sample, with precpu_stats)."""
         return dict(self._json("GET", f"/containers/{name}/stats", params={"stream": "0"}))
 
+    def stat_path(self, name: str, path: str) -> JSONObject:
+        """HEAD /containers/{name}/archive?path= ; the decoded path-stat header.
+
+        Raises:
+            NotFound: the container or the path does not exist.
+        """
+        reply = self._t.request("HEAD", f"/containers/{name}/archive", params={"path": path})
+        if reply.status == 404:
+            raise NotFound(f"Could not find the file {path} in container {name}")
+        if not 200 <= reply.status < 300:
+            raise error_for(reply.status, reply.body, reply.content_type)
+        return _path_stat(reply.headers)
+
+    def get_archive(self, name: str, path: str) -> tuple[JSONObject, Iterator[bytes]]:
+        """GET /containers/{name}/archive?path= ; (path stat, the tar as it arrives)."""
+        reply = self._stream("GET", f"/containers/{name}/archive", params={"path": path})
+        try:
+            stat = _path_stat(reply.headers)
+        except BaseException:
+            reply.close()
+            raise
+        return stat, _bytes_then_close(reply)
+
+    def put_archive(self, name: str, path: str, tarball: Iterable[bytes], *,
+                    no_overwrite_dir_non_dir: bool = True, copy_uid_gid: bool = False) -> None:
+        """PUT /containers/{name}/archive?path= ; extract the (streamed) tar into dir ``path``."""
+        params = {"path": path, "noOverwriteDirNonDir": "1" if no_overwrite_dir_non_dir else "0",
+                  "copyUIDGID": "1" if copy_uid_gid else "0"}
+        self._call("PUT", f"/containers/{name}/archive", params=params, content=tarball,
+                   headers={"Content-Type": "application/x-tar"})
+
+    def changes(self, name: str) -> list[JSONObject]:
+        """GET /containers/{name}/changes ; ``[{"Path", "Kind"}]`` (null read as empty)."""
+        return list(self._json("GET", f"/containers/{name}/changes") or [])
+
     def prune_containers(self, filters: Mapping[str, Iterable[str]] | None = None) -> JSONObject:
         """POST /containers/prune ; ``{"ContainersDeleted", "SpaceReclaimed"}``."""
         params: Params = {"filters": filters_param(filters)} if filters else {}
@@ -381,6 +416,20 @@ class APIClient:
         if 200 <= reply.status < 300:
             raise Internal(f"unable to upgrade to tcp, received {reply.status}")
         raise error_for(reply.status, reply.body, reply.content_type)
+
+
+def _path_stat(headers: Mapping[str, str]) -> JSONObject:
+    """The ``X-Docker-Container-Path-Stat`` header, decoded (base64 of a JSON object)."""
+    import base64  # noqa: PLC0415 - only cp needs it
+
+    raw = headers.get("x-docker-container-path-stat", "")
+    try:
+        value = json.loads(base64.b64decode(raw, validate=True))
+    except ValueError as exc:
+        raise Internal(f"unable to decode container path stat header: {exc}") from exc
+    if not isinstance(value, dict):
+        raise Internal("unable to decode container path stat header: not an object")
+    return value
 
 
 def _bytes_then_close(reply: StreamReply) -> Iterator[bytes]:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from wharf import __version__
-from wharf.cli.commands import auth, containers, images, nodes, system, volumes
+from wharf.cli.commands import auth, containers, copy, images, nodes, system, volumes
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
 from wharf.cli.tls import resolve_tls
@@ -124,6 +124,7 @@ def build_cli() -> click.Group:
     system.register(root)
     auth.register(root)
     containers.register(root)
+    copy.register(root)
     nodes.register(root)
     volumes.register(root)
     return root

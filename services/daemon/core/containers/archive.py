@@ -1,0 +1,369 @@
+"""``docker cp``: stat, read and write paths of a container's filesystem.
+
+Which filesystem: a running (or paused) container is reached through ``/proc/<pid>/root``, so
+a copy sees exactly what the container sees, its volumes, binds and tmpfs mounts included. A
+created or exited container has no process; its overlay is mounted at its usual place
+(``<container dir>/rootfs/merged``, the mount ``start`` makes and reuses) and left mounted
+until the container starts or is removed, like the rootfs of a container that exited.
+
+Staying inside: every path is resolved with the container's root as ``/`` (``resolve_in_root``:
+symlinks, absolute or relative, never climb above it). Reading a tree and extracting an upload
+are done by a helper process that first ``chroot``s into the container root, as moby's
+chrootarchive does: a container that swaps a directory for a symlink during the copy
+(CVE-2018-15664) still cannot make the daemon read or write a host file. Uploads are spooled,
+then checked by the layer scanner (``images.tarsafety``: ``..`` names, writes through symlinks
+of the archive, hardlinks out of it) before the helper sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import logging
+import os
+import posixpath
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from wharf.daemon.core.containers.changes import Change, container_changes
+from wharf.daemon.core.containers.lifecycle import Status
+from wharf.daemon.core.containers.records import ContainerRecord
+from wharf.daemon.core.containers.service import ContainerService
+from wharf.daemon.core.images import tarsafety
+from wharf.daemon.core.runtime import rootfs
+from wharf.daemon.core.runtime.users import resolve_user
+from wharf.errors import Internal, InvalidArgument, NotFound, PermissionDenied
+
+log = logging.getLogger("wharf.archive")
+STAT_HEADER = "X-Docker-Container-Path-Stat"
+MAX_SYMLINKS = 255
+_CHUNK = 1 << 16
+# Go's os.FileMode type bits (what docker clients decode from the stat header).
+GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+_EXIT_NOT_FOUND, _EXIT_INVALID, _EXIT_READ_ONLY = 2, 3, 4
+
+# The helper: `python -I -S -c _HELPER <root> get|put <json>`; it chroots before touching
+# anything. `get` writes a tar of args.path named args.name to stdout; `put` extracts the tar on
+# stdin into args.dest.
+_HELPER = r"""
+import errno, json, os, shutil, stat, sys, tarfile
+tarfile.pwd = tarfile.grp = None  # no NSS lookups inside the container root
+root, op, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+def fail(code, message):
+    sys.stderr.write(message)
+    sys.exit(code)
+try:
+    os.chroot(root)
+    os.chdir("/")
+    if op == "get":
+        def anonymous(info):
+            info.uname = info.gname = ""
+            return info
+        with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as out:
+            out.add(args["path"], arcname=args["name"], filter=anonymous)
+        sys.exit(0)
+    try:
+        os.chdir(args["dest"])
+    except FileNotFoundError:
+        fail(2, "Could not find the file %s in container" % args["dest"])
+    except NotADirectoryError:
+        fail(3, "extraction point is not a directory: %s" % args["dest"])
+    owner = args["owner"]
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as src:
+        for member in src:
+            name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
+            if not name or member.ischr() or member.isblk():
+                continue  # the target itself; device nodes are dropped as in image layers
+            try:
+                found = os.lstat(name)
+            except FileNotFoundError:
+                found = None
+            if found is not None:
+                is_dir = stat.S_ISDIR(found.st_mode)
+                if args["noOverwriteDirNonDir"] and is_dir != member.isdir():
+                    what = ("directory %r with non-directory %r" if is_dir else
+                            "non-directory %r with directory %r")
+                    fail(3, "cannot overwrite " + what % ("/" + name, member.name))
+                if not (is_dir and member.isdir()):
+                    shutil.rmtree(name) if is_dir else os.unlink(name)
+            member.name = name
+            if member.islnk():
+                member.linkname = "/".join(p for p in member.linkname.split("/")
+                                           if p not in ("", "."))
+            if owner is not None:
+                member.uid, member.gid = owner
+            src.extract(member, ".", set_attrs=True, numeric_owner=True)
+except OSError as exc:
+    fail(4 if exc.errno == errno.EROFS else 1, str(exc))
+except tarfile.TarError as exc:
+    fail(3, "invalid tar archive: %s" % exc)
+"""
+
+
+# --- pure parts: the stat header and path resolution ------------------------------------------
+
+def go_file_mode(st_mode: int) -> int:
+    """Go's ``os.FileMode`` for a ``st_mode`` (as ``os.Lstat`` fills it in)."""
+    mode = st_mode & 0o777
+    kind = stat.S_IFMT(st_mode)
+    mode |= {stat.S_IFDIR: GO_DIR, stat.S_IFLNK: GO_SYMLINK, stat.S_IFBLK: GO_DEVICE,
+             stat.S_IFCHR: GO_DEVICE | GO_CHARDEV, stat.S_IFIFO: GO_PIPE,
+             stat.S_IFSOCK: GO_SOCKET}.get(kind, 0)
+    for bit, go_bit in ((stat.S_ISUID, GO_SETUID), (stat.S_ISGID, GO_SETGID),
+                        (stat.S_ISVTX, GO_STICKY)):
+        if st_mode & bit:
+            mode |= go_bit
+    return mode
+
+
+def go_time(ns: int) -> str:
+    """RFC 3339 with nanoseconds, trailing zeros dropped (Go's ``time.RFC3339Nano``, UTC)."""
+    seconds, nanos = divmod(ns, 10**9)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{nanos:09d}".rstrip("0")
+    return f"{text}.{fraction}Z" if fraction else f"{text}Z"
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """Docker's ``ContainerPathStat``; ``mode`` in Go FileMode bits."""
+
+    name: str
+    size: int
+    mode: int
+    mtime: str
+    link_target: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.mode & GO_DIR)
+
+    def header(self) -> str:
+        """The ``X-Docker-Container-Path-Stat`` value: base64 of the JSON object."""
+        body = {"name": self.name, "size": self.size, "mode": self.mode, "mtime": self.mtime,
+                "linkTarget": self.link_target}
+        return base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+
+
+def abs_path(path: str) -> str:
+    """The path as an absolute container path, cleaned, keeping a trailing ``/`` or ``/.``
+    (Docker's ``PreserveTrailingDotOrSeparator``: they mean "the directory itself")."""
+    if "\x00" in path:
+        raise InvalidArgument("the path contains a NUL byte")
+    clean = posixpath.normpath("/" + path)
+    if clean.startswith("//"):
+        clean = "/" + clean.lstrip("/")
+    if path.endswith("/.") or path == ".":
+        return clean.rstrip("/") + "/."
+    if path.endswith("/") and clean != "/":
+        return clean + "/"
+    return clean
+
+
+def resolve_in_root(root: Path, path: str) -> str:
+    """``path`` with every symlink resolved as if ``root`` were ``/``; a container path.
+
+    Components that do not exist are kept as they are; ``..`` never goes above the root.
+
+    Raises:
+        InvalidArgument: more than MAX_SYMLINKS links (a loop).
+    """
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        host = root.joinpath(*resolved, part)
+        try:
+            st = os.lstat(host)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(part)
+            continue
+        if not stat.S_ISLNK(st.st_mode):
+            resolved.append(part)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise InvalidArgument(f"too many levels of symbolic links in {path}")
+        target = os.readlink(host)
+        if target.startswith("/"):
+            resolved = []
+        pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+    return "/" + "/".join(resolved)
+
+
+def resolve_path(root: Path, path: str) -> tuple[str, str]:
+    """(absolute path as asked, resolved container path). The last component is not followed,
+    unless the path ends with ``/`` or ``/.`` (then it names the directory a link points to)."""
+    absolute = abs_path(path)
+    parent, base = posixpath.split(absolute)
+    if base in ("", ".") or absolute == "/":
+        return absolute, resolve_in_root(root, absolute)
+    return absolute, posixpath.join(resolve_in_root(root, parent), base)
+
+
+def stat_path(root: Path, path: str, container: str = "") -> tuple[PathStat, str]:
+    """The stat of ``path`` inside ``root`` and its resolved container path.
+
+    Raises:
+        NotFound: the path does not exist.
+    """
+    absolute, resolved = resolve_path(root, path)
+    try:
+        st = os.lstat(root / resolved.lstrip("/"))
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"Could not find the file {absolute} in container {container}".rstrip()
+                       ) from None
+    target = ""
+    if stat.S_ISLNK(st.st_mode):
+        target = resolve_in_root(root, absolute)
+    name = posixpath.basename(absolute.rstrip("/")) if absolute != "/" else "/"
+    if absolute.endswith("/."):
+        name = "."
+    return PathStat(name, st.st_size, go_file_mode(st.st_mode), go_time(st.st_mtime_ns),
+                    target), resolved
+
+
+# --- the container side ------------------------------------------------------------------------
+
+class ContainerArchive:
+    """cp and diff for the containers of one ContainerService."""
+
+    def __init__(self, containers: ContainerService, tmp_dir: Path) -> None:
+        self.containers = containers
+        self.tmp_dir = tmp_dir
+        self._mounting = threading.Lock()
+
+    def _lowers(self, record: ContainerRecord) -> list[Path]:
+        image = self.containers.images.get(record.image_id)
+        layers = self.containers.images.layers
+        return [layers.diff_path(c) for c in reversed(image.chain_ids)]
+
+    def root(self, record: ContainerRecord) -> Path:
+        """The container's filesystem as the host sees it (see the module docstring)."""
+        pid = record.state.pid
+        if record.state.status in (Status.RUNNING, Status.PAUSED) and pid > 0:
+            proc_root = Path(f"/proc/{pid}/root")
+            if proc_root.exists():
+                return proc_root
+        with self._mounting:
+            return self.containers.bundles.mount(record, self._lowers(record))
+
+    def stat(self, name: str, path: str) -> PathStat:
+        """HEAD archive: the stat of ``path``; NotFound when it does not exist."""
+        record = self.containers.get(name)
+        return stat_path(self.root(record), path, name)[0]
+
+    def read(self, name: str, path: str) -> tuple[PathStat, Iterator[bytes]]:
+        """GET archive: the stat and a tar stream of ``path`` (its base name at the top)."""
+        record = self.containers.get(name)
+        root = self.root(record)
+        info, resolved = stat_path(root, path, name)
+        args = {"path": resolved, "name": info.name if info.name != "/" else "."}
+        proc = _helper(root, "get", args, stdin=subprocess.DEVNULL)
+        self._event(record, "archive-path", path)
+        return info, _stream(proc, record.short_id)
+
+    def extract(self, name: str, path: str, tar_path: Path, *, no_overwrite_dir_non_dir: bool,
+                copy_uid_gid: bool) -> None:
+        """PUT archive: extract the uploaded tar at ``tar_path`` into the directory ``path``.
+
+        Raises:
+            InvalidArgument: not a tar, an unsafe entry, or a dir/non-dir conflict.
+            NotFound: the directory does not exist.
+            PermissionDenied: the container's root filesystem is read-only.
+        """
+        record = self.containers.get(name)
+        running = record.state.status in (Status.RUNNING, Status.PAUSED)
+        if record.host_config.get("ReadonlyRootfs") and not running:
+            raise PermissionDenied("container rootfs is marked read-only")
+        _check_tar(tar_path)
+        root = self.root(record)
+        dest = resolve_in_root(root, abs_path(path))
+        owner = self._owner(record, root) if copy_uid_gid else None
+        args = {"dest": dest, "noOverwriteDirNonDir": no_overwrite_dir_non_dir, "owner": owner}
+        with tar_path.open("rb") as body:
+            proc = _helper(root, "put", args, stdin=body)
+            _, err = proc.communicate()
+        message = err.decode(errors="replace").strip()
+        if proc.returncode == _EXIT_NOT_FOUND:
+            raise NotFound(message)
+        if proc.returncode == _EXIT_INVALID:
+            raise InvalidArgument(message)
+        if proc.returncode == _EXIT_READ_ONLY:
+            raise PermissionDenied(f"container rootfs is marked read-only: {message}")
+        if proc.returncode != 0:
+            raise Internal(f"extracting into {record.short_id}:{path}: {message}")
+        self._event(record, "extract-to-dir", path)
+
+    def changes(self, name: str) -> list[Change]:
+        """GET changes: what the container changed in its image's filesystem."""
+        record = self.containers.get(name)
+        upper = rootfs.OverlayPaths(self.containers.bundles.dir(record.id) / "rootfs").upper
+        mounts = [m.destination for m in record.mounts]
+        mounts += [str(k) for k in record.host_config.get("Tmpfs") or {}]
+        return container_changes(upper, self._lowers(record), mounts)
+
+    def _owner(self, record: ContainerRecord, root: Path) -> list[int]:
+        """``copyUIDGID``: dockerd chowns to the container's configured user (root if none)."""
+        user = str(record.config.get("User") or "")
+        if not user:
+            return [0, 0]
+        ids = resolve_user(root, user, [])
+        return [ids.uid, ids.gid]
+
+    def _event(self, record: ContainerRecord, action: str, path: str) -> None:
+        self.containers.events.emit("container", action, record.id, image=record.image,
+                                    name=record.name, path=path)
+
+
+def _check_tar(tar_path: Path) -> None:
+    """The layer scanner's rules for uploads; its messages without the "layer" wording."""
+    label = "upload"
+    try:
+        tarsafety.scan(tar_path, label)
+    except InvalidArgument as exc:
+        text = exc.message.replace(f"layer {label} is not", "the upload is not")
+        raise InvalidArgument(text.replace(f"layer {label}: ", "refused archive: ")) from None
+
+
+def _helper(root: Path, op: str, args: Mapping[str, object], *, stdin: int | IO[bytes]
+            ) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-I", "-S", "-c", _HELPER, str(root), op, json.dumps(args)]
+    try:
+        return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise Internal(f"cannot start the archive helper: {os.strerror(exc.errno or errno.EIO)}"
+                       ) from exc
+
+
+def _stream(proc: subprocess.Popen[bytes], what: str) -> Iterator[bytes]:
+    """The helper's stdout in chunks; it is killed if the reader goes away early."""
+    assert proc.stdout is not None and proc.stderr is not None
+    complete = False
+    try:
+        while chunk := os.read(proc.stdout.fileno(), _CHUNK):
+            yield chunk
+        complete = True
+    finally:
+        if not complete:
+            proc.kill()
+        proc.stdout.close()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        if proc.wait() != 0 and complete:
+            log.warning("archive of %s failed: %s", what, err)
