@@ -251,6 +251,42 @@ class APIClient:
         params: Params = {"filters": filters_param(filters)} if filters else {}
         return dict(self._json("POST", "/volumes/prune", params=params) or {})
 
+    # -- networks ---------------------------------------------------------------------------
+    def networks(self, filters: Mapping[str, Iterable[str]] | None = None) -> list[JSONObject]:
+        """GET /networks."""
+        params: Params = {"filters": filters_param(filters)} if filters else {}
+        return list(self._json("GET", "/networks", params=params) or [])
+
+    def create_network(self, body: Mapping[str, Any]) -> JSONObject:
+        """POST /networks/create with ``{Name, Driver, Internal, Labels, IPAM}``; ``{"Id"}``."""
+        return dict(self._json("POST", "/networks/create", json=dict(body)))
+
+    def inspect_network(self, ref: str) -> JSONObject:
+        """GET /networks/{ref}."""
+        return dict(self._json("GET", f"/networks/{ref}"))
+
+    def remove_network(self, ref: str) -> None:
+        """DELETE /networks/{ref}."""
+        self._call("DELETE", f"/networks/{ref}")
+
+    def prune_networks(self) -> JSONObject:
+        """POST /networks/prune; ``{"NetworksDeleted"}``."""
+        return dict(self._json("POST", "/networks/prune") or {})
+
+    def connect_network(self, ref: str, container: str, ip: str = "",
+                        aliases: Iterable[str] = ()) -> None:
+        """POST /networks/{ref}/connect."""
+        endpoint: dict[str, Any] = {"Aliases": list(aliases) or None}
+        if ip:
+            endpoint["IPAMConfig"] = {"IPv4Address": ip}
+        self._call("POST", f"/networks/{ref}/connect",
+                   json={"Container": container, "EndpointConfig": endpoint})
+
+    def disconnect_network(self, ref: str, container: str, force: bool = False) -> None:
+        """POST /networks/{ref}/disconnect."""
+        self._call("POST", f"/networks/{ref}/disconnect",
+                   json={"Container": container, "Force": force})
+
     # -- containers -------------------------------------------------------------------------
     def create_container(self, body: Mapping[str, Any], name: str = "",
                          platform: str = "") -> JSONObject:

@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from wharf import __version__
-from wharf.cli.commands import auth, containers, copy, images, nodes, system, volumes
+from wharf.cli.commands import (
+    auth,
+    containers,
+    copy,
+    images,
+    networks,
+    nodes,
+    system,
+    volumes,
+)
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
 from wharf.cli.tls import resolve_tls
@@ -127,6 +136,7 @@ def build_cli() -> click.Group:
     copy.register(root)
     nodes.register(root)
     volumes.register(root)
+    networks.register(root)
     return root
 
 

@@ -10,6 +10,7 @@ PACKAGES=(
     crun runc conmon docker-registry busybox-static gcc libc6-dev make iproute2 iptables
     skopeo umoci debootstrap zstd golang-github-containers-common python3-seccomp
     python3-venv python3-pip tmux curl ca-certificates procps
+    docker-compose  # only to validate docker-compose.dev.yml offline (tests/unit/test_deploy_files.py)
 )
 VENV="$WHARF_REPO/.venv"
 VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than pyproject.toml ⇒ pip install is up to date

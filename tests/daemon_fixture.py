@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -72,6 +73,8 @@ def running_daemon(base: Path, *, mirrors: list[str] | None = None,
         args += ["--registry-mirror", mirror]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("WHARF_")},
            **(env or {})}
+    # its own default bridge (and so its own subnet, iptables chains and veth names)
+    env.setdefault("WHARF_BRIDGE", _bridge_name())
     with log.open("ab") as out:
         process = subprocess.Popen([*args, *(extra_args or [])], stdout=out, stderr=out, env=env)
     daemon = Daemon(data_root, run_dir, sock, process, log)
@@ -80,6 +83,26 @@ def running_daemon(base: Path, *, mirrors: list[str] | None = None,
         yield daemon
     finally:
         stop_daemon(daemon)
+        remove_bridge(env["WHARF_BRIDGE"])
+
+
+def _bridge_name() -> str:
+    """A bridge name no other test daemon on this host uses (pid + a counter)."""
+    global _bridges  # noqa: PLW0603
+    _bridges += 1
+    return f"wt{os.getpid() % 100000}x{_bridges}"
+
+
+_bridges = 0
+
+
+def remove_bridge(bridge: str) -> None:
+    """Delete a test daemon's default bridge and its iptables chains (best effort)."""
+    from wharf.daemon.core.network.portmap import PortMapper  # noqa: PLC0415
+
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+    with contextlib.suppress(Exception):  # cleanup must not mask the test's own outcome
+        PortMapper("WHARF-" + bridge.upper()[:9]).remove_chains()
 
 
 def stop_daemon(daemon: Daemon, timeout: float = 15) -> int:

@@ -66,7 +66,16 @@ def create_options(fn: F) -> F:
         click.option("--network", "--net", default="default",
                      help="Connect a container to a network."),
         click.option("-p", "--publish", multiple=True,
-                     help="Publish a container's port(s) to the host."),
+                     help="Publish a container's port(s) to the host "
+                     "([ip:][hostPort[-end]:]containerPort[-end][/tcp|udp])."),
+        click.option("--expose", multiple=True,
+                     help="Expose a port or a range of ports (PORT[-END][/PROTO])."),
+        click.option("-P", "--publish-all", is_flag=True,
+                     help="Publish all exposed ports to random ports."),
+        click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104), on a "
+                     "user-defined network."),
+        click.option("--network-alias", "network_aliases", multiple=True,
+                     help="Add network-scoped alias for the container."),
         click.option("-v", "--volume", "volumes", multiple=True,
                      help="Bind mount a volume ([NAME|/HOST:]/PATH[:ro|rw,nocopy,…])."),
         click.option("--mount", "mounts", multiple=True,
@@ -121,22 +130,50 @@ def read_env_files(paths: Sequence[str]) -> list[str]:
     return lines
 
 
+def _range(text: str, spec: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not low.isdigit() or (sep and not high.isdigit()):
+        raise FlagError(f'invalid argument "{spec}" for "-p, --publish" flag: '
+                        f"invalid port format: {spec}")
+    lo, hi = int(low), int(high) if sep else int(low)
+    if not 0 < lo <= hi <= 65535:
+        raise FlagError(f'invalid argument "{spec}" for "-p, --publish" flag: '
+                        f"invalid range format for --expose: {text}")
+    return lo, hi
+
+
 def parse_ports(specs: Sequence[str]) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
-    """``-p [ip:][hostPort:]containerPort[/proto]`` → ExposedPorts and PortBindings."""
+    """``-p [ip:][hostPort[-end]:]containerPort[-end][/proto]`` → ExposedPorts and PortBindings.
+
+    Container ranges become one key per port (a host range of the same length maps port to
+    port); a host range for one container port means "a free port of the range", as docker.
+    """
     exposed: dict[str, Any] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for spec in specs:
         rest, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise FlagError(f'invalid argument "{spec}" for "-p, --publish" flag: '
+                            f"invalid proto: {proto}")
         parts = rest.rsplit(":", 2) if not rest.startswith("[") else _split_v6(rest)
-        container = parts[-1]
         host_port = parts[-2] if len(parts) >= 2 else ""
         host_ip = parts[-3].strip("[]") if len(parts) == 3 else ""
-        if not container.isdigit() or (host_port and not host_port.isdigit()):
-            raise FlagError(f'invalid argument "{spec}" for "-p, --publish" flag: '
-                            f"invalid port format: {spec}")
-        key = f"{container}/{proto or 'tcp'}"
-        exposed[key] = {}
-        bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+        c_lo, c_hi = _range(parts[-1], spec)
+        h_lo, h_hi = _range(host_port, spec) if host_port else (0, 0)
+        if host_port and c_hi > c_lo and h_hi - h_lo != c_hi - c_lo:
+            raise FlagError(f'invalid argument "{spec}" for "-p, --publish" flag: invalid '
+                            f"ranges specified for container and host Ports: {spec}")
+        for offset, port in enumerate(range(c_lo, c_hi + 1)):
+            if not host_port:
+                host = ""
+            elif c_hi > c_lo:
+                host = str(h_lo + offset)
+            else:
+                host = host_port
+            key = f"{port}/{proto}"
+            exposed[key] = {}
+            bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host})
     return exposed, bindings
 
 
@@ -272,7 +309,7 @@ def host_config(opts: Mapping[str, Any], bindings: Mapping[str, Any]) -> dict[st
         "CapAdd": list(opts["cap_add"]) or None, "CapDrop": list(opts["cap_drop"]) or None,
         "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
         "IpcMode": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
-        "Privileged": opts["privileged"], "PublishAllPorts": False,
+        "Privileged": opts["privileged"], "PublishAllPorts": opts["publish_all"],
         "ReadonlyRootfs": opts["read_only"], "SecurityOpt": list(opts["security_opt"]) or None,
         "UTSMode": "", "UsernsMode": "", "ShmSize": 0, "ConsoleSize": [0, 0],
         **_resources(opts), "MemorySwappiness": -1,
@@ -296,6 +333,10 @@ def create_body(opts: Mapping[str, Any], image: str, command: Sequence[str], *,
     env = parse_env(read_env_files(opts["env_file"]) + list(opts["env"]),
                     os.environ if environ is None else environ)
     exposed, bindings = parse_ports(opts["publish"])
+    for spec in opts["expose"]:
+        port, _, proto = spec.partition("/")
+        low, high = _range(port, spec)
+        exposed.update({f"{p}/{proto or 'tcp'}": {} for p in range(low, high + 1)})
     entrypoint = opts["entrypoint"]
     stdin = attach and opts["interactive"]
     body: dict[str, Any] = {
@@ -312,6 +353,20 @@ def create_body(opts: Mapping[str, Any], image: str, command: Sequence[str], *,
         "Entrypoint": None if entrypoint is None else [entrypoint],
         "OnBuild": None, "Labels": _labels(opts["labels"]),
         "HostConfig": host_config(opts, bindings),
-        "NetworkingConfig": {"EndpointsConfig": {}},
+        "NetworkingConfig": {"EndpointsConfig": endpoints_config(opts)},
     })
     return body
+
+
+def endpoints_config(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """``--ip`` and ``--network-alias`` for the ``--network`` named (as docker sends them)."""
+    network = str(opts["network"] or "default")
+    if not opts["ip"] and not opts["network_aliases"]:
+        return {}
+    if network in ("default", "bridge", "host", "none") or network.startswith("container:"):
+        raise FlagError("user specified IP address and aliases are supported only on "
+                        "user defined networks (--network NAME)")
+    endpoint: dict[str, Any] = {"Aliases": list(opts["network_aliases"]) or None}
+    if opts["ip"]:
+        endpoint["IPAMConfig"] = {"IPv4Address": opts["ip"]}
+    return {network: endpoint}

@@ -23,10 +23,11 @@ Lookup = Callable[[APIClient, str, bool], JSONObject]
 LOOKUPS: dict[str, Lookup] = {
     "container": lambda c, n, size: c.inspect_container(n, size=size),
     "image": lambda c, n, _size: c.image_inspect(n),
+    "network": lambda c, n, _size: c.inspect_network(n),
     "volume": lambda c, n, _size: c.inspect_volume(n),
 }
 _MISSING = {"container": "No such container", "image": "No such image",
-            "volume": "No such volume"}
+            "network": "No such network", "volume": "No such volume"}
 
 
 def _find(client: APIClient, name: str, kinds: list[str], size: bool) -> JSONObject | None:

@@ -67,6 +67,8 @@ def build_engine(settings: DaemonSettings) -> Any:
     from wharf.daemon.core.images.registry import RegistryClient  # noqa: PLC0415
     from wharf.daemon.core.images.service import ImageService  # noqa: PLC0415
     from wharf.daemon.core.images.store import ImageStore  # noqa: PLC0415
+    from wharf.daemon.core.network import service as netsvc  # noqa: PLC0415
+    from wharf.daemon.core.network.manager import Networks  # noqa: PLC0415
     from wharf.daemon.core.state import StateStore  # noqa: PLC0415
     from wharf.daemon.core.volumes.service import VolumeService  # noqa: PLC0415
     from wharf.daemon.core.volumes.store import VolumeStore  # noqa: PLC0415
@@ -88,8 +90,15 @@ def build_engine(settings: DaemonSettings) -> Any:
     events = EventLog(state)
     runtime, bundles, others = _runtime(settings)
     volumes = VolumeService(VolumeStore(state, root / "volumes"), events)
+    default = settings.bridge == "wharf0"
+    network = netsvc.NetworkService(state, settings.run_dir, netsvc.Settings(
+        default_bridge=settings.bridge, default_subnet=settings.bridge_subnet,
+        # a second daemon on the host (tests) gets its own chains, bridges and veths
+        bridge_prefix="br-" if default else settings.bridge[:6] + "-",
+        veth_prefix="veth" if default else "v" + settings.bridge[:4],
+        chain_prefix="WHARF" if default else "WHARF-" + settings.bridge.upper()[:9]))
     containers = ContainerService(ContainerRecords(state), store, runtime, bundles, events, others,
-                                  volumes=volumes)
+                                  volumes=volumes, network=network)
     return Engine(
         daemon_id=_daemon_id(root),
         data_root=str(root),
@@ -97,6 +106,7 @@ def build_engine(settings: DaemonSettings) -> Any:
         containers=containers,
         execs=ExecService(containers),
         volumes=volumes,
+        networks=Networks(network, events),
         events=events,
         default_runtime=settings.default_runtime,
         registry_mirrors=settings.registry_mirrors,
@@ -236,6 +246,11 @@ async def serve(settings: DaemonSettings) -> None:
     with ExitStack() as listeners:
         try:
             plain, secure = bind_listeners(settings, listeners)
+            running = [r.id for r in engine.containers.list_containers()
+                       if r.state.status.value in ("running", "paused")]
+            # networks first: containers.restore() may restart (or tear down) containers
+            if engine.networks is not None:
+                await engine.networks.restore(running)
             await engine.containers.restore()
             agent = _agent(settings, engine)
             headers = [(k.decode(), v.decode()) for k, v in DOCKER_HEADERS]
@@ -249,6 +264,8 @@ async def serve(settings: DaemonSettings) -> None:
             if agent is not None:
                 await asyncio.to_thread(agent.stop)
             await engine.containers.close()
+            if engine.networks is not None:
+                await engine.networks.close()
             await engine.images.registry.aclose()
             engine.images.store.state.close()
 

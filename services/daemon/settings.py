@@ -36,6 +36,8 @@ class _JsonFileSource(PydanticBaseSettingsSource):
             if not isinstance(loaded, dict):
                 raise InvalidArgument(f"daemon config {path} must hold a JSON object")
             self._data = {k.replace("-", "_"): v for k, v in loaded.items()}
+            if "bip" in self._data:  # dockerd's name (a gateway/prefix: the subnet is kept)
+                self._data.setdefault("bridge_subnet", self._data.pop("bip"))
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -81,6 +83,11 @@ class DaemonSettings(BaseSettings):
     tlskey: Path | None = None
     cert_dir: Path = DEFAULT_CERT_DIR
     insecure_tcp: bool = False
+    # The default bridge network: its device (dockerd's "bridge") and subnet (dockerd's "bip";
+    # default 172.17.0.0/16 unless a host route overlaps it). Daemons sharing a host (tests)
+    # each need their own; wharf's iptables chains are named after a non-default bridge.
+    bridge: str = Field(default="wharf0", pattern=r"^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$")
+    bridge_subnet: str | None = None  # daemon.json also takes dockerd's "bip" for it
 
     @field_validator("data_root", "run_dir")
     @classmethod
@@ -104,6 +111,20 @@ class DaemonSettings(BaseSettings):
             if "/" in entry:
                 ipaddress.ip_network(entry, strict=False)  # raises ValueError on junk
         return value
+
+    @field_validator("bridge_subnet")
+    @classmethod
+    def _bridge_subnet(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"bridge subnet {value!r} is not a CIDR such as 172.17.0.0/16"
+                             ) from None
+        if network.version != 4 or network.prefixlen > 30:
+            raise ValueError(f"bridge subnet {value!r} must be IPv4 with room for addresses")
+        return str(network)
 
     @field_validator("hosts")
     @classmethod

@@ -156,6 +156,6 @@ def test_generic_inspect_finds_volumes_after_containers_and_images(daemon: Daemo
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [VOLUME]
     assert daemon.log == ["GET /containers/cap-vol/json", "GET /images/cap-vol/json",
-                          "GET /volumes/cap-vol"]
+                          "GET /networks/cap-vol", "GET /volumes/cap-vol"]
     typed = run(daemon, "inspect", "--type", "volume", "nope")
     assert typed.stderr == "Error: No such volume: nope\n"

@@ -44,9 +44,8 @@ def test_ps_command_quotes_like_dockerd() -> None:
 
 
 @pytest.mark.parametrize(("host", "message"), [
-    ({"NetworkMode": "container:x"}, "network mode"),
+    ({"NetworkMode": "container:"}, "network mode"),
     ({"Links": ["a:b"]}, "--link"),
-    ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "-p"),
     ({"RestartPolicy": {"Name": "sometimes"}}, "invalid restart policy"),
     ({"RestartPolicy": {"Name": "always"}, "AutoRemove": True}, "AutoRemove"),
     ({"Memory": 1024}, "Minimum memory limit"),

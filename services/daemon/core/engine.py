@@ -9,6 +9,7 @@ from wharf.daemon.core.containers.execs import ExecService
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.service import ImageService
+from wharf.daemon.core.network.manager import Networks
 from wharf.daemon.core.system import HostFacts, host_facts
 from wharf.daemon.core.volumes.service import VolumeService
 
@@ -26,6 +27,7 @@ class Engine:
     events: EventLog
     registry_mirrors: list[str]
     insecure_registries: list[str]
+    networks: Networks | None = None
     default_runtime: str = "crun"
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     host: HostFacts = field(default_factory=host_facts)

@@ -9,6 +9,7 @@ from wharf.daemon.adapters.api.params import parse_time, unix_seconds
 from wharf.daemon.core.containers.config import docker_command
 from wharf.daemon.core.containers.lifecycle import Status, docker_status_text
 from wharf.daemon.core.containers.records import ZERO_TIME, ContainerRecord
+from wharf.daemon.core.network import attach
 
 
 def human_duration(seconds: float) -> str:
@@ -57,13 +58,43 @@ def container_summary(record: ContainerRecord) -> dict[str, Any]:
         "ImageID": record.image_id,
         "Command": docker_command(record.path, record.args),
         "Created": unix_seconds(record.created_at),
-        "Ports": [],
+        "Ports": attach.summary_ports(record.network),
         "Labels": record.config.get("Labels") or {},
         "State": record.state.status.value,
         "Status": status_text(record),
         "HostConfig": {"NetworkMode": record.host_config.get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": _networks(record)},
         "Mounts": [m.docker() for m in record.mounts],
+    }
+
+
+def _networks(record: ContainerRecord) -> dict[str, Any]:
+    """The recorded endpoints while the network is up; the configured names (no address)
+    otherwise, as dockerd shows a stopped container."""
+    recorded = record.network.get("Networks")
+    if recorded is not None:
+        return dict(recorded)
+    mode = attach.normal_mode(record.host_config.get("NetworkMode"))
+    names = [] if mode.startswith("container:") else [mode]
+    names += [n for n in record.endpoints if n not in names and n != "default"]
+    return {n: attach.network_entry("", "", "", 0, "", "", ()) for n in names}
+
+
+def network_settings(record: ContainerRecord) -> dict[str, Any]:
+    """Docker's ``NetworkSettings``: the first endpoint's address at the top level."""
+    networks = _networks(record)
+    first = next((n for n in networks.values() if n.get("IPAddress")), None) or {}
+    ports = record.network.get("Ports")
+    if ports is None:
+        ports = attach.ports_json(record.config.get("ExposedPorts"), [])
+    return {
+        "Bridge": "", "SandboxID": record.id if record.network else "", "HairpinMode": False,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
+        "SandboxKey": record.network.get("NetnsPath", ""), "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None, "EndpointID": first.get("EndpointID", ""),
+        "Gateway": first.get("Gateway", ""), "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": first.get("IPAddress", ""), "IPPrefixLen": first.get("IPPrefixLen", 0),
+        "IPv6Gateway": "", "MacAddress": first.get("MacAddress", ""), "Networks": networks,
     }
 
 
@@ -119,6 +150,5 @@ def container_inspect(record: ContainerRecord, container_dir: str, log_path: str
             "WorkDir": f"{container_dir}/rootfs/work"}},
         "Mounts": [m.docker() for m in record.mounts],
         "Config": record.config,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "IPAddress": "",
-                            "Gateway": "", "MacAddress": "", "Networks": {}},
+        "NetworkSettings": network_settings(record),
     }

@@ -12,7 +12,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wharf import __version__
-from wharf.daemon.adapters.api import archive, containers, events, execs, images, system, volumes
+from wharf.daemon.adapters.api import (
+    archive,
+    containers,
+    events,
+    execs,
+    images,
+    networks,
+    system,
+    volumes,
+)
 from wharf.daemon.core.engine import Engine
 from wharf.errors import WharfError
 
@@ -62,6 +71,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(execs.router)
     app.include_router(volumes.router)
     app.include_router(archive.router)
+    app.include_router(networks.router)
     app.add_exception_handler(WharfError, _wharf_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(DockerConventions)

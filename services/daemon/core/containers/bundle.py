@@ -48,10 +48,29 @@ class Bundles:
             return merged
         return rootfs.mount_overlay(lowers, base, keep_upper=True).merged
 
-    def write_config(self, record: ContainerRecord, merged: Path, takes_bpf: bool) -> None:
+    def write_network_files(self, record: ContainerRecord, addresses: list[str],
+                            nameserver: str | None) -> None:
+        """/etc/hosts with the container's own addresses, and resolv.conf pointing at the
+        network's embedded DNS (``nameserver``; None keeps the host's resolvers), as dockerd."""
+        cdir = self.dir(record.id)
+        hostname = str(record.config.get("Hostname") or record.short_id)
+        own = "".join(f"{ip}\t{hostname}\n" for ip in addresses) or f"127.0.1.1\t{hostname}\n"
+        _write(cdir / "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+               "ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
+               "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n" + own)
+        if nameserver is not None and not record.host_config.get("Dns"):
+            host = [line for line in _resolv_conf({}).splitlines()
+                    if line.startswith(("search ", "options "))]
+            _write(cdir / "resolv.conf", "\n".join([f"nameserver {nameserver}", *host]) + "\n")
+        else:
+            _write(cdir / "resolv.conf", _resolv_conf(record.host_config))
+
+    def write_config(self, record: ContainerRecord, merged: Path, takes_bpf: bool,
+                     network: str = "private") -> None:
         """Resolve the user in the image, build config.json and write it atomically.
 
         ``takes_bpf``: the runtime loads precompiled seccomp (crun); runc gets the OCI JSON.
+        ``network``: "private" (a new netns), "host", or the path of the netns to join.
         """
         host = record.host_config
         user = resolve_user(merged, str(record.config.get("User") or ""),
@@ -74,7 +93,7 @@ class Bundles:
             cap_drop=tuple(host.get("CapDrop") or ()),
             privileged=bool(host.get("Privileged")),
             no_new_privileges=nnp,
-            network="host" if host.get("NetworkMode") == "host" else "private",
+            network=network,
             resources=cfg.resources(host),
             shm_size=int(host.get("ShmSize") or fsmounts.DEFAULT_SHM_SIZE),
         )

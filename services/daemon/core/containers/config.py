@@ -12,7 +12,6 @@ from typing import Any
 from wharf.daemon.core.runtime.spec import Resources
 from wharf.errors import InvalidArgument
 
-NETWORK_MODES = {"", "default", "bridge", "none", "host"}
 RESTART_POLICIES = {"", "no", "always", "on-failure", "unless-stopped"}
 
 
@@ -69,15 +68,15 @@ def docker_command(path: str, args: list[str]) -> str:
 def check_host_config(host: dict[str, Any]) -> dict[str, Any]:
     """Validate what wharf honours today; refuse, with a clear message, what it cannot yet.
 
-    Mounts (Binds, Mounts, Tmpfs, VolumesFrom) are checked by ``volumes.mountspec.plan``.
+    Mounts (Binds, Mounts, Tmpfs, VolumesFrom) are checked by ``volumes.mountspec.plan``;
+    networks and ports by ``network.attach`` and the container service (they need the store).
     """
     mode = str(host.get("NetworkMode") or "default")
-    if mode not in NETWORK_MODES:
-        raise InvalidArgument(f"network mode {mode!r} is not supported yet: use default, "
-                              "bridge, none or host")
-    for key, what in (("PortBindings", "-p"), ("Links", "--link")):
-        if host.get(key):
-            raise InvalidArgument(f"{what} ({key}) is not supported by this wharfd yet")
+    if mode.startswith("container:") and not mode.removeprefix("container:"):
+        raise InvalidArgument("network mode container: needs a container name or ID")
+    if host.get("Links"):
+        raise InvalidArgument("--link (Links) is not supported by wharf: put the containers on "
+                              "a user-defined network (wharf network create) and use names")
     policy = host.get("RestartPolicy") or {}
     if str(policy.get("Name") or "") not in RESTART_POLICIES:
         raise InvalidArgument(f"invalid restart policy {policy.get('Name')!r}")

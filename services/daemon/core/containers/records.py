@@ -55,6 +55,10 @@ class ContainerRecord(BaseModel):
     state: ContainerState = Field(default_factory=ContainerState)
     exec_ids: list[str] = Field(default_factory=list)
     mounts: list[MountPoint] = Field(default_factory=list)  # volumes, binds, --mount tmpfs
+    # NetworkingConfig.EndpointsConfig as validated: {network ref: {"ip", "aliases"}}
+    endpoints: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Docker's NetworkSettings while the network is set up ({} after teardown)
+    network: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def short_id(self) -> str:

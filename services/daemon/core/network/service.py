@@ -320,8 +320,9 @@ class NetworkService:
     def teardown_container(self, container_id: str) -> None:
         """Undo :meth:`setup_container` (idempotent; may run in the background after exit)."""
         with self._lock:
-            self.portmap.remove(container_id)
-            self.published.remove(container_id)
+            if self.published.of(container_id):  # rules only ever exist after their record
+                self.portmap.remove(container_id)
+                self.published.remove(container_id)
             nets = {n.id: n for n in self.ipam.networks()}
             for got in self.ipam.allocations(container_id=container_id):
                 self._drop(nets[got.network_id], got)

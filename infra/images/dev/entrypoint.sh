@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Entrypoint of the wharf dev image (Dockerfile beside this file, docker-compose.dev.yml).
+# Usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | COMMAND...
+#
+# wharfd   cgroup v2 first: in its own cgroup namespace the container's root cgroup holds this
+#          process, and the kernel refuses to delegate controllers (cgroup.subtree_control) from
+#          a cgroup that has processes in it, so crun could not make the containers' cgroups.
+#          As docker-in-docker does, every process moves to a leaf cgroup `init` and the
+#          controllers are enabled for the children. Then wharfd runs with the WHARF_*
+#          environment (WHARF_AMQP_URL, WHARF_NODE_NAME, WHARF_NODE_LABELS, ...).
+# gateway  makes sure a bearer token named $WHARF_DEV_TOKEN_NAME (default `dev`) is accepted:
+#          the token from $WHARF_DEV_TOKEN_FILE (a compose secret) or $WHARF_DEV_TOKEN when one
+#          is given (its SHA-256 digest is written to the tokens file; the token is not stored);
+#          otherwise one is created once with `wharf-gateway token create` and kept in
+#          $WHARF_GATEWAY_STATE_DIR/dev-token (0600). Then `wharf-gateway serve`, which reads
+#          WHARF_GATEWAY_* itself.
+# seed     builds the busybox seed image (infra/images/busybox/build.sh) and pushes it to
+#          $WHARF_SEED_REGISTRY (default registry:5000) with infra/images/push.sh.
+set -euo pipefail
+
+REPO=/opt/wharf
+log() { printf 'entrypoint: %s\n' "$*" >&2; }
+die() { printf 'entrypoint: error: %s\n' "$*" >&2; exit 1; }
+
+delegate_cgroups() {
+    local root=/sys/fs/cgroup
+    [[ -f $root/cgroup.controllers ]] || return 0   # cgroup v1: nothing to delegate
+    # Only inside a container (its own cgroup namespace): on a host this would move every
+    # process of the root cgroup.
+    if [[ ! -e /.dockerenv && ! -e /run/.containerenv ]]; then
+        log "not in a container: leaving the cgroups alone"
+        return 0
+    fi
+    [[ $(cat /proc/self/cgroup) == "0::/" ]] || { log "no private cgroup namespace: leaving the cgroups alone"; return 0; }
+    [[ -w $root/cgroup.subtree_control ]] || die "$root is read-only: run this service privileged"
+    mkdir -p "$root/init"
+    # cgroupfs files report size 0, so read them. Processes may appear while we move them
+    # (only tini and this shell run yet, but be thorough).
+    local pid tries=0
+    while [[ -n $(<"$root/cgroup.procs") ]] && (( tries++ < 10 )); do
+        while read -r pid; do
+            echo "$pid" >"$root/init/cgroup.procs" 2>/dev/null || true
+        done <"$root/cgroup.procs"
+    done
+    local controllers
+    controllers=$(sed -e 's/\([^ ]\+\)/+\1/g' "$root/cgroup.controllers")
+    [[ -z $controllers ]] || echo "$controllers" >"$root/cgroup.subtree_control" \
+        || die "could not enable the cgroup controllers ($controllers) in $root"
+}
+
+ensure_token() {
+    local state=${WHARF_GATEWAY_STATE_DIR:-/var/lib/wharf-gateway}
+    local tokens=${WHARF_GATEWAY_TOKENS_FILE:-/etc/wharf/gateway-tokens}
+    local name=${WHARF_DEV_TOKEN_NAME:-dev} token=${WHARF_DEV_TOKEN:-}
+    [[ $name =~ ^[a-zA-Z0-9][a-zA-Z0-9_.@-]{0,62}$ ]] || die "WHARF_DEV_TOKEN_NAME '$name' is not a valid token name"
+    if [[ -n ${WHARF_DEV_TOKEN_FILE:-} ]]; then
+        [[ -r $WHARF_DEV_TOKEN_FILE ]] || die "WHARF_DEV_TOKEN_FILE $WHARF_DEV_TOKEN_FILE is not readable"
+        token=$(tr -d '\r\n' <"$WHARF_DEV_TOKEN_FILE")
+    fi
+    mkdir -p "$state" "$(dirname "$tokens")"
+    if [[ -n $token ]]; then
+        [[ $token =~ ^[!-~]{16,}$ ]] || die "the given token must be at least 16 printable characters without spaces"
+        local digest tmp
+        digest=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
+        tmp=$(mktemp "$tokens.XXXXXX")
+        { grep -v "^$name " "$tokens" 2>/dev/null || true; printf '%s sha256:%s\n' "$name" "$digest"; } >"$tmp"
+        chmod 0600 "$tmp"
+        mv -f "$tmp" "$tokens"
+        rm -f "$state/dev-token"   # a token made earlier is no longer accepted
+        log "token '$name' accepted (from ${WHARF_DEV_TOKEN_FILE:-WHARF_DEV_TOKEN})"
+    elif ! grep -q "^$name " "$tokens" 2>/dev/null || [[ ! -s $state/dev-token ]]; then
+        (umask 077; wharf-gateway token create "$name" --tokens-file "$tokens" >"$state/dev-token")
+        log "created token '$name': docker compose -f docker-compose.dev.yml exec gateway cat $state/dev-token"
+    fi
+}
+
+seed() {
+    local registry=${WHARF_SEED_REGISTRY:-registry:5000} out
+    out=$(mktemp -d)
+    "$REPO/infra/images/busybox/build.sh" "$out/busybox"
+    "$REPO/infra/images/push.sh" "$out/busybox:latest" "$registry" library/busybox:latest
+    rm -rf "$out"
+}
+
+role=${1:-}
+case $role in
+    wharfd)
+        shift
+        delegate_cgroups
+        exec wharfd "$@"
+        ;;
+    gateway)
+        shift
+        ensure_token
+        exec wharf-gateway serve "$@"
+        ;;
+    seed)
+        seed
+        ;;
+    "")
+        die "usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | COMMAND..."
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
