@@ -113,7 +113,8 @@ class NetworkService:
         if subnet:
             chosen = ipam.parse_subnet(subnet)
         else:
-            taken = [*self.ipam.subnets(), *(net for net, _dev in routes)]
+            # a bridge of ours left from an earlier run (same name) does not count as taken
+            taken = [*self.ipam.subnets(), *(net for net, dev in routes if dev != bridge)]
             chosen = ipam.choose_subnet(taken)
         gw = ipam.parse_address(gateway, "gateway") if gateway else ipam.default_gateway(chosen)
         ipam.check_gateway(chosen, gw)
