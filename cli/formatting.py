@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from wharf.humanize import human_duration
+
 _DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
@@ -34,26 +36,6 @@ def human_size(size: float, precision: int = 4) -> str:
 def bytes_size(size: float) -> str:
     """Binary size like go-units ``BytesSize`` (``15.52GiB``)."""
     return _custom_size(float(size), 1024.0, _BINARY, 4)
-
-
-def human_duration(seconds: float) -> str:
-    """go-units ``HumanDuration``: "Less than a second", "About an hour", "3 days"…"""
-    secs, minutes = int(seconds), int(seconds) // 60
-    hours = int(seconds / 3600 + 0.5)  # go-units rounds hours, not seconds or minutes
-    steps: list[tuple[bool, str]] = [
-        (secs < 1, "Less than a second"),
-        (secs == 1, "1 second"),
-        (secs < 60, f"{secs} seconds"),
-        (minutes == 1, "About a minute"),
-        (minutes < 60, f"{minutes} minutes"),
-        (hours == 1, "About an hour"),
-        (hours < 48, f"{hours} hours"),
-        (hours < 24 * 7 * 2, f"{hours // 24} days"),
-        (hours < 24 * 30 * 2, f"{hours // 24 // 7} weeks"),
-        (hours < 24 * 365 * 2, f"{hours // 24 // 30} months"),
-    ]
-    return next((text for hit, text in steps if hit),
-                f"{int(seconds / 3600) // 24 // 365} years")
 
 
 def since(unix_seconds: float, now: float | None = None) -> str:

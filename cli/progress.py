@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 from wharf.cli.failure import CLIError
-from wharf.cli.formatting import human_duration, human_size
+from wharf.cli.formatting import human_size
+from wharf.humanize import human_duration
 
 Message = Mapping[str, Any]
 

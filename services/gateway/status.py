@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from wharf.gateway.store import NodeRow
+from wharf.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -55,29 +56,3 @@ def _ago(stamp: str) -> str:
     except ValueError:
         return "Less than a second"
     return human_duration(max(0.0, time.time() - then))
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if seconds < 2:
-        return "1 second"
-    minutes, hours = seconds / 60, seconds / 3600
-    if minutes < 1:
-        return f"{int(seconds)} seconds"
-    if minutes < 2:
-        return "About a minute"
-    if hours < 1:
-        return f"{int(minutes)} minutes"
-    if hours < 2:
-        return "About an hour"
-    if hours < 48:
-        return f"{int(hours)} hours"
-    if hours < 24 * 7 * 2:
-        return f"{int(hours / 24)} days"
-    if hours < 24 * 30 * 2:
-        return f"{int(hours / 24 / 7)} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{int(hours / 24 / 30)} months"
-    return f"{int(hours / 24 / 365)} years"

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from wharf.cli.failure import CLIError
-from wharf.cli.formatting import bytes_size, ellipsis, human_duration, human_size, tabulate
+from wharf.cli.formatting import bytes_size, ellipsis, human_size, tabulate
 from wharf.cli.progress import display, progress_bar
 from wharf.cli.templates import Row, TemplateError, go_str, parse
+from wharf.humanize import human_duration
 
 
 @pytest.mark.parametrize(("size", "precision", "text"), [

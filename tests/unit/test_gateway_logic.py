@@ -13,8 +13,9 @@ from wharf.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from wharf.gateway import auth
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
 from wharf.gateway.placement import Candidate, parse_constraint, place
-from wharf.gateway.status import human_duration, status_text
+from wharf.gateway.status import status_text
 from wharf.gateway.store import ClusterStore
+from wharf.humanize import human_duration
 from wharf.protocol import (
     CommandEnvelope,
     CommandResult,

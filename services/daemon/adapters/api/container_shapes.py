@@ -10,34 +10,7 @@ from wharf.daemon.core.containers.config import docker_command
 from wharf.daemon.core.containers.lifecycle import Status, docker_status_text
 from wharf.daemon.core.containers.records import ZERO_TIME, ContainerRecord
 from wharf.daemon.core.network import attach
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, as ``ps`` STATUS uses it."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
+from wharf.humanize import human_duration
 
 
 def status_text(record: ContainerRecord) -> str:
