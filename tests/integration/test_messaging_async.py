@@ -1,0 +1,110 @@
+"""wharf.messaging.AsyncBroker against the real RabbitMQ, one vhost per test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.integration.conftest import rabbitmqctl
+from wharf import topology
+from wharf.errors import Unavailable
+from wharf.messaging import AsyncBroker, AsyncDelivery, node_queue_declarations
+
+pytestmark = pytest.mark.integration
+
+
+def consumer(url: str, node: str, got: list[AsyncDelivery],
+             ack: bool = True) -> AsyncBroker:
+    async def setup(broker: AsyncBroker) -> list[str]:
+        await broker.declare(node_queue_declarations(node))
+        return [topology.command_queue(node)]
+
+    def on_message(delivery: AsyncDelivery) -> None:
+        got.append(delivery)
+        if ack:
+            broker.ack(delivery)
+
+    broker = AsyncBroker(url, setup=setup, on_message=on_message)
+    return broker
+
+
+async def until(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_confirmed_publishes_in_flight_together_and_consumed_in_order(amqp_url: str) -> None:
+    async def main() -> None:
+        got: list[AsyncDelivery] = []
+        sub = consumer(amqp_url, "a1", got)
+        pub = AsyncBroker(amqp_url)
+        sub.start()
+        pub.start()
+        try:
+            await asyncio.wait_for(sub.connected.wait(), 10)
+            await asyncio.gather(*(pub.publish(topology.COMMANDS_EXCHANGE, "a1",
+                                               str(i).encode(), correlation_id=f"c{i}",
+                                               reply_to="gw", expiration_ms=60_000)
+                                   for i in range(200)))
+            await until(lambda: len(got) == 200)
+            assert sorted(int(d.body) for d in got) == list(range(200))
+            assert (got[0].correlation_id, got[0].reply_to) == ("c0", "gw")
+        finally:
+            await pub.close()
+            await sub.close()
+    asyncio.run(main())
+
+
+def test_unroutable_is_refused_and_no_broker_is_unavailable(amqp_url: str) -> None:
+    async def main() -> None:
+        pub = AsyncBroker(amqp_url)
+        pub.start()
+        try:
+            with pytest.raises(Unavailable, match="no queue takes"):
+                await pub.publish(topology.COMMANDS_EXCHANGE, "nobody", b"{}")
+            # the channel is still good afterwards
+            with pytest.raises(Unavailable, match="no queue takes"):
+                await pub.publish(topology.COMMANDS_EXCHANGE, "nobody-2", b"{}")
+        finally:
+            await pub.close()
+        down = AsyncBroker("amqp://guest:guest@127.0.0.1:1/", connect_wait=0.5)
+        down.start()
+        try:
+            with pytest.raises(Unavailable, match="unavailable"):
+                await down.publish(topology.COMMANDS_EXCHANGE, "x", b"{}")
+        finally:
+            await down.close()
+    asyncio.run(main())
+
+
+def test_reconnects_redeclares_and_redelivers_after_the_broker_drops_it(amqp_url: str
+                                                                         ) -> None:
+    vhost = amqp_url.rsplit("/", 1)[1]
+
+    async def main() -> None:
+        got: list[AsyncDelivery] = []
+        sub = consumer(amqp_url, "a3", got, ack=False)  # unacked: redelivered after the drop
+        pub = AsyncBroker(amqp_url)
+        sub.start()
+        pub.start()
+        try:
+            await asyncio.wait_for(sub.connected.wait(), 10)
+            await pub.publish(topology.COMMANDS_EXCHANGE, "a3", b"before")
+            await until(lambda: len(got) == 1)
+            await asyncio.to_thread(rabbitmqctl, "close_all_connections", "-p", vhost,
+                                    "test: drop everyone")
+            await until(lambda: not sub.is_current(got[0]))
+            await pub.publish(topology.COMMANDS_EXCHANGE, "a3", b"after")  # reconnects
+            await until(lambda: [d.body for d in got].count(b"after") == 1)
+            assert got[1].body == b"before" and got[1].redelivered
+            for delivery in got[1:]:
+                sub.ack(delivery)
+            sub.ack(got[0])  # a stale delivery: ignored, not an error
+        finally:
+            await pub.close()
+            await sub.close()
+    asyncio.run(main())
