@@ -262,7 +262,7 @@ async def serve(settings: DaemonSettings) -> None:
             await ListeningServer(config, secure).serve(sockets=plain)
         finally:
             if agent is not None:
-                await asyncio.to_thread(agent.stop)
+                await agent.stop()
             await engine.containers.close()
             if engine.networks is not None:
                 await engine.networks.close()

@@ -28,6 +28,7 @@ from wharf.gateway.settings import GatewaySettings
 
 log = logging.getLogger("wharf.gateway")
 SWEEP_SECONDS = 0.25
+PRUNE_SECONDS = 600.0  # how often commands older than the store keeps are forgotten
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -39,14 +40,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
         store = ClusterStore(settings.state_dir / "gateway.db")
         hub = EventHub(store)
         assert settings.amqp_url, "checked by serve()"
-        bus = Bus(settings.amqp_url, settings.gateway_id, store, loop, on_event=hub.notify)
+        bus = Bus(settings.amqp_url, settings.gateway_id, store, on_event=hub.notify)
         dispatcher = Dispatcher(store, bus, gateway_id=settings.gateway_id,
                                 down_after=settings.node_down_after)
-        bus.on_result = dispatcher.on_result
+        bus.on_result, bus.on_seen = dispatcher.on_result, dispatcher.seen
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
         app.state.tokens = auth.Tokens(settings.tokens_file)
@@ -60,7 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            await asyncio.to_thread(bus.close)
+            await bus.close()
             store.close()
 
     app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
@@ -71,8 +71,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def healthz(request: Request) -> dict[str, Any]:
         bus = getattr(request.app.state, "bus", None)
         return {"status": "ok", "version": __version__,
-                "broker": "connected" if bus is not None and bus.connected.is_set()
-                else "disconnected"}
+                "broker": "connected" if bus is not None and bus.connected else "disconnected"}
 
     async def wharf_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, WharfError)
@@ -98,8 +97,12 @@ async def _sweep(dispatcher: Any, hub: Any, down_after: float) -> None:
     """Turn heartbeat silence into node ``down`` events (and back into ``up``)."""
     known: dict[str, bool] = {}
     quiet_until = time.time() + down_after  # after a restart, heartbeats first catch up
+    next_prune = 0.0
     while True:
         now = time.time()
+        if now >= next_prune:
+            next_prune = now + PRUNE_SECONDS
+            dispatcher.store.prune(now)
         for node in dispatcher.store.nodes():
             ready = dispatcher.node_ready(node)
             before = known.get(node.name)

@@ -1,9 +1,11 @@
 """Commands from HTTP requests to nodes, and their results back to the requests that wait.
 
 A command is recorded (with its idempotency key) before it is published; a node that is down or
-unknown is refused at once (503 / 404) instead of letting the request wait for the deadline. A
-waiting request sleeps on an :class:`asyncio.Event` that the bus sets when a result for its
-command arrives, and re-reads the store, so a result that came before the wait is not missed.
+unknown is refused at once (503 / 404) instead of letting the request wait for the deadline.
+Whether a node is up is answered from memory (the bus reports each heartbeat), not from SQLite.
+A command someone waits for is held in memory with an :class:`asyncio.Event`: the bus hands each
+result to :meth:`Dispatcher.on_result` on the loop, which fills it in and wakes the waiters, so
+the request answers without reading the store again. Everything here runs on the event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -24,26 +27,46 @@ class Publisher(Protocol):
     async def publish(self, envelope: CommandEnvelope) -> None: ...
 
 
+@dataclass
+class _Watched:
+    """A command someone waits for: its row (results filled in as they come) and its waiters."""
+
+    row: CommandRow
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: int = 0
+
+
 class Dispatcher:
     def __init__(self, store: ClusterStore, publisher: Publisher, *, gateway_id: str,
                  down_after: float, clock: Callable[[], float] = time.time) -> None:
         self.store, self.publisher, self.gateway_id = store, publisher, gateway_id
         self.down_after, self.clock = down_after, clock
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._watched: dict[str, _Watched] = {}
+        self._last_seen = {n.name: n.last_seen for n in store.nodes()}
 
     # --- the cluster view -----------------------------------------------------------------
 
-    def node_ready(self, node: NodeRow) -> bool:
-        return node.up(self.clock(), self.down_after)
+    def seen(self, node: str, at: float) -> None:
+        """The bus heard from ``node`` (a heartbeat) at ``at``."""
+        self._last_seen[node] = at
 
-    def require_ready(self, name: str) -> NodeRow:
-        node = self.store.node(name)
-        if node is None:
-            raise NotFound(f"no such node: {name}")
-        if not self.node_ready(node):
-            ago = self.clock() - node.last_seen
+    def last_seen(self, node: NodeRow) -> float:
+        return max(node.last_seen, self._last_seen.get(node.name, 0.0))
+
+    def node_ready(self, node: NodeRow) -> bool:
+        return self.clock() - self.last_seen(node) <= self.down_after
+
+    def require_ready(self, name: str) -> str:
+        last = self._last_seen.get(name)
+        if last is None:
+            node = self.store.node(name)  # known from a snapshot only, or not at all
+            if node is None:
+                raise NotFound(f"no such node: {name}")
+            last = self._last_seen[name] = node.last_seen
+        ago = self.clock() - last
+        if ago > self.down_after:
             raise Unavailable(f"node {name} is down (last heartbeat {ago:.1f}s ago)")
-        return node
+        return name
 
     def candidates(self) -> list[Candidate]:
         counts = self.store.container_counts()
@@ -58,11 +81,12 @@ class Dispatcher:
     # --- commands ------------------------------------------------------------------------
 
     async def submit(self, node: str, payload: Payload, *, principal: str, deadline: float,
-                     idempotency_key: str | None = None) -> CommandRow:
+                     idempotency_key: str | None = None, watch: bool = False) -> CommandRow:
         """Record and publish a command for ``node`` (or every ready node for ``*``).
 
         With an ``idempotency_key`` seen before, the earlier command is returned and nothing
-        is sent again.
+        is sent again. ``watch``: the caller will :meth:`wait` for it (its results are then
+        kept in memory from the start, so one that arrives before the wait is not missed).
         """
         if idempotency_key is not None:
             previous = self.store.command_by_key(idempotency_key)
@@ -73,53 +97,62 @@ class Dispatcher:
             if not expected:
                 raise Unavailable("no node is ready")
         else:
-            expected = [self.require_ready(node).name]
+            expected = [self.require_ready(node)]
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
                                        principal=principal, reply_to=self.gateway_id)
         row = self.store.add_command(envelope, expected, idempotency_key, self.clock())
         if row.id != str(envelope.id):
             return row  # the same key raced us in: that command stands
+        if watch:
+            self._watched[row.id] = _Watched(row)
         try:
             await self.publisher.publish(envelope)
         except Unavailable:
-            self.store.forget_command(row.id)
+            self._watched.pop(row.id, None)
+            self.store.forget_command(row.id)  # never sent: its idempotency key is free
+            raise
+        except BaseException:  # cancelled: it may have gone out, so the record stays
+            self._watched.pop(row.id, None)
             raise
         return row
 
     async def wait(self, command_id: str) -> CommandRow:
         """The command once every expected node answered or its deadline passed."""
-        event = asyncio.Event()
-        self._waiters.setdefault(command_id, set()).add(event)
+        watched = self._watched.get(command_id)
+        if watched is None:
+            row = self.store.command(command_id)
+            if row is None:
+                raise NotFound(f"no such command: {command_id}")
+            watched = self._watched[command_id] = _Watched(row)
+        watched.waiters += 1
         try:
             while True:
-                row = self.store.command(command_id)
-                if row is None:
-                    raise NotFound(f"no such command: {command_id}")
-                now = self.clock()
+                row, now = watched.row, self.clock()
                 if row.status(now) != "pending":
                     return row
-                event.clear()
+                watched.changed.clear()
                 try:
-                    await asyncio.wait_for(event.wait(), max(0.01, row.deadline - now))
+                    await asyncio.wait_for(watched.changed.wait(),
+                                           max(0.01, row.deadline - now))
                 except TimeoutError:
-                    continue  # re-read: the status turns "unknown" after the deadline
+                    continue  # the status turns "unknown" after the deadline
         finally:
-            waiters = self._waiters.get(command_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[command_id]
+            watched.waiters -= 1
+            if watched.waiters == 0:
+                self._watched.pop(command_id, None)
 
-    def on_result(self, command_id: str) -> None:
-        """Called on the loop by the bus when a result for ``command_id`` was stored."""
-        for event in self._waiters.get(command_id, ()):
-            event.set()
+    def on_result(self, command_id: str, node: str, document: dict[str, Any]) -> None:
+        """Called on the loop by the bus when it stored ``node``'s result for a command."""
+        watched = self._watched.get(command_id)
+        if watched is not None:
+            watched.row.results[node] = document
+            watched.changed.set()
 
     async def call(self, node: str, payload: Payload, *, principal: str, deadline: float,
                    idempotency_key: str | None = None) -> Any:
         """Submit, wait and return the node's result, or raise its error kind."""
         row = await self.submit(node, payload, principal=principal, deadline=deadline,
-                                idempotency_key=idempotency_key)
+                                idempotency_key=idempotency_key, watch=True)
         return outcome(await self.wait(row.id), self.clock())
 
 

@@ -53,25 +53,23 @@ from wharf.protocol import (
 LOG_POLL_SECONDS = 0.3
 
 
-def principal(request: Request) -> str:
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` one (or a class) in its
+# thread pool, a thread hop per dependency per request that cost more than the work they do.
+
+
+async def principal(request: Request) -> str:
     """Authenticates every route of the routers below (the token's name is the principal)."""
     name: str = request.app.state.tokens.authenticate(request.headers.get("authorization"))
     return name
 
 
-def _dispatcher(request: Request) -> Dispatcher:
+async def _dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
 
-def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
-
-
 Principal = Annotated[str, Depends(principal)]
 Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]
-Settings = Annotated[GatewaySettings, Depends(_settings)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 Deadline = Annotated[float | None, Query(gt=0, le=3600,
                                          description="seconds (default 60)")]
@@ -84,12 +82,10 @@ node_api = APIRouter(prefix="/v1/nodes/{node}", dependencies=[Depends(principal)
 class Call:
     """What every command route needs: the dispatcher, who asks, the deadline, the key."""
 
-    def __init__(self, dispatcher: Dispatch, who: Principal, settings: Settings,
-                 deadline: Deadline = None,
-                 idempotency_key: IdempotencyKey = None) -> None:
+    def __init__(self, dispatcher: Dispatcher, who: str, deadline: float,
+                 idempotency_key: str | None) -> None:
         self.dispatcher, self.principal = dispatcher, who
-        self.deadline = deadline or settings.default_deadline
-        self.idempotency_key = idempotency_key
+        self.deadline, self.idempotency_key = deadline, idempotency_key
 
     async def read(self, node: str, payload: Payload) -> Any:
         return await self.dispatcher.call(node, payload, principal=self.principal,
@@ -99,19 +95,30 @@ class Call:
                      ok_status: int = 200, shape: Any = None) -> Response:
         row = await self.dispatcher.submit(node, payload, principal=self.principal,
                                            deadline=self.deadline,
-                                           idempotency_key=self.idempotency_key)
+                                           idempotency_key=self.idempotency_key, watch=wait)
         headers = {"X-Wharf-Command": row.id, "Location": f"/v1/commands/{row.id}"}
         if not wait:
             return JSONResponse(command_document(row, time.time()), status_code=202,
                                 headers=headers)
-        result = outcome(await self.dispatcher.wait(row.id), time.time())
+        try:
+            result = outcome(await self.dispatcher.wait(row.id), time.time())
+        except WharfError as exc:  # the node's error, still naming the command
+            response = error_response(exc)
+            response.headers.update(headers)
+            return response
         if ok_status == 204:
             return Response(status_code=204, headers=headers)
         body = shape(result) if shape is not None else result
         return JSONResponse(body, status_code=ok_status, headers=headers)
 
 
-Command = Annotated[Call, Depends(Call)]
+async def _call(request: Request, dispatcher: Dispatch, who: Principal,
+                deadline: Deadline = None, idempotency_key: IdempotencyKey = None) -> Call:
+    settings: GatewaySettings = request.app.state.settings
+    return Call(dispatcher, who, deadline or settings.default_deadline, idempotency_key)
+
+
+Command = Annotated[Call, Depends(_call)]
 
 
 # --- the cluster API ------------------------------------------------------------------------

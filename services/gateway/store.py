@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS command_results (
     finished_at REAL NOT NULL,
     PRIMARY KEY (command_id, node)
 );
+CREATE INDEX IF NOT EXISTS commands_created_at ON commands (created_at);
+CREATE INDEX IF NOT EXISTS command_results_finished_at ON command_results (finished_at);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_nano INTEGER NOT NULL,
@@ -259,25 +261,35 @@ class ClusterStore:
     def add_command(self, envelope: CommandEnvelope, expected: list[str],
                     idempotency_key: str | None, now: float) -> CommandRow:
         """Record a command about to be published; with an ``idempotency_key`` already used,
-        the earlier command is returned instead (and nothing is recorded)."""
+        the earlier command is returned instead (and nothing is recorded). One statement, so
+        its own transaction: the UNIQUE key decides a race between two requests."""
+        document = envelope.model_dump_json()
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO commands (id, idempotency_key, principal, node, type,"
+                    " created_at, deadline, envelope, expected) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (str(envelope.id), idempotency_key, envelope.principal, envelope.node,
+                     envelope.type, now, envelope.deadline.timestamp(), document,
+                     json.dumps(expected)))
+        except sqlite3.IntegrityError:
+            earlier = self.command_by_key(idempotency_key) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
+        return CommandRow(id=str(envelope.id), idempotency_key=idempotency_key,
+                          principal=envelope.principal, node=envelope.node, type=envelope.type,
+                          created_at=now, deadline=envelope.deadline.timestamp(),
+                          envelope=document, expected=list(expected))
+
+    def prune(self, now: float) -> int:
+        """Forget commands (and their results) older than KEEP_COMMANDS_SECONDS; the gateway's
+        sweeper calls it now and then, so no request pays for it."""
+        cutoff = now - KEEP_COMMANDS_SECONDS
         with self._tx() as db:
-            if idempotency_key is not None:
-                row = db.execute("SELECT id FROM commands WHERE idempotency_key=?",
-                                 (idempotency_key,)).fetchone()
-                if row is not None:
-                    found = self._command(db, row["id"])
-                    assert found is not None
-                    return found
-            db.execute("DELETE FROM commands WHERE created_at < ?",
-                       (now - KEEP_COMMANDS_SECONDS,))
-            db.execute("INSERT INTO commands (id, idempotency_key, principal, node, type,"
-                       " created_at, deadline, envelope, expected) VALUES (?,?,?,?,?,?,?,?,?)",
-                       (str(envelope.id), idempotency_key, envelope.principal, envelope.node,
-                        envelope.type, now, envelope.deadline.timestamp(),
-                        envelope.model_dump_json(), json.dumps(expected)))
-            found = self._command(db, str(envelope.id))
-            assert found is not None
-            return found
+            gone = db.execute("DELETE FROM commands WHERE created_at < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM command_results WHERE finished_at < ?", (cutoff,))
+            return int(gone)
 
     def forget_command(self, command_id: str) -> None:
         """Drop a command that could not be published (so its idempotency key is free)."""
@@ -294,30 +306,34 @@ class ClusterStore:
         with self._lock:
             return self._command(self._db, command_id)
 
-    def record_result(self, result: CommandResult) -> bool:
-        """Store a node's result. The first one wins (a redelivery repeats it), except over
+    def record_result(self, result: CommandResult) -> dict[str, Any] | None:
+        """Store a node's result and return it as ``GET /v1/commands`` words it; None when
+        one was already there. The first one wins (a redelivery repeats it), except over
         ``expired`` inferred from a dead letter: what the daemon says it did is the truth."""
         document = {"Status": result.status.value, "Result": result.result,
-                    "Error": result.error.model_dump() if result.error else None}
-        with self._tx() as db:
-            cursor = db.execute(
+                    "Error": result.error.model_dump() if result.error else None,
+                    "FinishedAt": result.finished_at.timestamp()}
+        with self._lock:  # one statement: its own transaction
+            cursor = self._db.execute(
                 "INSERT INTO command_results (command_id, node, status, result, error,"
                 " finished_at) VALUES (?,?,?,?,?,?) ON CONFLICT (command_id, node) DO UPDATE"
                 " SET status=excluded.status, result=excluded.result, error=excluded.error,"
                 " finished_at=excluded.finished_at WHERE command_results.status='expired'",
                 (str(result.command_id), result.node, document["Status"],
                  json.dumps(document["Result"]), json.dumps(document["Error"]),
-                 result.finished_at.timestamp()))
-            return cursor.rowcount > 0
+                 document["FinishedAt"]))
+            return document if cursor.rowcount > 0 else None
 
-    def record_expired(self, command_id: str, node: str) -> bool:
+    def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None:
         """A command the broker dead-lettered (its deadline passed in the queue)."""
-        with self._tx() as db:
-            cursor = db.execute(
+        document = {"Status": "expired", "Result": None, "Error": None,
+                    "FinishedAt": time.time()}
+        with self._lock:
+            cursor = self._db.execute(
                 "INSERT OR IGNORE INTO command_results (command_id, node, status, result,"
                 " error, finished_at) VALUES (?,?,'expired','null','null',?)",
-                (command_id, node, time.time()))
-            return cursor.rowcount > 0
+                (command_id, node, document["FinishedAt"]))
+            return document if cursor.rowcount > 0 else None
 
     def _command(self, db: sqlite3.Connection, command_id: str) -> CommandRow | None:
         row = db.execute("SELECT * FROM commands WHERE id=?", (command_id,)).fetchone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,10 +12,11 @@ import pytest
 
 from wharf.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from wharf.gateway import auth
+from wharf.gateway.bus import Bus
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
 from wharf.gateway.placement import Candidate, parse_constraint, place
 from wharf.gateway.status import status_text
-from wharf.gateway.store import ClusterStore
+from wharf.gateway.store import KEEP_COMMANDS_SECONDS, ClusterStore
 from wharf.humanize import human_duration
 from wharf.protocol import (
     CommandEnvelope,
@@ -220,28 +222,84 @@ def test_a_failed_publish_leaves_no_command_behind(tmp_path: Path) -> None:
     assert dispatcher.store.command_by_key("k") is None  # the key may be retried
 
 
+def _bus(dispatcher: Dispatcher) -> Bus:
+    """The bus as the gateway wires it, fed by hand instead of by RabbitMQ (never started)."""
+    return Bus("amqp://unused/", "gw", dispatcher.store, on_event=lambda: None,
+               on_result=dispatcher.on_result, on_seen=dispatcher.seen)
+
+
 def test_a_waiting_request_wakes_when_its_result_arrives(tmp_path: Path) -> None:
     clock = [datetime.now(UTC).timestamp()]
     dispatcher, publisher = _dispatcher(tmp_path, clock)
 
     async def scenario() -> object:
+        bus = _bus(dispatcher)
         row = await dispatcher.submit("n1", ContainerPayload(type="inspect", container="web"),
-                                      principal="t", deadline=30)
+                                      principal="t", deadline=30, watch=True)
         envelope = publisher.sent[0]
         assert envelope.reply_to == "gw" and envelope.principal == "t"
 
         async def answer() -> None:
             await asyncio.sleep(0.05)
-            dispatcher.store.record_result(CommandResult(
-                command_id=envelope.id, node="n1", status=ResultStatus.OK, result="done"))
-            dispatcher.on_result(row.id)
+            bus.handle("gw", CommandResult(command_id=envelope.id, node="n1",
+                                           status=ResultStatus.OK,
+                                           result="done").model_dump_json().encode())
 
         task = asyncio.create_task(answer())
         done = await asyncio.wait_for(dispatcher.wait(row.id), 5)
         await task
+        assert dispatcher.store.command(row.id).status(clock[0]) == "ok"  # type: ignore[union-attr]
         return outcome(done, clock[0])
 
     assert asyncio.run(scenario()) == "done"
+    assert dispatcher._watched == {}  # nothing held once the request has its answer
+
+
+def test_a_result_that_comes_before_the_wait_is_not_missed(tmp_path: Path) -> None:
+    clock = [datetime.now(UTC).timestamp()]
+    dispatcher, publisher = _dispatcher(tmp_path, clock)
+
+    async def scenario() -> object:
+        bus = _bus(dispatcher)
+
+        async def publish_and_answer(envelope: CommandEnvelope) -> None:
+            publisher.sent.append(envelope)  # the node answers before the confirm arrives
+            bus.handle("gw", CommandResult(command_id=envelope.id, node="n1",
+                                           status=ResultStatus.OK,
+                                           result="early").model_dump_json().encode())
+
+        publisher.publish = publish_and_answer  # type: ignore[method-assign]
+        return await asyncio.wait_for(dispatcher.call(
+            "n1", ContainerPayload(type="inspect", container="web"), principal="t",
+            deadline=30), 5)
+
+    assert asyncio.run(scenario()) == "early"
+
+
+def test_heartbeats_through_the_bus_keep_a_node_ready(tmp_path: Path) -> None:
+    clock = [1000.0]
+    dispatcher, _ = _dispatcher(tmp_path, clock)
+    clock[0] += 3
+    with pytest.raises(Unavailable, match="n1 is down"):
+        dispatcher.require_ready("n1")
+    _bus(dispatcher).handle("node.n1.heartbeat", Heartbeat(
+        node="n1", seq=1, sent_at=datetime.now(UTC), load=LOAD,
+        version="0.1.0").model_dump_json().encode())
+    dispatcher.clock = lambda: time.time() + 1
+    assert dispatcher.require_ready("n1") == "n1"
+
+
+def test_old_commands_are_pruned_apart_from_the_requests(tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    old = store.add_command(_envelope(), ["n1"], "old-key", now=1.0)
+    store.record_result(CommandResult(command_id=uuid.UUID(old.id), node="n1",
+                                      status=ResultStatus.OK, result=None,
+                                      finished_at=datetime.fromtimestamp(2.0, UTC)))
+    fresh = store.add_command(_envelope(), ["n1"], None, now=KEEP_COMMANDS_SECONDS + 10)
+    assert store.prune(now=KEEP_COMMANDS_SECONDS + 10) == 1
+    assert store.command(old.id) is None and store.command_by_key("old-key") is None
+    assert store.command(fresh.id) is not None
+    store.close()
 
 
 def test_status_words_follow_docker() -> None:

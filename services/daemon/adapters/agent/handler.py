@@ -47,7 +47,7 @@ class CommandHandler:
         if recorded is not None:
             return recorded
         if not first:  # received before, never finished: the daemon died while running it
-            return self._error(envelope, Internal(
+            return self.error_result(envelope, Internal(
                 f"command {envelope.id} was interrupted on {self.node}; not run again"))
         if envelope.expired(now):
             result = CommandResult(command_id=envelope.id, node=self.node,
@@ -58,11 +58,11 @@ class CommandHandler:
                 result = CommandResult(command_id=envelope.id, node=self.node,
                                        status=ResultStatus.OK, result=value)
             except WharfError as exc:
-                result = self._error(envelope, exc)
+                result = self.error_result(envelope, exc)
         self.journal.finish(result)
         return result
 
-    def _error(self, envelope: CommandEnvelope, error: WharfError) -> CommandResult:
+    def error_result(self, envelope: CommandEnvelope, error: WharfError) -> CommandResult:
         return CommandResult(command_id=envelope.id, node=self.node, status=ResultStatus.ERROR,
                              error=ErrorInfo(code=error.code, message=error.message))
 

@@ -1,7 +1,11 @@
-"""The agent's threads: a command consumer and a reporter (heartbeats, container events,
-snapshots), each with its own pika connection (pika is single-threaded per connection). Engine
-work runs on the daemon's asyncio loop (``run_coroutine_threadsafe``); a command's result is
-journalled before its message is acked.
+"""The agent: a command consumer on the daemon's asyncio loop and a reporter thread (heartbeats,
+container events, snapshots), each with its own pika connection.
+
+Commands run one at a time, in the order the node's queue gives them, on the loop the Engine
+lives on (no thread hop). A command's result is journalled, then published; the command's
+message is acked once the broker confirmed the result, and the next command starts without
+waiting for that confirm. A crash between the two leaves the message unacked: it comes again and
+the journal answers with the recorded result instead of running it twice.
 """
 
 from __future__ import annotations
@@ -20,30 +24,34 @@ from pydantic import BaseModel
 from wharf import __version__, topology
 from wharf.daemon.adapters.agent.handler import CommandHandler
 from wharf.daemon.core.events import Event
-from wharf.errors import InvalidArgument, WharfError
-from wharf.messaging import (
-    BlockingChannel,
-    Broker,
-    Delivery,
-    declare_broadcast_queue,
-    declare_node_queues,
+from wharf.errors import Internal, InvalidArgument, WharfError
+from wharf.messaging import AsyncBroker, AsyncDelivery, Broker, node_queue_declarations
+from wharf.protocol import (
+    BROADCAST_NODE,
+    CommandEnvelope,
+    CommandResult,
+    Heartbeat,
+    Load,
+    NodeEvent,
+    Snapshot,
+    parse_command,
 )
-from wharf.protocol import BROADCAST_NODE, Heartbeat, Load, NodeEvent, Snapshot, parse_command
 
 log = logging.getLogger("wharf.agent")
 OUTBOX_SIZE = 10_000  # events waiting for the broker; beyond it a snapshot replaces them
 SNAPSHOT_TIMEOUT = 30.0
+PREFETCH = 100  # commands delivered ahead; also bounds results waiting for their confirm
 
 
 class Agent:
     """Consumes ``wharf.cmd.<node>`` and the broadcast queue; reports heartbeats, container
     events and snapshots, until :meth:`stop`.
 
-    Two threads, each with its own pika connection: ``agent-commands`` runs commands (the
-    Engine work itself on the daemon's loop) and ``agent-reports`` publishes what the node
-    says about itself. Events reach the reporter through a bounded in-memory queue; when a
-    report cannot be published (broker down, queue full), the next snapshot, sent as soon as
-    the broker answers again, carries the whole state instead.
+    The commands run on the daemon's loop (an :class:`~wharf.messaging.AsyncBroker` and one
+    worker task); the reports on the ``agent-reports`` thread with its own pika connection.
+    Events reach the reporter through a bounded in-memory queue; when a report cannot be
+    published (broker down, queue full), the next snapshot, sent as soon as the broker answers
+    again, carries the whole state instead.
     """
 
     def __init__(self, url: str, node: str, labels: dict[str, str], handler: CommandHandler,
@@ -57,19 +65,31 @@ class Agent:
         self._outbox: queue.Queue[NodeEvent] = queue.Queue(maxsize=OUTBOX_SIZE)
         self._resync = threading.Event()
         self._resync.set()  # a snapshot first
-        self._threads = [threading.Thread(target=self._consume, name="agent-commands",
-                                          daemon=True),
-                         threading.Thread(target=self._report, name="agent-reports",
-                                          daemon=True)]
+        self._reporter = threading.Thread(target=self._report, name="agent-reports",
+                                          daemon=True)
+        self._inbox: asyncio.Queue[AsyncDelivery] = asyncio.Queue()
+        self._commands = AsyncBroker(url, prefetch=PREFETCH, setup=self._declare,
+                                     on_message=self._inbox.put_nowait)
+        self._replies: set[asyncio.Task[None]] = set()
+        self._worker: asyncio.Task[None] | None = None
+        self._busy = False
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        """Start consuming and reporting (call it on the daemon's loop)."""
+        self._reporter.start()
+        self._commands.start()
+        self._worker = self.loop.create_task(self._run_commands(), name="agent-commands")
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop taking commands (the one running may finish, within 5 s), then disconnect."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(5)
+        if self._worker is not None:
+            if self._busy:
+                await asyncio.wait({self._worker}, timeout=5)
+            self._worker.cancel()
+        await asyncio.gather(*self._replies, return_exceptions=True)
+        await self._commands.close()
+        await asyncio.to_thread(self._reporter.join, 5)
 
     def on_event(self, event: Event) -> None:
         """EventLog listener, called on the daemon's loop right after an event is stored."""
@@ -86,21 +106,23 @@ class Agent:
 
     # --- commands ---------------------------------------------------------------------------
 
-    def _consume(self) -> None:
-        broker = Broker(self.url)
+    async def _declare(self, broker: AsyncBroker) -> list[str]:
+        self._resync.set()  # a (re)connect: the gateway may have missed events
+        await broker.declare(node_queue_declarations(self.node))
+        return [topology.command_queue(self.node), topology.broadcast_queue(self.node)]
 
-        def declare(channel: BlockingChannel) -> list[str]:
-            self._resync.set()  # a (re)connect: the gateway may have missed events
-            return [declare_node_queues(channel, self.node),
-                    declare_broadcast_queue(channel, self.node)]
+    async def _run_commands(self) -> None:
+        while not self._stop.is_set():
+            delivery = await self._inbox.get()
+            if not self._commands.is_current(delivery):
+                continue  # its channel is gone: the broker delivers it again on the new one
+            self._busy = True
+            try:
+                await self._on_command(delivery)
+            finally:
+                self._busy = False
 
-        try:
-            broker.consume_forever(declare, lambda d: self._on_command(broker, d),
-                                   stop=self._stop.is_set)
-        finally:
-            broker.close()
-
-    def _on_command(self, broker: Broker, delivery: Delivery) -> bool:
+    async def _on_command(self, delivery: AsyncDelivery) -> None:
         try:
             envelope = parse_command(delivery.body)
             if envelope.node not in (self.node, BROADCAST_NODE):
@@ -108,17 +130,31 @@ class Agent:
                                       f"not {self.node!r}")
         except WharfError as exc:
             log.warning("refused a command: %s", exc)
-            return False  # rejected: dead-lettered, not requeued
-        future = asyncio.run_coroutine_threadsafe(self.handler.handle(envelope), self.loop)
-        result = future.result()
-        if envelope.reply_to:
-            try:
-                broker.publish(topology.RESULTS_EXCHANGE, envelope.reply_to,
-                               result.model_dump_json().encode(),
-                               correlation_id=envelope.correlation_id or str(envelope.id))
-            except WharfError as exc:  # the asker is gone; the journal keeps the result
-                log.warning("result of %s not delivered: %s", envelope.id, exc)
-        return True
+            self._commands.reject(delivery)  # dead-lettered, not requeued
+            return
+        try:
+            result = await self.handler.handle(envelope)
+        except Exception as exc:  # a bug, not the command's fault: answer rather than hang
+            log.exception("command %s failed", envelope.id)
+            result = self.handler.error_result(envelope, Internal(f"{type(exc).__name__}: "
+                                                                  f"{exc}"))
+        if not envelope.reply_to:
+            self._commands.ack(delivery)
+            return
+        reply = self.loop.create_task(self._reply(delivery, envelope, result))
+        self._replies.add(reply)
+        reply.add_done_callback(self._replies.discard)
+
+    async def _reply(self, delivery: AsyncDelivery, envelope: CommandEnvelope,
+                     result: CommandResult) -> None:
+        assert envelope.reply_to is not None
+        try:
+            await self._commands.publish(
+                topology.RESULTS_EXCHANGE, envelope.reply_to, result.model_dump_json().encode(),
+                correlation_id=envelope.correlation_id or str(envelope.id))
+        except WharfError as exc:  # the asker is gone; the journal keeps the result
+            log.warning("result of %s not delivered: %s", envelope.id, exc)
+        self._commands.ack(delivery)  # ignored if the channel went: it comes again
 
     # --- reports ----------------------------------------------------------------------------
 
