@@ -49,7 +49,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         bus.on_result, bus.on_seen = dispatcher.on_result, dispatcher.seen
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
-        app.state.tokens = auth.Tokens(settings.tokens_file)
         bus.start()
         sweeper = asyncio.create_task(_sweep(dispatcher, hub, settings.node_down_after))
         log.info("wharf-gateway %s (%s) on %s", __version__, settings.gateway_id,
@@ -86,10 +85,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return JSONResponse({"message": f"{where}: {first.get('msg', 'invalid request')}",
                              "code": "invalid_argument"}, status_code=400)
 
+    app.add_middleware(auth.BearerAuth, tokens=auth.Tokens(settings.tokens_file))
     app.add_exception_handler(WharfError, wharf_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.include_router(node_api)  # first: the commands' routes are matched most often
     app.include_router(cluster)
-    app.include_router(node_api)
     return app
 
 

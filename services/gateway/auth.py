@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
 import threading
 from pathlib import Path
+from typing import Any
 
 from wharf.errors import InvalidArgument, NotFound, Unauthenticated
 
@@ -62,6 +64,40 @@ class Tokens:
         if not found:
             raise Unauthenticated("invalid token")
         return found
+
+
+# Paths anyone may read: liveness and the API's own description.
+OPEN_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request but :data:`OPEN_PATHS` needs a valid token; the
+    token's name goes to ``request.state.principal``.
+
+    One check in front of the whole app, so a route cannot be added without it, and it costs one
+    call per request rather than a FastAPI dependency that is solved per route.
+    """
+
+    def __init__(self, app: Any, tokens: Tokens) -> None:
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        try:
+            name = self.tokens.authenticate(header.decode("latin-1") if header else None)
+        except Unauthenticated as exc:
+            body = json.dumps({"message": exc.message, "code": exc.code}).encode()
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b"Bearer")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        scope.setdefault("state", {})["principal"] = name
+        await self.app(scope, receive, send)
 
 
 def read_tokens(path: Path) -> dict[str, str]:

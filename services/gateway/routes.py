@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 
 from wharf.errors import InvalidArgument, NotFound, WharfError
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
@@ -51,16 +53,12 @@ from wharf.protocol import (
 )
 
 LOG_POLL_SECONDS = 0.3
+MAX_DEADLINE = 3600.0
+MAX_KEY = 200
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` one (or a class) in its
 # thread pool, a thread hop per dependency per request that cost more than the work they do.
-
-
-async def principal(request: Request) -> str:
-    """Authenticates every route of the routers below (the token's name is the principal)."""
-    name: str = request.app.state.tokens.authenticate(request.headers.get("authorization"))
-    return name
 
 
 async def _dispatcher(request: Request) -> Dispatcher:
@@ -68,31 +66,29 @@ async def _dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
-Principal = Annotated[str, Depends(principal)]
 Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-Deadline = Annotated[float | None, Query(gt=0, le=3600,
-                                         description="seconds (default 60)")]
-Wait = Annotated[bool, Query(description="answer with the result instead of 202")]
 
-cluster = APIRouter(prefix="/v1", dependencies=[Depends(principal)])
-node_api = APIRouter(prefix="/v1/nodes/{node}", dependencies=[Depends(principal)])
+# Authentication is BearerAuth's, in front of the whole app (wharf.gateway.auth).
+cluster = APIRouter(prefix="/v1")
+node_api = APIRouter(prefix="/v1/nodes/{node}")
 
 
 class Call:
-    """What every command route needs: the dispatcher, who asks, the deadline, the key."""
+    """What every command route needs: the dispatcher, who asks, the deadline, the key, and
+    whether the request waits for the result (``None``: not said, the route decides)."""
 
     def __init__(self, dispatcher: Dispatcher, who: str, deadline: float,
-                 idempotency_key: str | None) -> None:
+                 idempotency_key: str | None, wait: bool | None = None) -> None:
         self.dispatcher, self.principal = dispatcher, who
-        self.deadline, self.idempotency_key = deadline, idempotency_key
+        self.deadline, self.idempotency_key, self.wait = deadline, idempotency_key, wait
 
     async def read(self, node: str, payload: Payload) -> Any:
         return await self.dispatcher.call(node, payload, principal=self.principal,
                                           deadline=self.deadline)
 
-    async def mutate(self, node: str, payload: Payload, wait: bool, *,
+    async def mutate(self, node: str, payload: Payload, *, wait_default: bool = False,
                      ok_status: int = 200, shape: Any = None) -> Response:
+        wait = wait_default if self.wait is None else self.wait
         row = await self.dispatcher.submit(node, payload, principal=self.principal,
                                            deadline=self.deadline,
                                            idempotency_key=self.idempotency_key, watch=wait)
@@ -112,10 +108,45 @@ class Call:
         return JSONResponse(body, status_code=ok_status, headers=headers)
 
 
-async def _call(request: Request, dispatcher: Dispatch, who: Principal,
-                deadline: Deadline = None, idempotency_key: IdempotencyKey = None) -> Call:
-    settings: GatewaySettings = request.app.state.settings
-    return Call(dispatcher, who, deadline or settings.default_deadline, idempotency_key)
+# The parameters every command route shares are read here by hand: FastAPI validates each
+# declared parameter on every request, and for these three that cost more than the rest of
+# the request (cProfile under bench/dispatch.py). COMMAND_PARAMETERS puts them in the
+# OpenAPI document all the same.
+COMMAND_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "wait", "in": "query", "required": False, "schema": {"type": "boolean"},
+     "description": "answer with the result instead of 202 + the command (default false; "
+                    "true for image pulls; reads always wait)"},
+    {"name": "deadline", "in": "query", "required": False,
+     "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE},
+     "description": "seconds the command may wait to be executed (default 60)"},
+    {"name": "Idempotency-Key", "in": "header", "required": False,
+     "schema": {"type": "string", "maxLength": MAX_KEY},
+     "description": "a retried request with the same key returns the first one's command"},
+]
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+
+async def _call(request: Request) -> Call:
+    state, query = request.app.state, request.query_params
+    settings: GatewaySettings = state.settings
+    deadline = settings.default_deadline
+    if (text := query.get("deadline")) is not None:
+        try:
+            deadline = float(text)
+        except ValueError:
+            deadline = math.nan
+        if not 0 < deadline <= MAX_DEADLINE:
+            raise InvalidArgument(f"deadline: {text!r} is not a number of seconds in "
+                                  f"(0, {MAX_DEADLINE:g}]")
+    wait = None
+    if (text := query.get("wait")) is not None:
+        if text.lower() not in _TRUE | _FALSE:
+            raise InvalidArgument(f"wait: {text!r} is not a boolean (true or false)")
+        wait = text.lower() in _TRUE
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_KEY:
+        raise InvalidArgument(f"Idempotency-Key: 1 to {MAX_KEY} characters")
+    return Call(state.dispatcher, request.state.principal, deadline, key, wait)
 
 
 Command = Annotated[Call, Depends(_call)]
@@ -160,10 +191,10 @@ async def cluster_containers(dispatcher: Dispatch, all: bool = False,
 
 @cluster.post("/containers", summary="Run a container on the node placement chooses")
 async def place_and_run(call: Command, body: Annotated[dict[str, Any], Body()],
-                        wait: Wait = False, name: str | None = None,
+                        name: str | None = None,
                         constraint: Annotated[list[str] | None, Query()] = None) -> Response:
     node = call.dispatcher.choose([parse_constraint(c) for c in constraint or []])
-    return await call.mutate(node, RunPayload(create=body, name=name or None), wait,
+    return await call.mutate(node, RunPayload(create=body, name=name or None),
                              ok_status=201, shape=lambda r: {**r, "Node": node, "Warnings": []})
 
 
@@ -183,15 +214,14 @@ async def get_command(dispatcher: Dispatch, command_id: str) -> dict[str, Any]:
 
 
 @cluster.post("/images/pull", summary="Pull an image on every ready node")
-async def pull_everywhere(call: Command, image: str = Query(min_length=1),
-                          wait: Wait = False) -> Response:
+async def pull_everywhere(call: Command, image: str = Query(min_length=1)) -> Response:
     row = await call.dispatcher.submit(BROADCAST_NODE, PullPayload(image=image),
                                        principal=call.principal, deadline=call.deadline,
                                        idempotency_key=call.idempotency_key)
-    if wait:
+    if call.wait:
         row = await call.dispatcher.wait(row.id)
     document = command_document(row, time.time())
-    return JSONResponse(document, status_code=200 if wait else 202,
+    return JSONResponse(document, status_code=200 if call.wait else 202,
                         headers={"Location": f"/v1/commands/{row.id}"})
 
 
@@ -216,15 +246,15 @@ async def events(request: Request, since: Annotated[int, Query(ge=0)] = 0,
 
 @node_api.post("/containers/create", status_code=201, summary="docker create")
 async def create(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
-                 name: str | None = None, wait: Wait = False) -> Response:
-    return await call.mutate(node, CreatePayload(create=body, name=name or None), wait,
+                 name: str | None = None) -> Response:
+    return await call.mutate(node, CreatePayload(create=body, name=name or None),
                              ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
 
 
 @node_api.post("/containers/run", status_code=201, summary="docker run -d (pulls if needed)")
 async def run(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
-              name: str | None = None, wait: Wait = False) -> Response:
-    return await call.mutate(node, RunPayload(create=body, name=name or None), wait,
+              name: str | None = None) -> Response:
+    return await call.mutate(node, RunPayload(create=body, name=name or None),
                              ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
 
 
@@ -240,37 +270,37 @@ async def inspect(call: Command, node: str, container: str) -> Any:
 
 
 @node_api.post("/containers/{container}/start", status_code=204)
-async def start(call: Command, node: str, container: str, wait: Wait = False) -> Response:
-    return await call.mutate(node, ContainerPayload(type="start", container=container), wait,
+async def start(call: Command, node: str, container: str) -> Response:
+    return await call.mutate(node, ContainerPayload(type="start", container=container),
                              ok_status=204)
 
 
 @node_api.post("/containers/{container}/stop", status_code=204)
-async def stop(call: Command, node: str, container: str, wait: Wait = False,
+async def stop(call: Command, node: str, container: str,
                t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
     return await call.mutate(node, StopPayload(type="stop", container=container, timeout=t),
-                             wait, ok_status=204)
+                             ok_status=204)
 
 
 @node_api.post("/containers/{container}/restart", status_code=204)
-async def restart(call: Command, node: str, container: str, wait: Wait = False,
+async def restart(call: Command, node: str, container: str,
                   t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
     return await call.mutate(node, StopPayload(type="restart", container=container,
-                                               timeout=t), wait, ok_status=204)
+                                               timeout=t), ok_status=204)
 
 
 @node_api.post("/containers/{container}/kill", status_code=204)
-async def kill(call: Command, node: str, container: str, wait: Wait = False,
+async def kill(call: Command, node: str, container: str,
                signal: str = "KILL") -> Response:
-    return await call.mutate(node, KillPayload(container=container, signal=signal), wait,
+    return await call.mutate(node, KillPayload(container=container, signal=signal),
                              ok_status=204)
 
 
 @node_api.delete("/containers/{container}", status_code=204)
-async def remove(call: Command, node: str, container: str, wait: Wait = False,
+async def remove(call: Command, node: str, container: str,
                  force: str | None = None) -> Response:
     return await call.mutate(node, RemovePayload(container=container, force=_truthy(force)),
-                             wait, ok_status=204)
+                             ok_status=204)
 
 
 @node_api.get("/containers/{container}/logs", summary="docker logs (-f polls the node)")
@@ -316,10 +346,10 @@ async def logs(call: Command, node: str, container: str, follow: str | None = No
 
 @node_api.post("/images/create", summary="docker pull")
 async def pull(call: Command, node: str, fromImage: str = Query(min_length=1),  # noqa: N803
-               tag: str = "", wait: Wait = True) -> Response:
+               tag: str = "") -> Response:
     image = f"{fromImage}:{tag}" if tag and ":" not in fromImage.rsplit("/", 1)[-1] and \
         "@" not in fromImage else fromImage
-    return await call.mutate(node, PullPayload(image=image), wait,
+    return await call.mutate(node, PullPayload(image=image), wait_default=True,
                              shape=lambda r: r)
 
 
@@ -329,12 +359,11 @@ async def images(call: Command, node: str) -> Any:
 
 
 @node_api.delete("/images/{name:path}", summary="docker rmi")
-async def remove_image(call: Command, node: str, name: str, force: str | None = None,
-                       wait: Wait = False) -> Response:
+async def remove_image(call: Command, node: str, name: str, force: str | None = None) -> Response:
     def docker_shape(result: dict[str, list[str]]) -> list[dict[str, str]]:
         return [{"Untagged": t} for t in result.get("untagged", [])] + \
             [{"Deleted": d} for d in result.get("deleted", [])]
-    return await call.mutate(node, RemoveImagePayload(image=name, force=_truthy(force)), wait,
+    return await call.mutate(node, RemoveImagePayload(image=name, force=_truthy(force)),
                              shape=docker_shape)
 
 
@@ -392,7 +421,10 @@ def error_response(exc: WharfError) -> Response:
     if exc.http_status == 304:
         return Response(status_code=304)
     return JSONResponse({"message": exc.message, "code": exc.code},
-                        status_code=exc.http_status,
-                        headers={"WWW-Authenticate": "Bearer"} if exc.http_status == 401
-                        else None)
+                        status_code=exc.http_status)
 
+
+
+for _route in [*cluster.routes, *node_api.routes]:  # document what _call reads by hand
+    if isinstance(_route, APIRoute) and _call in [d.call for d in _route.dependant.dependencies]:
+        _route.openapi_extra = {"parameters": COMMAND_PARAMETERS}

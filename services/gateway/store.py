@@ -129,6 +129,10 @@ class ClusterStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
+        # One gateway process owns its database: an exclusive lock taken once spares two
+        # fcntl(2) calls per transaction, and a second gateway on the same state dir fails
+        # at its first write instead of sharing the file.
+        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)

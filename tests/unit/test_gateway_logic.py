@@ -7,7 +7,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from wharf.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
@@ -15,6 +17,7 @@ from wharf.gateway import auth
 from wharf.gateway.bus import Bus
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
 from wharf.gateway.placement import Candidate, parse_constraint, place
+from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.status import status_text
 from wharf.gateway.store import KEEP_COMMANDS_SECONDS, ClusterStore
 from wharf.humanize import human_duration
@@ -311,3 +314,69 @@ def test_status_words_follow_docker() -> None:
     stamp = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     assert status_text("exited", 3, stamp, stamp) == "Exited (3) 5 minutes ago"
     assert status_text("running", 0, stamp, "") == "Up 5 minutes"
+
+
+def test_every_path_but_the_open_ones_needs_a_token(tmp_path: Path) -> None:
+    """BearerAuth stands in front of the whole app: unknown paths too, healthz and docs not."""
+    path = tmp_path / "tokens"
+    token = auth.create_token(path, "ci")
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope.get("state", {}).get("principal", "-"))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=auth.BearerAuth(app, auth.Tokens(path)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            good = {"Authorization": f"Bearer {token}"}
+            return [(await client.get("/v1/nodes")).status_code,
+                    (await client.get("/anything", headers={"Authorization": "Bearer x"})
+                     ).status_code,
+                    (await client.get("/v1/nodes", headers=good)).status_code,
+                    (await client.get("/healthz")).status_code,
+                    (await client.get("/openapi.json")).status_code]
+
+    assert asyncio.run(scenario()) == [401, 401, 200, 200, 200]
+    assert seen == ["ci", "-", "-"]
+
+
+def _request(query: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> Any:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from starlette.requests import Request  # noqa: PLC0415
+
+    app = SimpleNamespace(state=SimpleNamespace(
+        settings=GatewaySettings(amqp_url="amqp://unused/"), dispatcher="the dispatcher"))
+    return Request({"type": "http", "query_string": query, "headers": headers or [],
+                    "app": app, "state": {"principal": "ci"}})
+
+
+def test_command_parameters_are_read_and_checked_by_hand() -> None:
+    from wharf.gateway.routes import _call  # noqa: PLC0415
+
+    call = asyncio.run(_call(_request(b"deadline=5&wait=TRUE",
+                                      [(b"idempotency-key", b"k-1")])))
+    assert (call.principal, call.deadline, call.wait, call.idempotency_key) == \
+        ("ci", 5.0, True, "k-1")
+    plain = asyncio.run(_call(_request(b"")))
+    assert (plain.deadline, plain.wait, plain.idempotency_key) == (60.0, None, None)
+    for query, headers, message in (
+            (b"deadline=0", [], "deadline"), (b"deadline=nan", [], "deadline"),
+            (b"deadline=3601", [], "deadline"), (b"deadline=soon", [], "deadline"),
+            (b"wait=maybe", [], "wait"), (b"", [(b"idempotency-key", b"k" * 201)], "Idem")):
+        with pytest.raises(InvalidArgument, match=message):
+            asyncio.run(_call(_request(query, headers)))
+
+
+def test_the_openapi_document_names_the_command_parameters(tmp_path: Path) -> None:
+    from wharf.gateway.app import create_app  # noqa: PLC0415
+
+    app = create_app(GatewaySettings(amqp_url="amqp://unused/", state_dir=tmp_path,
+                                     tokens_file=tmp_path / "tokens"))
+    paths = app.openapi()["paths"]
+    start = paths["/v1/nodes/{node}/containers/{container}/start"]["post"]
+    assert {"wait", "deadline", "Idempotency-Key", "node", "container"} <= \
+        {p["name"] for p in start["parameters"]}
+    assert "parameters" not in paths["/v1/nodes"]["get"]  # not a command
