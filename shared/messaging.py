@@ -259,6 +259,7 @@ class _Channel:
     next_tag: int = 1
     pending: dict[int, tuple[asyncio.Future[None], str]] = field(default_factory=dict)
     returned: set[str] = field(default_factory=set)
+    ack_upto: int = 0  # with in_order_acks: the highest tag handled and not yet acked
 
 
 Setup = Callable[["AsyncBroker"], Awaitable[list[str]]]
@@ -276,8 +277,12 @@ class AsyncBroker:
 
     def __init__(self, url: str, *, prefetch: int = 100, setup: Setup | None = None,
                  on_message: Callable[[AsyncDelivery], None] | None = None,
-                 backoff_max: float = 5.0, connect_wait: float = 3.0) -> None:
+                 backoff_max: float = 5.0, connect_wait: float = 3.0,
+                 in_order_acks: bool = False) -> None:
         self.url, self.prefetch, self.setup, self.on_message = url, prefetch, setup, on_message
+        # in_order_acks: the consumer settles every delivery before the next one (ack or
+        # reject), so the acks of one loop iteration can go as one ``multiple`` ack.
+        self.in_order_acks = in_order_acks
         self.backoff_max, self.connect_wait = backoff_max, connect_wait
         self.connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -373,8 +378,19 @@ class AsyncBroker:
 
     def ack(self, delivery: AsyncDelivery) -> None:
         current = self._current
-        if current is not None and current.generation == delivery.channel:
+        if current is None or current.generation != delivery.channel:
+            return
+        if not self.in_order_acks:
             current.channel.basic_ack(delivery.delivery_tag)
+            return
+        if not current.ack_upto:
+            asyncio.get_running_loop().call_soon(self._flush_acks, current)
+        current.ack_upto = max(current.ack_upto, delivery.delivery_tag)
+
+    def _flush_acks(self, current: _Channel) -> None:
+        upto, current.ack_upto = current.ack_upto, 0
+        if upto and current is self._current:
+            current.channel.basic_ack(upto, multiple=True)
 
     def reject(self, delivery: AsyncDelivery) -> None:
         """Not requeued: dead-lettered where the queue has a dead-letter exchange."""

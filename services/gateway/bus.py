@@ -45,7 +45,7 @@ class Bus:
         self.gateway_id, self.store = gateway_id, store
         self.on_result, self.on_event, self.on_seen = on_result, on_event, on_seen
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
-                                  on_message=self._on_message)
+                                  on_message=self._on_message, in_order_acks=True)
 
     @property
     def connected(self) -> bool:

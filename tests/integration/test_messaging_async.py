@@ -108,3 +108,32 @@ def test_reconnects_redeclares_and_redelivers_after_the_broker_drops_it(amqp_url
             await pub.close()
             await sub.close()
     asyncio.run(main())
+
+
+def test_in_order_acks_go_out_together_and_settle_every_delivery(amqp_url: str) -> None:
+    async def main() -> None:
+        got: list[AsyncDelivery] = []
+        sub = consumer(amqp_url, "a4", got)
+        sub.in_order_acks = True
+        pub = AsyncBroker(amqp_url)
+        sub.start()
+        pub.start()
+        try:
+            await asyncio.wait_for(sub.connected.wait(), 10)
+            await asyncio.gather(*(pub.publish(topology.COMMANDS_EXCHANGE, "a4",
+                                               str(i).encode()) for i in range(50)))
+            await until(lambda: len(got) == 50)
+            await asyncio.sleep(0.2)  # the last multiple ack goes out
+        finally:
+            await sub.close()
+        again: list[AsyncDelivery] = []
+        second = consumer(amqp_url, "a4", again)
+        second.start()
+        try:
+            await asyncio.wait_for(second.connected.wait(), 10)
+            await asyncio.sleep(0.5)
+            assert again == []  # nothing was left unacked to come back
+        finally:
+            await second.close()
+            await pub.close()
+    asyncio.run(main())
