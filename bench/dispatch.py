@@ -15,7 +15,8 @@ daemon's own API in the same run):
    gateway with an in-process responder instead of wharfd (node ``sim-0``, simulated);
    then where a mutating round trip spends its time, from the gateway's own time stamps;
 2. the same with 3 real nodes (requests spread round-robin);
-3. throughput with ``--concurrency`` clients (asyncio + httpx) for ``--duration`` seconds per
+3. throughput with ``--concurrency`` clients (asyncio + bench/rawhttp.py, a load generator
+   cheap enough not to compete with the gateway for the cores) for ``--duration`` seconds per
    case, 1 and 3 nodes: wharfd direct, gateway with ``?wait=true`` (start → 304, list), and the
    ``202`` path (accepted = recorded + published + confirmed), with the time the nodes then need
    to execute the backlog, and the CPU each process spent per command; then (3c) section 1's
@@ -65,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` and `ben
 
 from bench.common import VENV_BIN, machine_lines, print_table
 from bench.pull import BUSYBOX, git_head, registry_has
+from bench.rawhttp import RawHTTPError, RawPool, RawResponse
 from tests.daemon_fixture import Daemon, running_daemon
 from wharf import topology
 from wharf.errors import NotFound, NotModified, WharfError
@@ -218,18 +220,15 @@ class GatewayProc:
         if len(parts) > 4 and parts[2] == "nodes":
             self.commands += 1
 
-    async def _acount(self, request: httpx.Request) -> None:
-        self._count(request)
-
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=120,
                             event_hooks={"request": [self._count]})
 
-    def async_client(self, connections: int) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=120,
-                                 limits=httpx.Limits(max_connections=connections,
-                                                     max_keepalive_connections=connections),
-                                 event_hooks={"request": [self._acount]})
+    def raw_pool(self, connections: int) -> RawPool:
+        """The load generator's connections (bench/rawhttp.py: cheap enough not to compete
+        with the gateway for the two cores); callers count their commands themselves."""
+        host, _, port = self.url.removeprefix("http://").rpartition(":")
+        return RawPool(connections, host=host, port=int(port), headers=self.headers)
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
@@ -390,8 +389,8 @@ LOOP_THREAD = "gw loop thread"  # a part of the gateway's figure, not added to t
 
 class CpuMeter:
     """CPU seconds per named group of processes (``bench client`` = this process), and the
-    gateway's main thread (uvicorn's event loop: HTTP, FastAPI, the handlers' SQLite calls)
-    on its own; the rest of the gateway is the publisher and AMQP consumer threads."""
+    gateway's main thread (uvicorn's event loop: HTTP, FastAPI, RabbitMQ, SQLite) on its own;
+    what else the gateway spends is in threads asyncio or SQLite start."""
 
     def __init__(self, groups: dict[str, list[int]], gateway: int) -> None:
         self.groups, self.gateway = groups, gateway
@@ -735,16 +734,16 @@ def phases_section(gw: httpx.Client, names: Sequence[str], n: int) -> None:
             lat_row("   whole round trip (with Idempotency-Key)", total)]
     print_table("   where a mutating round trip goes (POST start?wait=true -> 304; stamps from "
                 "the command's document)", header, rows)
-    print("\na = HTTP in, token check, validation, idempotency-key and node lookups (SQLite); "
-          "b = command INSERT,\npublish + confirm, broker, agent consume, journal begin, engine "
-          "call; c = journal finish, result\npublish + confirm, broker, gateway consumer thread, "
-          "SQLite, wake-up, re-read, HTTP out.\nOne machine, one clock; rows are medians of "
-          "their own, so they need not add up exactly.")
+    print("\na = HTTP in, token check, validation, idempotency-key lookup (SQLite), node "
+          "liveness (memory); b = command\nINSERT, publish, broker, agent consume, journal "
+          "begin, engine call; c = journal finish, result publish,\nbroker, gateway consumer "
+          "(on the loop), SQLite, hand-over to the waiting request, HTTP out.\nOne machine, one "
+          "clock; rows are medians of their own, so they need not add up exactly.")
 
 
 # ---- 3. throughput ---------------------------------------------------------------------------
 
-Send = Callable[[int], Awaitable[httpx.Response]]
+Send = Callable[[int], Awaitable[RawResponse]]
 
 
 @dataclass
@@ -778,7 +777,7 @@ async def hammer(send: Send, status: int, concurrency: int, duration: float
             start = time.perf_counter()
             try:
                 response = await send(i)
-            except httpx.HTTPError as exc:
+            except RawHTTPError as exc:
                 errors.append(repr(exc))
                 continue
             if response.status_code == status:
@@ -819,36 +818,34 @@ def throughput_section(title: str, gateway: GatewayProc, daemons: dict[str, Daem
     backlog = [0]  # every 202 of the case, warm-up included: all of them are executed
 
     def direct() -> tuple[Send, Callable[[], Awaitable[None]]]:
-        clients = [httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(d.socket)),
-                                     base_url="http://wharfd", timeout=60,
-                                     limits=httpx.Limits(max_connections=k))
-                   for d in daemons.values()]
+        pools = [RawPool(k, uds=str(d.socket)) for d in daemons.values()]
 
-        async def send(i: int) -> httpx.Response:
+        async def send(i: int) -> RawResponse:
             n = names[i % len(names)]
-            return await clients[i % len(names)].post(f"/containers/bench-{n}/start")
+            return await pools[i % len(names)].request("POST", f"/containers/bench-{n}/start")
 
         async def close() -> None:
-            for client in clients:
-                await client.aclose()
+            for pool in pools:
+                await pool.aclose()
         return send, close
 
     def via_gateway(kind: str) -> Callable[[], tuple[Send, Callable[[], Awaitable[None]]]]:
         def make() -> tuple[Send, Callable[[], Awaitable[None]]]:
-            client = gateway.async_client(k)
+            pool = gateway.raw_pool(k)
 
-            async def send(i: int) -> httpx.Response:
+            async def send(i: int) -> RawResponse:
                 n = names[i % len(names)]
+                gateway.commands += 1
                 if kind == "list":
-                    return await client.get(f"/v1/nodes/{n}/containers/json")
-                wait = {"wait": "true"} if kind == "wait" else {}
-                response = await client.post(f"/v1/nodes/{n}/containers/bench-{n}/start",
-                                             params=wait)
+                    return await pool.request("GET", f"/v1/nodes/{n}/containers/json")
+                wait = "?wait=true" if kind == "wait" else ""
+                response = await pool.request("POST",
+                                              f"/v1/nodes/{n}/containers/bench-{n}/start{wait}")
                 if kind == "202" and response.status_code == 202:
                     last_ids[n] = response.json()["Id"]
                     backlog[0] += 1
                 return response
-            return send, client.aclose
+            return send, pool.aclose
         return make
 
     where = names[0] if len(names) == 1 else f"{len(names)} nodes"
@@ -912,11 +909,11 @@ def print_load_table(title: str, results: list[LoadResult], k: int) -> None:
                   f"all executed {r.drain:.1f}s after it began: {r.backlog / r.drain:.0f} "
                   "executed/s by the node side (one command at a time per node)")
     print(f"CPU = utime+stime from /proc during the case (all threads; '{LOOP_THREAD}' is the "
-          "part of 'gateway' spent on its\nmain thread, uvicorn's event loop; the rest is its "
-          "publisher and AMQP consumer threads); 'bench client' is this\nprocess (asyncio + "
-          "httpx); 'all' excludes the loop-thread column (already in 'gateway'). 2-core "
-          "ceiling =\n2000 / all, in cmds/s; gw ceiling = 1000 / gateway: the gateway's Python "
-          "code runs under one GIL, so about\none core is all it can use.")
+          "part of 'gateway' spent on its\nmain thread, uvicorn's event loop, where HTTP and "
+          "RabbitMQ both run); 'bench client' is this process\n(asyncio + bench/rawhttp.py); "
+          "'all' excludes the loop-thread column (already in 'gateway'). 2-core ceiling =\n"
+          "2000 / all, in cmds/s; gw ceiling = 1000 / gateway: the gateway's Python code runs "
+          "under one GIL, so about\none core is all it can use.")
 
 
 # ---- 4. scale --------------------------------------------------------------------------------
@@ -1139,8 +1136,8 @@ def print_profile(path: Path | None, top: int = 25) -> None:
         out = io.StringIO()
         pstats.Stats(str(path), stream=out).strip_dirs().sort_stats(order).print_stats(top)
         lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
-        print("\n## gateway profile: its event-loop thread only (cProfile; the publisher and "
-              f"consumer threads are not in it), top {top} by {order}\n")
+        print("\n## gateway profile: its event-loop thread (cProfile; HTTP and RabbitMQ both "
+              f"run there), top {top} by {order}\n")
         print("\n".join(lines[-(top + 1):]))
 
 
