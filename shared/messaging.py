@@ -299,9 +299,7 @@ class AsyncBroker:
 
     async def close(self) -> None:
         self._closing = True
-        connection = self._connection
-        if connection is not None and connection.is_open:
-            connection.close()
+        self._shut()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -417,21 +415,32 @@ class AsyncBroker:
                 await self._connect()
                 delay = 0.1
                 await self._lost.wait()
+                if not self._closing:
+                    log.warning("RabbitMQ connection to %s lost; reconnecting", _safe(self.url))
             except (Unavailable, _Lost, pika.exceptions.AMQPError, TimeoutError) as exc:
-                log.warning("RabbitMQ connection lost (%s); retrying in %.1fs", exc, delay)
+                log.warning("RabbitMQ unavailable (%s); retrying in %.1fs", exc, delay)
             self._drop(_Lost("connection lost"))
-            connection = self._connection
-            if connection is not None and connection.is_open:
-                connection.close()
+            self._shut()
             if self._closing:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff_max)
 
+    def _shut(self) -> None:
+        connection = self._connection
+        if connection is not None and not (connection.is_closed or connection.is_closing):
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                connection.close()
+
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[Any] = loop.create_future()
-        self._lost = asyncio.Event()
+        lost = self._lost = asyncio.Event()
+
+        def gone(why: str) -> None:
+            if self._lost is lost:  # not a late callback of an earlier connection
+                lost.set()  # _run reconnects
+                self._drop(_Lost(why))  # and nothing waits for a dead connection
 
         def on_open(connection: Any) -> None:
             if not opened.done():
@@ -443,8 +452,7 @@ class AsyncBroker:
                     f"RabbitMQ at {_safe(self.url)} is unavailable: {exc!r}"))
 
         def on_close(_connection: Any, _exc: BaseException) -> None:
-            self._lost.set()
-            self._drop(_Lost("connection closed"))
+            gone("connection closed")
 
         self._connection = _CoalescingConnection(
             pika.URLParameters(self.url), on_open_callback=on_open,
@@ -458,7 +466,7 @@ class AsyncBroker:
         self._rpcs.discard(channel_open)
         self._generation += 1
         current = _Channel(channel, self._generation)
-        channel.add_on_close_callback(lambda _ch, _exc: self._lost.set())
+        channel.add_on_close_callback(lambda _ch, _exc: gone("channel closed"))
         channel.add_on_return_callback(
             lambda _ch, _method, props, _body: current.returned.add(props.message_id))
         await self._rpc(channel.confirm_delivery,

@@ -164,8 +164,9 @@ def test_a_rabbitmq_restart_loses_no_command_and_runs_none_twice(cluster: LocalC
 
     with cluster.http() as client:  # every node has the image, so create needs no pull
         for node in ("node1", "node2", "node3"):
-            assert client.post(f"/v1/nodes/{node}/images/create",
-                               params={"fromImage": "busybox", "tag": "latest"}).status_code == 200
+            pulled = client.post(f"/v1/nodes/{node}/images/create",
+                                 params={"fromImage": "busybox", "tag": "latest"})
+            assert pulled.status_code == 200, (node, pulled.text)
     sender = threading.Thread(target=send_commands)
     sender.start()
     try:

@@ -137,3 +137,23 @@ def test_in_order_acks_go_out_together_and_settle_every_delivery(amqp_url: str) 
             await second.close()
             await pub.close()
     asyncio.run(main())
+
+
+def test_a_channel_the_broker_closes_is_replaced(amqp_url: str) -> None:
+    async def main() -> None:
+        got: list[AsyncDelivery] = []
+        sub = consumer(amqp_url, "a5", got)
+        pub = AsyncBroker(amqp_url)
+        sub.start()
+        pub.start()
+        try:
+            await asyncio.wait_for(sub.connected.wait(), 10)
+            # a publish to an exchange that does not exist: the broker closes the channel
+            with pytest.raises(Unavailable):
+                await asyncio.wait_for(pub.publish("no-such-exchange", "x", b"{}"), 20)
+            await asyncio.wait_for(pub.publish(topology.COMMANDS_EXCHANGE, "a5", b"ok"), 20)
+            await until(lambda: [d.body for d in got] == [b"ok"])
+        finally:
+            await pub.close()
+            await sub.close()
+    asyncio.run(main())
