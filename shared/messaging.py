@@ -237,16 +237,10 @@ class _Lost(Exception):
 
 
 @dataclass(frozen=True)
-class AsyncDelivery:
+class AsyncDelivery(Delivery):
     """A message consumed by an :class:`AsyncBroker`; ack or reject it through the broker
     (which ignores deliveries of a channel that is gone: the broker redelivers those)."""
 
-    body: bytes
-    routing_key: str
-    delivery_tag: int
-    redelivered: bool
-    correlation_id: str | None
-    reply_to: str | None
     channel: int  # the channel generation it came on
 
 
