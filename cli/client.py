@@ -150,6 +150,11 @@ class APIClient:
         """GET /info."""
         return dict(self._json("GET", "/info") or {})
 
+    def system_check(self, repair: bool) -> JSONObject:
+        """POST /system/check?repair= (wharf's own route); ``{"Problems", "Errors"}``."""
+        return dict(self._json("POST", "/system/check",
+                               params={"repair": "1" if repair else "0"}) or {})
+
     def auth(self, auth_config: Mapping[str, str]) -> JSONObject:
         """POST /auth with an AuthConfig body; returns ``{"Status", "IdentityToken"}``."""
         return dict(self._json("POST", "/auth", json=dict(auth_config)) or {})

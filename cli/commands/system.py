@@ -149,10 +149,39 @@ def info_cmd(fmt: str | None) -> None:
     click.echo(render_info(session.client().info()))
 
 
+@click.command("check")
+@click.option("-r", "--repair", is_flag=True,
+              help="Repair what can be repaired (missing layer blobs are fetched again from "
+                   "the registry they came from; unreferenced data and leftovers are removed).")
+def check_cmd(repair: bool) -> None:
+    """Check the image store for consistency: every image's blobs and layers present, nothing
+    left over. Exits 1 while a problem is left unrepaired."""
+    report = current().client().system_check(repair)
+    problems = list(report.get("Problems") or [])
+    for problem in problems:
+        if problem.get("Repaired"):
+            outcome = "repaired" + (f" ({problem['Advice']})" if problem.get("Advice") else "")
+        elif repair or not problem.get("Repairable"):
+            outcome = "NOT repaired" + (f": {problem['Advice']}" if problem.get("Advice")
+                                        else "")
+        else:
+            outcome = "repairable with --repair"
+        click.echo(f"{problem.get('Kind')} {problem.get('ID')}: {problem.get('Problem')}: "
+                   f"{outcome}")
+    left = sum(1 for p in problems if not p.get("Repaired"))
+    if not problems:
+        click.echo("The image store is consistent.")
+    else:
+        click.echo(f"{len(problems)} problem(s), {len(problems) - left} repaired, {left} left.")
+    if report.get("Errors"):
+        raise SystemExit(1)
+
+
 def register(root: click.Group) -> None:
-    """Add ``version``, ``info`` and ``system info`` to ``root``."""
+    """Add ``version``, ``info``, ``system info`` and ``system check`` to ``root``."""
     group = click.Group("system", help="Manage wharf.")
     group.add_command(info_cmd)
+    group.add_command(check_cmd)
     root.add_command(group)
     root.add_command(version_cmd)
     root.add_command(info_cmd)

@@ -77,8 +77,6 @@ def build_engine(settings: DaemonSettings) -> Any:
     state = StateStore(root / "state.db")
     state.open()
     content, layers = ContentStore(root / "content"), LayerStore(root / "layers")
-    content.remove_partials()  # leftovers of writes a crash interrupted
-    layers.remove_temp()
     store = ImageStore(state, content, layers)
     registry = RegistryClient(
         mirrors=settings.registry_mirrors,
@@ -87,6 +85,7 @@ def build_engine(settings: DaemonSettings) -> Any:
         max_concurrent_uploads=settings.max_concurrent_uploads,
     )
     images = ImageService(store, registry, root / "tmp")
+    check_image_store(images)
     events = EventLog(state)
     runtime, bundles, others = _runtime(settings)
     volumes = VolumeService(VolumeStore(state, root / "volumes"), events)
@@ -112,6 +111,27 @@ def build_engine(settings: DaemonSettings) -> Any:
         registry_mirrors=settings.registry_mirrors,
         insecure_registries=settings.insecure_registries,
     )
+
+
+def check_image_store(images: Any) -> None:
+    """Start-up check of the image store: repair what needs no registry, log the rest.
+
+    Nothing is in flight yet (we hold the data-root lock), so every temporary file is a
+    leftover of a crash, and whatever no image references can be collected.
+    """
+    from wharf.daemon.core.images import check  # noqa: PLC0415
+
+    problems = check.inspect(images.store, images.temp_dirs(), temp_age=0)
+    with images.store.lease() as lease:
+        check.repair_locally(images.store, lease, problems)
+    for problem in problems:
+        if problem.fix in ("temp", "collect"):
+            log.debug("image store: %s: %s (removed)", problem.id, problem.problem)
+        elif problem.repaired:
+            log.warning("image store: %s: %s (repaired)", problem.id, problem.problem)
+        else:
+            log.warning("image store: %s: %s; run `wharf system check --repair` or %s",
+                        problem.id, problem.problem, problem.advice)
 
 
 def _agent(settings: DaemonSettings, engine: Any) -> Any:

@@ -153,11 +153,3 @@ def test_parallel_writers_of_one_digest_all_succeed(store: ContentStore) -> None
     assert store.read_bytes(digest) == data
     assert list(store.digests()) == [digest]
     assert _ingest_empty(store)
-
-
-def test_remove_partials_clears_interrupted_writes(store: ContentStore) -> None:
-    w = store.writer(_digest(b"x"))
-    w.write(b"x")  # simulate a crash: never committed nor closed
-    assert store.remove_partials() == 1
-    assert _ingest_empty(store)
-    w.abort()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wharf.daemon.core.images import manifest as mf
-from wharf.daemon.core.images.pull import human_size, progress_bar
+from wharf.daemon.core.images.progress import human_size, progress_bar
 from wharf.errors import InvalidArgument, NotFound
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")

@@ -1,4 +1,4 @@
-"""System routes: ping, version, info, disk usage and registry login."""
+"""System routes: ping, version, info, disk usage, registry login and the store check."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from wharf import __version__
+from wharf.daemon.adapters.api.params import qbool
 from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.system import runtime_paths
 from wharf.models import AuthConfig
@@ -99,3 +100,16 @@ async def auth(engine: EngineDep, body: Annotated[AuthConfig, Body()]) -> dict[s
 
 def _go_arch(machine: str) -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+@router.post("/system/check")
+async def system_check(engine: EngineDep, repair: str | None = None) -> dict[str, Any]:
+    """wharf's own route (``wharf system check``): the image store's problems, each repaired
+    where it can be with ``repair=1``. ``Errors`` says whether any is left unrepaired."""
+    problems = await engine.images.check(qbool(repair))
+    return {
+        "Problems": [{"Kind": p.kind, "ID": p.id, "Problem": p.problem,
+                      "Repairable": p.fix is not None, "Repaired": p.repaired,
+                      "Advice": p.advice} for p in problems],
+        "Errors": any(not p.repaired for p in problems),
+    }

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import platform
-import shlex
 import shutil
 import tarfile
 import tempfile
@@ -23,10 +22,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from wharf import reference
+from wharf.daemon.core.images.changes import apply_changes
 from wharf.daemon.core.images.compression import open_decompressed, sniff_media_type
+from wharf.daemon.core.images.gc import Lease
 from wharf.daemon.core.images.layers import chain_ids
-from wharf.daemon.core.images.store import ImageStore
-from wharf.errors import InvalidArgument, NotFound
+from wharf.daemon.core.images.store import ImageRecord, ImageStore
+from wharf.errors import Internal, InvalidArgument, NotFound
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -49,12 +50,15 @@ def save(store: ImageStore, names: list[str]) -> Iterator[bytes]:
         repositories: dict[str, dict[str, str]] = {}
         for record, tags in records:
             layer_paths = []
-            for _, diff_id, _ in store.layer_diff_ids(record.chain_ids):
+            blobs = _layer_blobs(record)
+            for (_, diff_id, _), (blob, media_type) in zip(
+                    store.layer_diff_ids(record.chain_ids), blobs, strict=True):
                 path = f"blobs/sha256/{diff_id[7:]}"
                 layer_paths.append(path)
                 if path not in written:
                     written.add(path)
-                    yield from _add_layer(tar, sink, store, record.manifest, diff_id, path)
+                    _add_layer(tar, store, blob, media_type, diff_id, path)
+                    yield sink.take()
             config_path = f"blobs/sha256/{record.id[7:]}"
             if config_path not in written:
                 written.add(config_path)
@@ -95,11 +99,16 @@ def load(store: ImageStore, tar_path: Path, tmp_dir: Path) -> list[str]:
         lines = []
         for config_name, repo_tags, layer_names in entries:
             config = _read_member(tar, members, config_name, limit=8 << 20)
-            image_id = _load_image(store, tar, members, config, layer_names, tmp_dir)
-            for tag in repo_tags:
-                ref = reference.parse(tag).with_default_tag()
-                store.tag(image_id, ref.string)
-                lines.append(f"Loaded image: {ref.familiar}:{ref.tag}")
+            with store.lease() as lease:
+                image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+                lease.hold(image_id)
+                if not store.is_complete(image_id):  # else keep it as it is (its manifest
+                    # may be a registry's, which the repo digests name): only tag it
+                    _load_image(store, lease, tar, members, config, layer_names, tmp_dir)
+                for tag in repo_tags:  # under the lease: a prune must not take it untagged
+                    ref = reference.parse(tag).with_default_tag()
+                    store.tag(image_id, ref.string)
+                    lines.append(f"Loaded image: {ref.familiar}:{ref.tag}")
             if not repo_tags:
                 lines.append(f"Loaded image ID: {image_id}")
     return lines
@@ -115,8 +124,15 @@ def import_rootfs(
     message: str,
 ) -> str:
     """Make a one-layer image from a root filesystem tarball (``docker import``)."""
-    blob_digest, media_type = _store_blob(store, tar_path)
+    with store.lease() as lease:
+        return _import(store, lease, tar_path, name=name, changes=changes, message=message)
+
+
+def _import(store: ImageStore, lease: Lease, tar_path: Path, *, name: str | None,
+            changes: list[str], message: str) -> str:
+    blob_digest, media_type = _store_blob(store, lease, tar_path)
     diff_id = _diff_id(store.content.path(blob_digest))
+    lease.hold(diff_id)
     _unpack(store, diff_id, None, blob_digest, media_type)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     config: dict[str, Any] = {
@@ -136,40 +152,6 @@ def import_rootfs(
     if name:
         store.tag(image_id, name)
     return image_id
-
-
-def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
-    """Apply Dockerfile-style ``--change`` lines (CMD, ENTRYPOINT, ENV, …) to a config."""
-    out = dict(config)
-    for change in changes:
-        keyword, _, rest = change.strip().partition(" ")
-        keyword, rest = keyword.upper(), rest.strip()
-        if keyword in {"CMD", "ENTRYPOINT"}:
-            out["Cmd" if keyword == "CMD" else "Entrypoint"] = _exec_form(rest)
-        elif keyword == "ENV":
-            key, sep, value = rest.partition("=")
-            if not sep:
-                key, _, value = rest.partition(" ")
-            env = [e for e in out.get("Env") or [] if not e.startswith(key + "=")]
-            out["Env"] = [*env, f"{key}={value.strip()}"]
-        elif keyword in {"WORKDIR", "USER"}:
-            out["WorkingDir" if keyword == "WORKDIR" else "User"] = rest
-        elif keyword == "EXPOSE":
-            ports = out.setdefault("ExposedPorts", {})
-            for port in rest.split():
-                ports[port if "/" in port else f"{port}/tcp"] = {}
-        elif keyword == "LABEL":
-            labels = out.setdefault("Labels", {})
-            for item in shlex.split(rest):
-                key, _, value = item.partition("=")
-                labels[key] = value
-        elif keyword == "VOLUME":
-            volumes = out.setdefault("Volumes", {})
-            for path in _exec_form(rest):
-                volumes[path] = {}
-        else:
-            raise InvalidArgument(f"{keyword} is not a valid change command")
-    return out
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -213,36 +195,37 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _add_layer(
-    tar: tarfile.TarFile, sink: _Sink, store: ImageStore, manifest: bytes | None,
-    diff_id: str, path: str,
-) -> Iterator[bytes]:
-    blob, media_type = _layer_blob(store, manifest, diff_id)
-    with tempfile.TemporaryFile() as plain:
-        with open_decompressed(store.content.path(blob), media_type) as stream:
-            shutil.copyfileobj(stream, plain, _CHUNK)
+def _add_layer(tar: tarfile.TarFile, store: ImageStore, blob: str, media_type: str,
+               diff_id: str, path: str) -> None:
+    """Add the uncompressed layer, checking on the way that it is ``diff_id``."""
+    h = hashlib.sha256()
+    try:
+        source = store.content.path(blob).open("rb")
+    except FileNotFoundError:
+        raise NotFound(f"the blob {blob} of layer {diff_id} is not in the content store "
+                       "(wharf system check)") from None
+    with tempfile.TemporaryFile() as plain, source, \
+            open_decompressed(store.content.path(blob), media_type) as stream:
+        while chunk := stream.read(_CHUNK):
+            h.update(chunk)
+            plain.write(chunk)
+        if "sha256:" + h.hexdigest() != diff_id:
+            raise Internal(f"the blob {blob} does not hold layer {diff_id} (wharf system check)")
         info = tarfile.TarInfo(path)
         info.size = plain.tell()
         plain.seek(0)
         tar.addfile(info, plain)
-    yield sink.take()
 
 
-def _layer_blob(store: ImageStore, manifest: bytes | None, diff_id: str) -> tuple[str, str]:
-    """The content-store blob whose uncompressed form is ``diff_id``."""
-    if manifest is None:
-        raise NotFound(f"no manifest records the blob of layer {diff_id}")
-    for layer in json.loads(manifest).get("layers", []):
-        digest, media_type = layer.get("digest"), layer.get("mediaType", "")
-        if (digest and store.content.has(digest)
-                and _diff_id_of(store, digest, media_type) == diff_id):
-            return str(digest), str(media_type)
-    raise NotFound(f"the blob of layer {diff_id} is not in the content store")
-
-
-def _diff_id_of(store: ImageStore, digest: str, media_type: str) -> str:
-    with open_decompressed(store.content.path(digest), media_type) as stream:
-        return _hash_stream(stream)
+def _layer_blobs(record: ImageRecord) -> list[tuple[str, str]]:
+    """(digest, media type) of each layer blob, bottom first: the manifest lists the layers in
+    the order of the config's diff_ids."""
+    if record.manifest is None:
+        raise NotFound(f"image {record.id} has no manifest naming its layer blobs")
+    layers = json.loads(record.manifest).get("layers", [])
+    if len(layers) != len(record.chain_ids):
+        raise Internal(f"image {record.id}: its manifest and its config disagree on the layers")
+    return [(str(layer["digest"]), str(layer.get("mediaType", ""))) for layer in layers]
 
 
 def _hash_stream(stream: IO[bytes]) -> str:
@@ -333,7 +316,7 @@ def _read_member(
 
 
 def _load_image(
-    store: ImageStore, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo],
+    store: ImageStore, lease: Lease, tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo],
     config: bytes, layer_names: list[str], tmp_dir: Path,
 ) -> str:
     try:
@@ -343,6 +326,7 @@ def _load_image(
     if len(diff_ids) != len(layer_names):
         raise InvalidArgument("invalid image archive: layer count does not match the config")
     chains = chain_ids(diff_ids)
+    lease.hold(*chains)
     descriptors = []
     for index, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
         member = members.get(name.removeprefix("./"))
@@ -353,7 +337,7 @@ def _load_image(
         with tempfile.NamedTemporaryFile(dir=tmp_dir) as spool:
             shutil.copyfileobj(stream, spool, _CHUNK)
             spool.flush()
-            digest, media_type = _store_blob(store, Path(spool.name))
+            digest, media_type = _store_blob(store, lease, Path(spool.name))
         parent = chains[index - 1] if index else None
         if not store.has_layer(chains[index]):
             _unpack(store, chains[index], parent, digest, media_type, expected=diff_id)
@@ -365,13 +349,15 @@ def _load_image(
     )
 
 
-def _store_blob(store: ImageStore, path: Path) -> tuple[str, str]:
-    """Copy a file into the content store; returns (digest, media type by its magic)."""
+def _store_blob(store: ImageStore, lease: Lease, path: Path) -> tuple[str, str]:
+    """Copy a file into the content store, held by ``lease``; returns (digest, media type by
+    its magic)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     digest = "sha256:" + h.hexdigest()
+    lease.hold(digest)
     if not store.content.has(digest):
         with path.open("rb") as f, store.content.writer(digest) as writer:
             while chunk := f.read(_CHUNK):
@@ -386,18 +372,6 @@ def _unpack(
 ) -> None:
     result = store.layers.unpack(chain_id, store.content.path(digest), media_type, expected)
     store.register_layer(chain_id, result.diff_id, parent, result.size)
-
-
-def _exec_form(text: str) -> list[str]:
-    if text.startswith("["):
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise InvalidArgument(f"invalid JSON array in change: {text}") from exc
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidArgument(f"change must be a JSON array of strings: {text}")
-        return value
-    return ["/bin/sh", "-c", text]
 
 
 def _host_arch() -> str:

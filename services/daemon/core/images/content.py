@@ -102,16 +102,6 @@ class ContentStore:
             if _HEX64.match(name):
                 yield "sha256:" + name
 
-    def remove_partials(self) -> int:
-        """Delete leftover partial writes (call at start-up, before any writer); returns count."""
-        removed = 0
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(self._ingest):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed += 1
-        return removed
-
 
 class BlobWriter:
     """Streams one blob into ``ingest/``, hashing as it goes; ``commit`` verifies and publishes.

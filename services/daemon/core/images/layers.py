@@ -24,7 +24,6 @@ returned.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import hashlib
@@ -121,6 +120,12 @@ class LayerStore:
         fsync_dir(self.root)
         return result
 
+    def diff_id_of(self, blob: Path, media_type: str, layer: str,
+                   progress: Callable[[int, int], None] | None = None) -> str:
+        """The diff_id of a layer blob (sha256 of its uncompressed tar), reading it once;
+        InvalidArgument for corrupt data or an unknown media type."""
+        return decompress_to(blob, compression(blob, media_type, layer), None, layer, progress)
+
     def _unpack_into(
         self, work: Path, layer: str, blob: Path, *, kind: str, expected: str | None,
         progress: Callable[[int, int], None] | None,
@@ -147,6 +152,20 @@ class LayerStore:
         (work / _META).write_text(json.dumps({"diff_id": diff_id, "size": plan.size}))
         return result
 
+    def recorded(self, chain_id: str) -> UnpackResult:
+        """What the unpack of ``chain_id`` recorded (diff_id, size); NotFound if absent."""
+        if not self.has(chain_id):
+            raise NotFound(f"layer {chain_id} is not in the layer store")
+        return self._recorded(chain_id, None)
+
+    def chain_ids(self) -> list[str]:
+        """The chain IDs of every layer directory (complete or not)."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return ["sha256:" + n for n in names if len(n) == 64 and _is_hex(n)]
+
     def _recorded(self, chain_id: str, expected: str | None) -> UnpackResult:
         meta = json.loads((self._dir(chain_id) / _META).read_text())
         result = UnpackResult(diff_id=str(meta["diff_id"]), size=int(meta["size"]))
@@ -159,11 +178,25 @@ class LayerStore:
     def delete(self, chain_id: str) -> None:
         """Remove the layer (a missing layer is fine): renamed away first, so it vanishes at
         once, then removed."""
-        final = self._dir(chain_id)
+        doomed = self.detach(chain_id)
+        if doomed is not None:
+            self.remove_detached(doomed)
+
+    def detach(self, chain_id: str) -> Path | None:
+        """Rename the layer away (it is gone from the store at once); the directory to hand to
+        :meth:`remove_detached`, or None when there was no such layer."""
         self._tmp.mkdir(parents=True, exist_ok=True)
         doomed = Path(tempfile.mkdtemp(prefix="delete.", dir=self._tmp))
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(final, doomed / "layer")
+        try:
+            os.rename(self._dir(chain_id), doomed / "layer")
+        except FileNotFoundError:
+            doomed.rmdir()
+            return None
+        return doomed
+
+    @staticmethod
+    def remove_detached(doomed: Path) -> None:
+        """Remove a directory :meth:`detach` returned."""
         shutil.rmtree(doomed, ignore_errors=True)
 
     def size(self, chain_id: str) -> int:
@@ -182,9 +215,9 @@ class LayerStore:
                     total += st.st_size
         return total
 
-    def remove_temp(self) -> None:
-        """Delete leftovers of interrupted unpacks and deletes (call at start-up only)."""
-        shutil.rmtree(self._tmp, ignore_errors=True)
+
+def _is_hex(name: str) -> bool:
+    return all(c in "0123456789abcdef" for c in name)
 
 
 def _syncfs(path: Path) -> None:

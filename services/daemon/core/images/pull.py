@@ -7,32 +7,52 @@ streams into the content store → layers unpacked strictly in order, each after
 image record, repo digest and tag. An error raises the wharf error; no image record is written
 unless everything succeeded (committed blobs and layers may stay: they are content-addressed and
 verified, and garbage collection reclaims them).
+
+A layer counts as present only when both its unpacked form and its blob are in the stores: a
+blob that is missing (collected, or never stored because the layer came from ``load`` or
+another image) is downloaded even when the layer is unpacked, and then checked against the
+layer's diff_id instead of being unpacked again, so the recorded image can be saved and pushed.
+Everything the pull needs is held by a lease from the moment it is looked up until the image is
+recorded, so a concurrent ``rmi`` or prune cannot collect it half way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from wharf.daemon.core.images import manifest as mf
 from wharf.daemon.core.images.content import ContentStore
 from wharf.daemon.core.images.layers import LayerStore, chain_ids
+from wharf.daemon.core.images.progress import (
+    Emit,
+    Message,
+    Throttle,
+    first_error,
+    layer_progress,
+    layer_status,
+    run_streaming,
+    status,
+)
 from wharf.daemon.core.images.registry import RegistryClient
 from wharf.errors import Internal, InvalidArgument, NotFound, WharfError
 from wharf.models import AuthConfig
 from wharf.reference import Reference
 
-Message = dict[str, Any]
-Emit = Callable[[Message], None]
-
 
 class StoredImage(Protocol):
     @property
     def id(self) -> str: ...
+
+
+class Holder(Protocol):
+    """A lease: what it holds is spared by garbage collection until the lease ends."""
+
+    def hold(self, *ids: str) -> None: ...
 
 
 class PullTarget(Protocol):
@@ -48,6 +68,7 @@ class PullTarget(Protocol):
     def content(self) -> ContentStore: ...
     @property
     def layers(self) -> LayerStore: ...
+    def lease(self) -> AbstractContextManager[Holder]: ...
     def resolve(self, text: str) -> StoredImage: ...
     def has_layer(self, chain_id: str) -> bool: ...
     def register_layer(self, chain_id: str, diff_id: str, parent: str | None, size: int) -> None:
@@ -58,96 +79,6 @@ class PullTarget(Protocol):
     ) -> str: ...
     def tag(self, image_id: str, name: str) -> None: ...
     def record_blob_source(self, digest: str, registry: str, repository: str) -> None: ...
-
-
-# --- Docker JSON messages ------------------------------------------------------------------
-
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-_BAR_WIDTH = 50
-_UPDATE_INTERVAL = 0.1  # seconds between progress messages per layer, as dockerd's reader
-
-
-def human_size(size: float) -> str:
-    """go-units HumanSize: decimal units, 4 significant digits (``294.9kB``, ``3.147MB``)."""
-    unit = 0
-    while size >= 1000 and unit < len(_UNITS) - 1:
-        size /= 1000
-        unit += 1
-    return f"{size:.4g}{_UNITS[unit]}"
-
-
-def progress_bar(current: int, total: int) -> str:
-    """Docker's JSONProgress string at the daemon's width: ``[====>   ]  294.9kB/3.147MB``."""
-    if total <= 0:
-        return f"{human_size(current):>8}" if current > 0 else ""
-    filled = min(int(current / total * 100) // 2, _BAR_WIDTH)
-    bar = f"[{'=' * filled}>{' ' * (_BAR_WIDTH - filled)}] "
-    numbers = f"{human_size(current):>8}"
-    return bar + (numbers if current > total else f"{numbers}/{human_size(total)}")
-
-
-def status(text: str, ident: str | None = None) -> Message:
-    """A status line (``Pulling from …``, ``Digest: …``)."""
-    return {"status": text, "id": ident} if ident is not None else {"status": text}
-
-
-def layer_status(ident: str, text: str) -> Message:
-    return {"status": text, "progressDetail": {}, "id": ident}
-
-
-def layer_progress(ident: str, text: str, current: int, total: int) -> Message:
-    return {
-        "status": text,
-        "progressDetail": {"current": current, "total": total},
-        "progress": progress_bar(current, total),
-        "id": ident,
-    }
-
-
-class Throttle:
-    """True at most every ``interval`` seconds (first call included)."""
-
-    def __init__(self, interval: float = _UPDATE_INTERVAL) -> None:
-        self._interval = interval
-        self._last = float("-inf")
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if now - self._last < self._interval:
-            return False
-        self._last = now
-        return True
-
-
-async def run_streaming(
-    work: Callable[[Emit], Coroutine[Any, Any, None]],
-) -> AsyncIterator[Message]:
-    """Run ``work`` and yield the messages it emits as they come; re-raise its error.
-
-    Closing the iterator early (client gone) cancels the work.
-    """
-    queue: asyncio.Queue[Message | None] = asyncio.Queue()
-    task: asyncio.Task[None] = asyncio.create_task(work(queue.put_nowait))
-    task.add_done_callback(lambda _task: queue.put_nowait(None))
-    try:
-        while (message := await queue.get()) is not None:
-            yield message
-        task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
-async def first_error(group: Awaitable[None]) -> None:
-    """Await a TaskGroup-based coroutine, re-raising its first error unwrapped."""
-    try:
-        await group
-    except BaseExceptionGroup as errors:
-        first = errors.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
 
 
 # --- pull ----------------------------------------------------------------------------------
@@ -172,6 +103,11 @@ class _Pull:
     target: PullTarget
     auth: AuthConfig | None
 
+    def present(self, layer: _Layer) -> bool:
+        """Both the unpacked layer and its blob are stored: nothing to fetch or unpack."""
+        return (self.target.has_layer(layer.chain_id)
+                and self.target.content.has(layer.descriptor.digest))
+
 
 async def pull(
     ref: Reference, *, registry: RegistryClient, target: PullTarget, auth: AuthConfig | None,
@@ -186,27 +122,30 @@ async def pull(
     job = _Pull(ref, registry, target, auth)
     image, raw, manifest_digest, top_digest = await _resolve_manifest(job, platform)
     yield status(f"Pulling from {ref.path}", ref.tag_or_digest)
-    config_raw = await _fetch_config(job, image.config)
-    config = mf.parse_config(config_raw, ref.familiar_string, len(image.layers))
-    _check_platform(config, platform, ref)
-    chains = chain_ids(config.rootfs.diff_ids)
-    image_id = "sha256:" + hashlib.sha256(config_raw).hexdigest()
-    if _lookup(target, image_id) is None:
+    with target.lease() as lease:
+        lease.hold(manifest_digest, image.config.digest, *(d.digest for d in image.layers))
+        config_raw = await _fetch_config(job, image.config)
+        config = mf.parse_config(config_raw, ref.familiar_string, len(image.layers))
+        _check_platform(config, platform, ref)
+        chains = chain_ids(config.rootfs.diff_ids)
+        lease.hold(*chains)
         layers = [
             _Layer(desc, diff_id, chain, chains[i - 1] if i else None)
             for i, (desc, diff_id, chain) in enumerate(
                 zip(image.layers, config.rootfs.diff_ids, chains, strict=True))
         ]
-        async for message in run_streaming(lambda emit: _fetch_layers(job, layers, emit)):
-            yield message
-    name = f"{ref.name}@{ref.digest}" if ref.digest else ref.string
-    previous = _lookup(target, name)
-    image_id = target.add_image(
-        config=config_raw, manifest=raw, manifest_digest=manifest_digest, chain_ids=chains,
-        repo_digest=f"{ref.name}@{top_digest}",
-    )
-    if not ref.digest:
-        target.tag(image_id, ref.string)
+        image_id = "sha256:" + hashlib.sha256(config_raw).hexdigest()
+        if _lookup(target, image_id) is None or not all(map(job.present, layers)):
+            async for message in run_streaming(lambda emit: _fetch_layers(job, layers, emit)):
+                yield message
+        name = f"{ref.name}@{ref.digest}" if ref.digest else ref.string
+        previous = _lookup(target, name)
+        image_id = target.add_image(
+            config=config_raw, manifest=raw, manifest_digest=manifest_digest, chain_ids=chains,
+            repo_digest=f"{ref.name}@{top_digest}",
+        )
+        if not ref.digest:  # under the lease: a prune must not take it untagged
+            target.tag(image_id, ref.string)
     target.record_blob_source(image.config.digest, ref.domain, ref.path)
     yield status(f"Digest: {top_digest}")
     verdict = "Image is up to date" if previous == image_id else "Downloaded newer image"
@@ -272,7 +211,7 @@ async def _fetch_layers(job: _Pull, layers: list[_Layer], emit: Emit) -> None:
     """Announce every layer, download the missing ones in parallel, unpack them in order."""
     needed: list[_Layer] = []
     for layer in layers:
-        if job.target.has_layer(layer.chain_id):
+        if job.present(layer):
             emit(layer_status(layer.ident, "Already exists"))
         else:
             emit(layer_status(layer.ident, "Pulling fs layer"))
@@ -306,18 +245,35 @@ async def _stream_blob(job: _Pull, layer: _Layer, emit: Emit) -> None:
     """Stream one layer blob into the content store; InvalidArgument when it does not verify."""
     digest, size = layer.descriptor.digest, layer.descriptor.size
     throttle = Throttle()
-    try:
-        with job.target.content.writer(digest, size) as writer:
-            async with job.registry.open_blob(job.ref, digest, job.auth) as chunks:
-                async for chunk in chunks:
-                    writer.write(chunk)
-                    if throttle.ready():
-                        emit(layer_progress(layer.ident, "Downloading", writer.written, size))
+
+    def progress(written: int | None) -> None:
+        if written is None:
             emit(layer_status(layer.ident, "Verifying Checksum"))
-            writer.commit()
+        elif throttle.ready():
+            emit(layer_progress(layer.ident, "Downloading", written, size))
+
+    try:
+        await fetch_blob(job.registry, job.ref, digest, size, job.auth, job.target.content,
+                         progress)
     except InvalidArgument as exc:
         raise InvalidArgument(
             f"filesystem layer verification failed for digest {digest}: {exc}") from exc
+
+
+async def fetch_blob(
+    registry: RegistryClient, ref: Reference, digest: str, size: int | None,
+    auth: AuthConfig | None, content: ContentStore,
+    progress: Callable[[int | None], None] = lambda _written: None,
+) -> None:
+    """Stream blob ``digest`` of ``ref``'s repository into ``content``, verified; ``progress``
+    gets the bytes written so far, and None before the checksum is checked."""
+    with content.writer(digest, size) as writer:
+        async with registry.open_blob(ref, digest, auth) as chunks:
+            async for chunk in chunks:
+                writer.write(chunk)
+                progress(writer.written)
+        progress(None)
+        writer.commit()
 
 
 async def _unpack_in_order(
@@ -329,7 +285,8 @@ async def _unpack_in_order(
 
 
 async def _unpack(job: _Pull, layer: _Layer, emit: Emit) -> None:
-    """Unpack one layer (its parent is registered already) and register it."""
+    """Unpack one layer (its parent is registered already) and register it; a layer unpacked
+    already only has its freshly downloaded blob checked against the diff_id."""
     loop = asyncio.get_running_loop()
     throttle = Throttle()
 
@@ -339,19 +296,29 @@ async def _unpack(job: _Pull, layer: _Layer, emit: Emit) -> None:
             loop.call_soon_threadsafe(emit, message)
 
     blob = job.target.content.path(layer.descriptor.digest)
+    media_type = layer.descriptor.mediaType
     try:
+        if job.target.has_layer(layer.chain_id):
+            diff_id = await asyncio.to_thread(
+                job.target.layers.diff_id_of, blob, media_type, layer.chain_id)
+            _check_diff_id(layer, diff_id)
+            emit(layer_status(layer.ident, "Pull complete"))
+            return
         result = await asyncio.to_thread(
-            job.target.layers.unpack, layer.chain_id, blob, layer.descriptor.mediaType,
-            layer.diff_id, progress,
+            job.target.layers.unpack, layer.chain_id, blob, media_type, layer.diff_id, progress,
         )
     except WharfError:
         raise
     except OSError as exc:
         raise Internal(f"failed to register layer {layer.ident}: {exc}") from exc
-    if result.diff_id != layer.diff_id:
-        raise InvalidArgument(
-            f"failed to register layer {layer.ident}: diff_id {result.diff_id} does not match "
-            f"the image config's {layer.diff_id}"
-        )
+    _check_diff_id(layer, result.diff_id)
     job.target.register_layer(layer.chain_id, layer.diff_id, layer.parent, result.size)
     emit(layer_status(layer.ident, "Pull complete"))
+
+
+def _check_diff_id(layer: _Layer, diff_id: str) -> None:
+    if diff_id != layer.diff_id:
+        raise InvalidArgument(
+            f"failed to register layer {layer.ident}: diff_id {diff_id} does not match "
+            f"the image config's {layer.diff_id}"
+        )

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from wharf.daemon.core.images import manifest as mf
 from wharf.daemon.core.images.content import ContentStore
-from wharf.daemon.core.images.pull import (
+from wharf.daemon.core.images.progress import (
     Emit,
     Message,
     Throttle,

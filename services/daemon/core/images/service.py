@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -10,12 +11,15 @@ from typing import Any
 
 from wharf import reference
 from wharf.daemon.core.images import archive
+from wharf.daemon.core.images import check as store_check
 from wharf.daemon.core.images.filters import ImageFilter
-from wharf.daemon.core.images.pull import pull
+from wharf.daemon.core.images.gc import Lease
+from wharf.daemon.core.images.pull import fetch_blob, pull
 from wharf.daemon.core.images.push import push
 from wharf.daemon.core.images.registry import RegistryClient
-from wharf.daemon.core.images.store import ImageRecord, ImageStore, Removal
-from wharf.errors import InvalidArgument, NotFound
+from wharf.daemon.core.images.removal import Removal, remove
+from wharf.daemon.core.images.store import ImageRecord, ImageStore
+from wharf.errors import InvalidArgument, NotFound, WharfError
 from wharf.models import AuthConfig
 
 
@@ -96,15 +100,17 @@ class ImageService:
         return ref.string
 
     def remove(self, name: str, *, force: bool, prune: bool) -> Removal:
-        return self.store.remove(name, force=force, prune=prune)
+        return remove(self.store, name, force=force, prune=prune)
 
     def prune(self, dangling_only: bool, image_filter: ImageFilter | None) -> PruneReport:
         """Remove unused images: untagged ones, or every unused one with ``dangling_only=False``."""
         removed: list[Removal] = []
         for record in self.list_images(image_filter):
-            if self.store.users(record.id) or (dangling_only and record.tags):
+            held = self.store.leases.held()  # a pull or load recording it: not unused
+            if (self.store.users(record.id) or (dangling_only and record.tags)
+                    or record.id in held):
                 continue
-            removed.append(self.store.remove(record.id, force=True, prune=False))
+            removed.append(remove(self.store, record.id, force=True, prune=False))
         _, reclaimed = self.store.collect_garbage()
         return PruneReport(deleted=removed, space_reclaimed=reclaimed)
 
@@ -121,6 +127,52 @@ class ImageService:
         return archive.import_rootfs(
             self.store, tar_path, self.tmp_dir, name=name, changes=changes, message=message
         )
+
+    def temp_dirs(self) -> list[Path]:
+        """Where writes in progress keep their temporary files."""
+        return [self.store.content.root / "ingest", self.store.layers.root / "tmp", self.tmp_dir]
+
+    async def check(self, repair: bool) -> list[store_check.Problem]:
+        """The image store's problems (``wharf system check``); with ``repair``, each is
+        repaired where it can be, missing layer blobs fetched again from where they came from.
+        """
+        problems = await asyncio.to_thread(store_check.inspect, self.store, self.temp_dirs())
+        if repair:
+            with self.store.lease() as lease:
+                for problem in problems:
+                    if problem.fix == "fetch":
+                        await self._fetch_again(lease, problem)
+                await asyncio.to_thread(store_check.repair_locally, self.store, lease, problems)
+        return problems
+
+    async def _fetch_again(self, lease: Lease, problem: store_check.Problem) -> None:
+        """Fetch a missing layer blob from a repository it is known to live in, checked
+        against the layer's diff_id."""
+        record = self.store.get(problem.image)
+        layer = json.loads(record.manifest or "{}")["layers"][problem.layer_index]
+        diff_id = record.config["rootfs"]["diff_ids"][problem.layer_index]
+        sources = self.store.blob_sources(problem.id) + [
+            (ref.domain, ref.path) for ref in map(reference.parse, record.repo_digests)]
+        lease.hold(problem.id)
+        for domain, path in dict.fromkeys(sources):
+            source = reference.Reference(domain=domain, path=path)
+            try:
+                await fetch_blob(self.registry, source, problem.id, int(layer.get("size", 0))
+                                 or None, None, self.store.content)
+                blob = self.store.content.path(problem.id)
+                media_type = str(layer.get("mediaType", ""))
+                fetched = await asyncio.to_thread(
+                    self.store.layers.diff_id_of, blob, media_type, problem.id)
+            except WharfError as exc:
+                problem.advice = f"fetching it from {source.name} failed: {exc}; " + (
+                    problem.advice)
+                continue
+            if fetched != diff_id:
+                problem.advice = (f"the blob from {source.name} is not the layer the image "
+                                  f"config names; {problem.advice}")
+                return
+            problem.repaired, problem.advice = True, f"fetched from {source.name}"
+            return
 
     async def login(self, auth: AuthConfig) -> None:
         """Check ``auth`` against its registry; wharf keeps no identity tokens of its own."""

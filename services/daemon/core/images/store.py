@@ -3,12 +3,18 @@
 The content store holds the bytes (manifests, configs, compressed layers) and the layer store the
 unpacked layers; this module says which image is which and which tags point where.
 
-Invariants:
-- An image row exists only once every layer of its ``chain_ids`` has a layer row and directory.
+Invariants (docs/image-store.md; ``wharf system check`` verifies them):
+- An image row exists only once every layer of its ``chain_ids`` has a layer row and directory,
+  and every blob its manifest names (config, layers) and the manifest itself are in the content
+  store: ``add_image`` refuses a record that would name a missing blob. Such an image can be run,
+  saved and pushed.
 - A tag or repo digest always points at an existing image (foreign key, one transaction).
 - Deleting an image removes, in the same transaction, its tags and repo digests; layers and blobs
   no other image references are then garbage-collected (files after the commit, so a crash leaves
   only unreferenced files, never a reference to a missing file).
+- Garbage collection counts every image record's references and spares whatever an operation in
+  progress (a pull, load or import not yet recorded) holds through a :class:`Lease`; taking a
+  lease waits for a collection under way, so what a lease holder then finds present stays.
 """
 
 from __future__ import annotations
@@ -16,16 +22,20 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from wharf import reference
 from wharf.daemon.core.images.content import ContentStore
+from wharf.daemon.core.images.gc import Lease, Leases, collect, manifest_blobs
 from wharf.daemon.core.images.layers import LayerStore
 from wharf.daemon.core.state import StateStore
-from wharf.errors import Conflict, InvalidArgument, NotFound
+from wharf.errors import Conflict, Internal, InvalidArgument, NotFound
 
 _HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
 
@@ -61,14 +71,6 @@ class ImageRecord:
         return value if isinstance(value, str) and value else self.created_at
 
 
-@dataclass(frozen=True)
-class Removal:
-    """What a remove did, in Docker's order: untagged names, then deleted IDs."""
-
-    untagged: list[str]
-    deleted: list[str]
-
-
 class ImageStore:
     """Images over the state store, the content store and the layer store."""
 
@@ -78,6 +80,39 @@ class ImageStore:
         self.layers = layers
         # Set by the engine once containers exist: image id -> names of containers using it.
         self.users: Callable[[str], list[str]] = lambda _image_id: []
+        self.leases = Leases()
+
+    @property
+    def gc_lock(self) -> threading.RLock:
+        """Held by garbage collection: while it is held nothing is collected or leased."""
+        return self.leases.lock
+
+    def lease(self) -> AbstractContextManager[Lease]:
+        """A lease for one pull, load or import: what it holds survives garbage collection."""
+        return self.leases.lease()
+
+    @staticmethod
+    def record_blobs(record: ImageRecord) -> list[str]:
+        """Every blob an image record names: its config, its manifest and the manifest's."""
+        blobs = [record.id]
+        if record.manifest is not None:
+            if record.manifest_digest:
+                blobs.append(record.manifest_digest)
+            blobs += sorted(manifest_blobs(record.manifest.decode()) - {record.id})
+        return blobs
+
+    def missing_blobs(self, record: ImageRecord) -> list[str]:
+        """The blobs ``record`` names (manifest, config, layers) that the content store lacks."""
+        return [d for d in self.record_blobs(record) if not self.content.has(d)]
+
+    def is_complete(self, image_id: str) -> bool:
+        """Whether the image exists with every blob and unpacked layer it names present."""
+        try:
+            record = self.get(image_id)
+        except NotFound:
+            return False
+        return not self.missing_blobs(record) and all(
+            self.has_layer(chain) for chain in record.chain_ids)
 
     # --- layers -----------------------------------------------------------------------------
 
@@ -104,13 +139,37 @@ class ImageStore:
         chain_ids: list[str],
         repo_digest: str | None = None,
     ) -> str:
-        """Record an image whose layers are all registered; returns its ID (config digest)."""
-        image_id = self.content.put_bytes(config)
-        if manifest is not None:
-            self.content.put_bytes(manifest, manifest_digest)
+        """Record an image whose layers are all registered and whose manifest's blobs are all in
+        the content store (the caller holds them with a lease); returns its ID (config digest).
+
+        Internal when a blob the manifest names is missing: such a record could be run but
+        neither saved nor pushed, so it is never written.
+        """
+        with self.gc_lock:
+            image_id = self.content.put_bytes(config)
+            if manifest is not None:
+                self.content.put_bytes(manifest, manifest_digest)
+                missing = [d for d in manifest_blobs(manifest.decode())
+                           if not self.content.has(d)]
+                if missing:
+                    raise Internal(
+                        f"image {image_id}: not recording it, blob {missing[0]} of its manifest "
+                        "is not in the content store")
+            replaced = self._insert_image(image_id, config, manifest, manifest_digest,
+                                          chain_ids, repo_digest)
+        if replaced:  # the blobs only the old manifest named are garbage now
+            self.collect_garbage()
+        return image_id
+
+    def _insert_image(self, image_id: str, config: bytes, manifest: bytes | None,
+                      manifest_digest: str | None, chain_ids: list[str],
+                      repo_digest: str | None) -> bool:
+        """Insert or update the image row; whether it replaced another manifest."""
+        replaced = False
         with self.state.tx() as db:
             sizes = _layer_sizes(db, chain_ids)
-            existing = db.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone()
+            existing = db.execute("SELECT manifest_digest FROM images WHERE id = ?",
+                                  (image_id,)).fetchone()
             if existing is None:
                 db.execute(
                     "INSERT INTO images (id, config, manifest, manifest_digest, chain_ids, size,"
@@ -126,6 +185,7 @@ class ImageStore:
                     ),
                 )
             elif manifest is not None:
+                replaced = existing["manifest_digest"] != manifest_digest
                 db.execute(
                     "UPDATE images SET manifest = ?, manifest_digest = ? WHERE id = ?",
                     (manifest.decode(), manifest_digest, image_id),
@@ -135,7 +195,7 @@ class ImageStore:
                     "INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?, ?)",
                     (repo_digest, image_id),
                 )
-        return image_id
+        return replaced
 
     def has_image_for_manifest(self, manifest_digest: str) -> str | None:
         with self.state.tx() as db:
@@ -196,106 +256,18 @@ class ImageStore:
                 return _unique_prefix(db, text)
         return None
 
-    def remove(self, text: str, *, force: bool = False, prune: bool = True) -> Removal:
-        """Docker's ``rmi``: untag a name, or delete an image by ID (and what it alone used).
-
-        Removing a repository's last tag also drops that repository's digest references, and
-        the image goes when no reference is left — dockerd's ImageDelete, step by step.
-        """
-        record = self.resolve(text)
-        by_name = self._resolve_by_name(text)
-        users = self.users(record.id)
-        refs = record.tags + record.repo_digests
-        if by_name is not None:
-            untagged = self._untag(record, by_name, refuse_last=bool(users and not force),
-                                   text=text, user=users[0] if users else "")
-            if len(untagged) < len(refs):
-                return Removal(untagged=untagged, deleted=[])
-        else:
-            repositories = {reference.parse(r).name for r in refs}
-            if len(repositories) > 1 and not force:
-                raise Conflict(
-                    f"conflict: unable to delete {record.id[7:19]} (must be forced) - image is "
-                    "referenced in multiple repositories"
-                )
-            if users and not force:
-                raise Conflict(
-                    f"conflict: unable to delete {record.id[7:19]} (must be forced) - image is "
-                    f"being used by stopped container {users[0]}"
-                )
-            untagged = refs
-        with self.state.tx() as db:
-            db.execute("DELETE FROM tags WHERE image_id = ?", (record.id,))
-            db.execute("DELETE FROM repo_digests WHERE image_id = ?", (record.id,))
-            if users:  # forced while in use: Docker keeps the image, only untagged
-                return Removal(untagged=untagged, deleted=[])
-            db.execute("DELETE FROM images WHERE id = ?", (record.id,))
-        if prune:
-            self.collect_garbage()
-        return Removal(untagged=untagged, deleted=[record.id])
-
-    def _untag(self, record: ImageRecord, name: str, *, refuse_last: bool, text: str,
-               user: str) -> list[str]:
-        """Remove reference ``name`` (and its repository's digests when it was the last tag)."""
-        ref = reference.parse(name)
-        dropped = [name]
-        if not ref.digest and not any(
-            t != name and reference.parse(t).name == ref.name for t in record.tags
-        ):
-            dropped += [d for d in record.repo_digests if reference.parse(d).name == ref.name]
-        if refuse_last and len(dropped) == len(record.tags) + len(record.repo_digests):
-            raise Conflict(
-                f'conflict: unable to remove repository reference "{text}" (must force) - '
-                f"container {user} is using its referenced image {record.id[7:19]}"
-            )
-        with self.state.tx() as db:
-            for item in dropped:
-                table = "repo_digests" if "@" in item else "tags"
-                db.execute(f"DELETE FROM {table} WHERE name = ?", (item,))  # noqa: S608
-        return dropped
-
-    def _resolve_by_name(self, text: str) -> str | None:
-        """The normalised name ``text`` denotes when it is a reference that exists, else None."""
-        try:
-            ref = reference.parse(text).with_default_tag()
-        except InvalidArgument:
-            return None
-        table = "repo_digests" if ref.digest else "tags"
-        with self.state.tx() as db:
-            row = db.execute(
-                f"SELECT 1 FROM {table} WHERE name = ?", (ref.string,)  # noqa: S608
-            ).fetchone()
-        return ref.string if row else None
-
     def collect_garbage(self) -> tuple[int, int]:
-        """Delete layers and blobs no image references; returns (layers, bytes) reclaimed."""
-        with self.state.tx() as db:
-            live_chains: set[str] = set()
-            live_blobs: set[str] = set()
-            for row in db.execute("SELECT id, chain_ids, manifest, manifest_digest FROM images"):
-                live_chains.update(json.loads(row["chain_ids"]))
-                live_blobs.add(str(row["id"]))
-                if row["manifest_digest"]:
-                    live_blobs.add(str(row["manifest_digest"]))
-                live_blobs.update(_manifest_blobs(row["manifest"]))
-            dead = [
-                (str(r["chain_id"]), int(r["size"]))
-                for r in db.execute("SELECT chain_id, size FROM layers")
-                if r["chain_id"] not in live_chains
-            ]
-            db.executemany("DELETE FROM layers WHERE chain_id = ?", [(c,) for c, _ in dead])
-            db.execute(
-                "DELETE FROM blob_sources WHERE digest NOT IN (SELECT value FROM json_each(?))",
-                (json.dumps(sorted(live_blobs)),),
-            )
-        for chain_id, _ in dead:
-            self.layers.delete(chain_id)
-        reclaimed = sum(size for _, size in dead)
-        for digest in list(self.content.digests()):
-            if digest not in live_blobs:
-                reclaimed += self.content.size(digest)
-                self.content.delete(digest)
-        return len(dead), reclaimed
+        """Delete layers and blobs no image references and no lease holds; returns (layers,
+        bytes) reclaimed. Under the lock the rows go and the files are renamed away or
+        unlinked; the removal of the layer trees, the slow part, follows outside it."""
+        with self.gc_lock:
+            dead, reclaimed, doomed = self._collect_garbage()
+        for directory in doomed:
+            self.layers.remove_detached(directory)
+        return dead, reclaimed
+
+    def _collect_garbage(self) -> tuple[int, int, list[Path]]:
+        return collect(self.state, self.content, self.layers, self.leases.held())
 
     # --- blob sources (cross-repository mounts on push) -----------------------------------
 
@@ -363,14 +335,3 @@ def _unique_prefix(db: sqlite3.Connection, text: str) -> str | None:
     if len(rows) > 1:
         raise Conflict(f"image ID prefix {text} is ambiguous")
     return str(rows[0]["id"]) if rows else None
-
-
-def _manifest_blobs(manifest: str | None) -> set[str]:
-    if not manifest:
-        return set()
-    parsed = json.loads(manifest)
-    blobs = {d["digest"] for d in parsed.get("layers", []) if isinstance(d, dict)}
-    config = parsed.get("config")
-    if isinstance(config, dict) and "digest" in config:
-        blobs.add(config["digest"])
-    return {b for b in blobs if isinstance(b, str)}
