@@ -58,7 +58,8 @@ def _add(store: ImageStore, names: list[str], *, tag: str) -> str:
     config = json.dumps({"architecture": "amd64", "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
     with store.lease() as lease:
-        lease.hold(*chains, *map(_sha, blobs))
+        lease.hold(*map(_sha, blobs))
+        lease.hold_layers(*chains)
         for i, blob in enumerate(blobs):
             digest = store.content.put_bytes(blob)
             result = store.layers.unpack(chains[i], store.content.path(digest), GZIP,
@@ -97,7 +98,8 @@ def test_garbage_collection_spares_what_a_lease_holds(store: ImageStore) -> None
     record = store.get(image_id)
     blobs, chains = store.record_blobs(record), record.chain_ids
     with store.lease() as lease:
-        lease.hold(*blobs, *chains)
+        lease.hold(*blobs)
+        lease.hold_layers(*chains)
         remove(store, image_id)  # collects garbage
         assert all(store.content.has(b) for b in blobs)
         assert all(store.layers.has(c) for c in chains)
@@ -121,7 +123,7 @@ def test_taking_a_lease_waits_for_a_collection_under_way(store: ImageStore) -> N
         assert not taken.wait(0.2)
     assert taken.wait(5)
     thread.join()
-    assert store.leases.held() == set()
+    assert store.leases.held() == store.leases.held_layers() == set()
 
 
 def test_shared_layers_stay_saveable_after_load_and_removals(store: ImageStore,
@@ -141,7 +143,8 @@ def test_shared_layers_stay_saveable_after_load_and_removals(store: ImageStore,
     remove(store, "keep/a")
     remove(store, "share-b")
     assert store.missing_blobs(store.get(a)) == []
-    assert tarfile.open(fileobj=io.BytesIO(_save(store, "share-a"))).getnames()
+    with tarfile.open(fileobj=io.BytesIO(_save(store, "share-a"))) as saved_again:
+        assert "manifest.json" in saved_again.getnames()
     assert check.inspect(store, []) == []
 
 
@@ -226,3 +229,13 @@ def test_check_does_not_report_what_a_lease_holds(store: ImageStore) -> None:
         lease.hold(digest)
         store.content.put_bytes(b"being pulled")
         assert check.inspect(store, []) == []
+
+
+def test_holding_a_layer_does_not_spare_a_blob_with_the_same_digest(store: ImageStore) -> None:
+    """An uncompressed bottom layer's blob digest is that layer's chain ID."""
+    plain, _ = _layer("base")
+    digest = store.content.put_bytes(plain)
+    with store.lease() as lease:
+        lease.hold_layers(digest)
+        store.collect_garbage()
+        assert not store.content.has(digest)

@@ -132,7 +132,7 @@ def _import(store: ImageStore, lease: Lease, tar_path: Path, *, name: str | None
             changes: list[str], message: str) -> str:
     blob_digest, media_type = _store_blob(store, lease, tar_path)
     diff_id = _diff_id(store.content.path(blob_digest))
-    lease.hold(diff_id)
+    lease.hold_layers(diff_id)
     _unpack(store, diff_id, None, blob_digest, media_type)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     config: dict[str, Any] = {
@@ -326,7 +326,7 @@ def _load_image(
     if len(diff_ids) != len(layer_names):
         raise InvalidArgument("invalid image archive: layer count does not match the config")
     chains = chain_ids(diff_ids)
-    lease.hold(*chains)
+    lease.hold_layers(*chains)
     descriptors = []
     for index, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
         member = members.get(name.removeprefix("./"))

@@ -100,9 +100,8 @@ def _has_row(store: ImageStore, chain: str) -> bool:
 
 
 def _unreferenced(store: ImageStore, records: list[ImageRecord]) -> list[Problem]:
-    held = store.leases.held()
-    live_chains = {c for r in records for c in r.chain_ids} | held
-    live_blobs = {b for r in records for b in store.record_blobs(r)} | held
+    live_chains = {c for r in records for c in r.chain_ids} | store.leases.held_layers()
+    live_blobs = {b for r in records for b in store.record_blobs(r)} | store.leases.held()
     problems: list[Problem] = []
     with store.state.tx() as db:
         rows = [str(r["chain_id"]) for r in db.execute("SELECT chain_id FROM layers")]
@@ -174,7 +173,7 @@ def _restore_layer(store: ImageStore, lease: Lease, problem: Problem) -> None:
     record = store.get(problem.image)
     index, chain = problem.layer_index, problem.id
     parent = record.chain_ids[index - 1] if index else None
-    lease.hold(chain)
+    lease.hold_layers(chain)
     if problem.fix == "unpack":
         layers = json.loads(record.manifest or "{}").get("layers", [])
         if index >= len(layers) or not store.content.has(str(layers[index]["digest"])):

@@ -23,6 +23,8 @@ from wharf.daemon.core.images.layers import LayerStore
 from wharf.daemon.core.state import StateStore
 from wharf.errors import NotFound
 
+_LAYER = "layer:"  # how a held chain ID is told from a held blob digest
+
 
 class Leases:
     """The IDs held by operations in progress, and the lock garbage collection holds."""
@@ -41,9 +43,15 @@ class Leases:
             lease.release()
 
     def held(self) -> set[str]:
-        """Every ID some lease holds now."""
+        """Every blob digest some lease holds now."""
         with self.lock:
-            return set(self._pins)
+            return {k for k in self._pins if not k.startswith(_LAYER)}
+
+    def held_layers(self) -> set[str]:
+        """Every chain ID some lease holds now (a chain ID can equal a blob digest: the bottom
+        layer's chain ID is its diff_id, the digest of its uncompressed blob)."""
+        with self.lock:
+            return {k.removeprefix(_LAYER) for k in self._pins if k.startswith(_LAYER)}
 
     def change(self, ids: Counter[str], sign: int) -> None:
         with self.lock:
@@ -61,12 +69,16 @@ class Lease:
         self._leases = leases
         self._held: Counter[str] = Counter()
 
-    def hold(self, *ids: str) -> None:
-        """Protect ``ids`` (blob digests or chain IDs) until the lease ends; waits for a
-        collection under way, so whatever is present once this returns stays present."""
-        added = Counter(ids)
+    def hold(self, *digests: str) -> None:
+        """Protect blobs until the lease ends; waits for a collection under way, so whatever is
+        present once this returns stays present."""
+        added = Counter(digests)
         self._leases.change(added, +1)
         self._held.update(added)
+
+    def hold_layers(self, *chain_ids: str) -> None:
+        """Protect unpacked layers until the lease ends (as :meth:`hold` does blobs)."""
+        self.hold(*(_LAYER + c for c in chain_ids))
 
     def release(self) -> None:
         self._leases.change(self._held, -1)
@@ -74,10 +86,11 @@ class Lease:
 
 
 def collect(state: StateStore, content: ContentStore, layers: LayerStore,
-            spared: set[str]) -> tuple[int, int, list[Path]]:
-    """Delete what no image names and ``spared`` does not hold: layer rows and blobs go, layer
+            leases: Leases) -> tuple[int, int, list[Path]]:
+    """Delete what no image names and no lease holds: layer rows and blobs go, layer
     directories are detached. Returns (layers, bytes reclaimed, detached directories to
     remove). The caller holds the leases' lock."""
+    spared, spared_layers = leases.held(), leases.held_layers()
     with state.tx() as db:
         live_chains: set[str] = set()
         live_blobs: set[str] = set()
@@ -89,14 +102,14 @@ def collect(state: StateStore, content: ContentStore, layers: LayerStore,
             live_blobs.update(manifest_blobs(row["manifest"]))
         rows = {str(r["chain_id"]): int(r["size"])
                 for r in db.execute("SELECT chain_id, size FROM layers")}
-        dead = [c for c in rows if c not in live_chains | spared]
+        dead = [c for c in rows if c not in live_chains | spared_layers]
         db.executemany("DELETE FROM layers WHERE chain_id = ?", [(c,) for c in dead])
         db.execute(
             "DELETE FROM blob_sources WHERE digest NOT IN (SELECT value FROM json_each(?))",
             (json.dumps(sorted(live_blobs | spared)),),
         )
     # a directory without a row: an unpack a crash cut off before it was recorded
-    dead += [c for c in layers.chain_ids() if c not in live_chains | spared | set(rows)]
+    dead += [c for c in layers.chain_ids() if c not in live_chains | spared_layers | set(rows)]
     doomed = [d for d in map(layers.detach, dead) if d is not None]
     reclaimed = sum(rows.get(c, 0) for c in dead)
     for digest in list(content.digests()):

@@ -52,7 +52,8 @@ class StoredImage(Protocol):
 class Holder(Protocol):
     """A lease: what it holds is spared by garbage collection until the lease ends."""
 
-    def hold(self, *ids: str) -> None: ...
+    def hold(self, *digests: str) -> None: ...
+    def hold_layers(self, *chain_ids: str) -> None: ...
 
 
 class PullTarget(Protocol):
@@ -128,7 +129,7 @@ async def pull(
         config = mf.parse_config(config_raw, ref.familiar_string, len(image.layers))
         _check_platform(config, platform, ref)
         chains = chain_ids(config.rootfs.diff_ids)
-        lease.hold(*chains)
+        lease.hold_layers(*chains)
         layers = [
             _Layer(desc, diff_id, chain, chains[i - 1] if i else None)
             for i, (desc, diff_id, chain) in enumerate(

@@ -267,7 +267,7 @@ class ImageStore:
         return dead, reclaimed
 
     def _collect_garbage(self) -> tuple[int, int, list[Path]]:
-        return collect(self.state, self.content, self.layers, self.leases.held())
+        return collect(self.state, self.content, self.layers, self.leases)
 
     # --- blob sources (cross-repository mounts on push) -----------------------------------
 
