@@ -145,3 +145,14 @@ def test_tmpfs_and_user_mounts_replace_defaults() -> None:
     assert config["root"]["readonly"] is True
     assert "TERM=xterm" in config["process"]["env"] and config["process"]["terminal"] is True
     assert config["process"]["capabilities"]["effective"] == ["CAP_NET_ADMIN"]
+
+
+def test_an_image_without_path_gets_dockers_default_path() -> None:
+    env = build_config(_spec(env=("FOO=1",)), HOST)["process"]["env"]
+    assert env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "FOO=1",
+                   f"HOSTNAME={CID[:12]}"]
+
+
+def test_a_path_of_the_image_or_the_user_is_kept() -> None:
+    env = build_config(_spec(env=("PATH=/opt/bin", "FOO=1")), HOST)["process"]["env"]
+    assert [e for e in env if e.startswith("PATH=")] == ["PATH=/opt/bin"]

@@ -34,6 +34,9 @@ RLIMITS: Mapping[str, int] = {
     "rttime": 15,
 }
 
+# dockerd's oci.DefaultPathEnv for Linux containers: set when the image has no PATH.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 @dataclass(frozen=True)
 class Ulimit:
@@ -154,8 +157,12 @@ def build_config(
 
 
 def _env(spec: ContainerSpec) -> list[str]:
+    """The container's environment with dockerd's defaults: PATH when the image sets none
+    (execs inherit it from config.json), HOSTNAME, and TERM on a TTY."""
     env = list(spec.env)
     keys = {e.partition("=")[0] for e in env}
+    if "PATH" not in keys:
+        env.insert(0, f"PATH={DEFAULT_PATH}")
     if spec.hostname and "HOSTNAME" not in keys:
         env.append(f"HOSTNAME={spec.hostname}")
     if spec.terminal and "TERM" not in keys:
