@@ -10,6 +10,9 @@ client to turn into an error kind.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
+import itertools
 import json
 import socket
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from wharf.cli.transport import (
     Params,
     Reply,
 )
-from wharf.cli.wire import connect, wire_error
+from wharf.cli.wire import Body, ChunkReader, connect, wire_error
 from wharf.errors import Unavailable
 
 MAX_HEAD = 64 * 1024
@@ -150,29 +153,7 @@ def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def read_body(sock: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
-    """The body of a refused upgrade: Content-Length, chunked, or up to EOF."""
-    if "content-length" in headers:
-        size = int(headers["content-length"])
-        while len(rest) < size and (chunk := sock.recv(65536)):
-            rest += chunk
-        return rest[:size]
-    while not _chunked_done(headers, rest) and (chunk := sock.recv(65536)):
-        rest += chunk
-    return _dechunk(rest) if "chunked" in headers.get("transfer-encoding", "") else rest
-
-
-def _chunked_done(headers: dict[str, str], data: bytes) -> bool:
-    return "chunked" in headers.get("transfer-encoding", "") and data.endswith(b"0\r\n\r\n")
-
-
-def _dechunk(data: bytes) -> bytes:
-    out, pos = b"", 0
-    while True:
-        end = data.find(b"\r\n", pos)
-        if end < 0:
-            return out
-        size = int(data[pos:end].split(b";")[0] or b"0", 16)
-        if size == 0:
-            return out
-        out += data[end + 2:end + 2 + size]
-        pos = end + 2 + size + 2
+    """The body of a refused upgrade (``rest``: what :func:`read_head` read past the head),
+    read like every reply body: IncompleteReply when it stops short."""
+    received = itertools.chain([rest], iter(functools.partial(sock.recv, 65536), b""))
+    return Body(io.BufferedReader(ChunkReader(received)), headers).read()

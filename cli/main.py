@@ -28,7 +28,7 @@ from wharf.cli.commands import (
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Hooks, Session
 from wharf.cli.tls import resolve_tls
-from wharf.cli.transport import DaemonUnreachable, parse_host
+from wharf.cli.transport import DaemonUnreachable, IncompleteReply, parse_host
 from wharf.errors import InvalidArgument, WharfError
 
 DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
@@ -40,7 +40,7 @@ class RootGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DaemonUnreachable as exc:
+        except (DaemonUnreachable, IncompleteReply) as exc:
             raise CLIError(str(exc)) from exc
         except WharfError as exc:
             raise CLIError(f"Error response from daemon: {exc}") from exc

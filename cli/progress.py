@@ -47,10 +47,13 @@ def progress_bar(detail: Mapping[str, Any], width: int, now: float | None = None
 
 
 def _fail(message: Message) -> None:
-    detail = message.get("errorDetail") or {}
+    """CLIError for an error message: one with ``errorDetail`` (as moby's ``jm.Error != nil``,
+    even without a text) or a non-empty ``error``."""
+    detail = message.get("errorDetail")
     text = detail.get("message") if isinstance(detail, Mapping) else None
-    if text or message.get("error"):
-        raise CLIError(str(text or message.get("error")))
+    if detail is not None or message.get("error"):
+        raise CLIError(str(text or message.get("error")
+                           or "the daemon reported an error without a message"))
 
 
 def _has_progress(message: Message) -> bool:

@@ -37,6 +37,19 @@ class TLSRefused(DaemonUnreachable):
     TLS. Printed as is, like an unreachable daemon (not as a daemon's error response)."""
 
 
+class IncompleteReply(Unavailable):
+    """The daemon's reply ended before it was complete: EOF before the last chunk or before
+    Content-Length bytes, a short chunk, a malformed chunk size, or a connection that broke
+    mid-body. A daemon that fails after a streamed reply started can only say so this way (it
+    logs why). Printed as is, like an unreachable daemon (not as a daemon's error response)."""
+
+
+def incomplete_reply(detail: str) -> IncompleteReply:
+    """The error for a reply body that stopped short; ``detail`` says how."""
+    return IncompleteReply(f"the wharf daemon's reply ended before it was complete ({detail}); "
+                           "the daemon's log may say why")
+
+
 def closed_without_reply(host: Host) -> DaemonUnreachable:
     """The daemon hung up before any reply: with TLS it refused our certificate (asyncio
     sends no alert), without TLS it was probably a TLS port."""
@@ -135,11 +148,11 @@ class StreamReply:
 
     def iter_lines(self) -> Iterator[str]:
         """Body lines without their newline (chunk boundaries do not matter)."""
-        yield from self._guard(self._response.iter_lines())
+        yield from _guarded(self._response.iter_lines())
 
     def iter_bytes(self) -> Iterator[bytes]:
         """Body bytes in chunks as they arrive."""
-        yield from self._guard(self._response.iter_bytes())
+        yield from _guarded(self._response.iter_bytes())
 
     def read(self) -> bytes:
         return b"".join(self.iter_bytes())
@@ -147,16 +160,21 @@ class StreamReply:
     def close(self) -> None:
         self._closer.close()
 
-    @staticmethod
-    def _guard(chunks: Iterable[Any]) -> Iterator[Any]:
-        httpx = sys.modules.get("httpx")  # only when the httpx transport is in use
-        broken: tuple[type[BaseException], ...] = (OSError,)
-        if httpx is not None:
-            broken = (OSError, httpx.TransportError)
-        try:
-            yield from chunks
-        except broken as exc:
-            raise Unavailable(f"connection to the wharf daemon broke: {exc}") from exc
+
+def _guarded(chunks: Iterable[Any]) -> Iterator[Any]:
+    """``chunks``; a connection that breaks mid-body is :class:`IncompleteReply` (a timeout
+    is left as it is: it is the caller's deadline, not a reply cut short)."""
+    httpx = sys.modules.get("httpx")  # only when the httpx transport is in use
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError,)
+    broken: tuple[type[BaseException], ...] = (OSError,)
+    if httpx is not None:
+        timeouts, broken = (TimeoutError, httpx.TimeoutException), (OSError, httpx.TransportError)
+    try:
+        yield from chunks
+    except timeouts:
+        raise
+    except broken as exc:  # h11's "incomplete chunked read" is an httpx.TransportError
+        raise incomplete_reply(str(exc) or type(exc).__name__) from exc
 
 
 class Transport(Protocol):
@@ -227,9 +245,12 @@ class HttpTransport:
         req = self._build(method, path, params=params, json=json, content=content,
                           headers=headers)
         with self._wire_errors():
-            resp = self._http().send(req)
-        return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
-                     resp.content)
+            resp = self._http().send(req, stream=True)
+            try:
+                body = b"".join(_guarded(resp.iter_bytes()))
+            finally:
+                resp.close()
+        return Reply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
 
     def stream(self, method: str, path: str, *, params: Params | None = None,
                json: object = None, content: bytes | Iterable[bytes] | None = None,

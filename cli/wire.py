@@ -3,16 +3,20 @@
 Why not httpx here: importing httpx costs ~110 ms, more than everything else the CLI does for
 `wharf run --rm busybox true` (bench/run_latency.py, bench/pull.py §3); the Docker API needs
 no more of HTTP than this: one request per connection (``Connection: close``), bodies by
-Content-Length or chunked, streamed replies read as they arrive. httpx stays the transport for
-injected test daemons (``HttpTransport``).
+Content-Length or chunked, streamed replies read as they arrive, a body that stops short of its
+end an error (:class:`Body`, which also reads the refusal of a hijack). httpx stays the
+transport for injected test daemons (``HttpTransport``).
 """
 
 from __future__ import annotations
 
+import io
 import json as jsonlib
+import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from io import BufferedReader
+from typing import Any
 from urllib.parse import urlencode
 
 from wharf.cli.tls import describe_tls_error, is_tls_error
@@ -28,31 +32,49 @@ from wharf.cli.transport import (
     StreamReply,
     TLSRefused,
     closed_without_reply,
+    incomplete_reply,
     unreachable_message,
 )
 from wharf.errors import DeadlineExceeded, Unavailable
 
 _CHUNK = 65536
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
-class _Body:
-    """A reply body read from the socket: by Content-Length, chunked, or until EOF."""
+class Body:
+    """A reply body read from ``reader``: by Content-Length, chunked, or until EOF.
 
-    def __init__(self, sock: socket.socket, reader: BufferedReader, headers: dict[str, str],
-                 empty: bool) -> None:
-        self._sock = sock
+    A body that stops short of its end (EOF before the last chunk or before Content-Length
+    bytes, a short chunk, a malformed chunk size) raises :class:`IncompleteReply` instead of
+    ending: a daemon that fails after a streamed reply started can only say so by hanging up.
+    """
+
+    def __init__(self, reader: BufferedReader, headers: Mapping[str, str], *,
+                 empty: bool = False, sock: socket.socket | None = None) -> None:
         self._reader = reader
+        self._sock = sock
         self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         length = headers.get("content-length")
-        self._left = 0 if empty else (int(length) if length is not None else -1)
+        if empty:
+            self._left = 0
+        elif length is None or self._chunked:
+            self._left = -1
+        elif length.strip().isdigit():
+            self._left = int(length)
+        else:
+            raise Unavailable(f"the wharf daemon sent a malformed Content-Length: {length!r}")
 
     def iter_bytes(self) -> Iterator[bytes]:
         if self._chunked:
             yield from self._chunks()
             return
+        expected = self._left
         while self._left != 0:
             data = self._reader.read1(_CHUNK if self._left < 0 else min(_CHUNK, self._left))
             if not data:
+                if self._left > 0:
+                    got = expected - self._left
+                    raise incomplete_reply(f"{got} of the {expected} bytes announced arrived")
                 return
             if self._left > 0:
                 self._left -= len(data)
@@ -60,15 +82,14 @@ class _Body:
 
     def _chunks(self) -> Iterator[bytes]:
         while True:
-            size_line = self._reader.readline()
-            if not size_line:
-                return
-            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            size = _chunk_size(self._reader.readline())
             if size == 0:
-                self._reader.readline()
+                while self._reader.readline().strip():  # trailers, up to the blank line
+                    pass
                 return
             data = self._reader.read(size)
-            self._reader.readline()  # the CRLF after each chunk
+            if len(data) < size or self._reader.readline() not in (b"\r\n", b"\n"):
+                raise incomplete_reply(f"a chunk of {size} bytes was cut short")
             yield data
 
     def iter_lines(self) -> Iterator[str]:
@@ -81,9 +102,46 @@ class _Body:
         if pending:
             yield pending.decode()
 
+    def read(self) -> bytes:
+        """The whole body."""
+        return b"".join(self.iter_bytes())
+
     def close(self) -> None:
         self._reader.close()
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk-size line (extensions after ``;`` ignored)."""
+    if not line.endswith(b"\n"):
+        raise incomplete_reply("the connection closed before the last chunk" if not line
+                               else "the connection closed in a chunk size line")
+    digits = line.split(b";")[0].strip()
+    if not _HEX.fullmatch(digits):
+        raise incomplete_reply(f"a malformed chunk size line {line[:40]!r}")
+    return int(digits, 16)
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable raw file over an iterator of byte chunks (wrap it in a BufferedReader)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._left:
+            self._left = next(self._chunks, b"")
+            if not self._left:
+                return 0
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
 
 
 class SocketTransport:
@@ -146,14 +204,17 @@ class SocketTransport:
                 sock.sendall(content)  # type: ignore[arg-type]
             reader = sock.makefile("rb")
             status, reply_headers = _read_head(reader, self.host)
+            empty = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+            body = Body(reader, reply_headers, empty=empty, sock=sock)
         except TimeoutError as exc:
             sock.close()
             raise DeadlineExceeded(f"the wharf daemon at {self.host.url} timed out") from exc
         except OSError as exc:
             sock.close()
             raise wire_error(self.host, exc) from exc
-        empty = method == "HEAD" or status in (204, 304) or 100 <= status < 200
-        body = _Body(sock, reader, reply_headers, empty)
+        except Unavailable:  # a malformed reply head
+            sock.close()
+            raise
         return StreamReply(status, reply_headers, body, body)
 
 

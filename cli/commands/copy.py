@@ -4,17 +4,17 @@ The path rules are the docker CLI's (``cli/command/container/cp.go`` and moby's
 ``pkg/archive/copy.go``): the daemon only ever archives one path and extracts into one existing
 directory; the client decides which directory and renames the top entry of the archive so that
 ``cp a b`` gives ``b`` when ``b`` does not exist, ``b/a`` when it is a directory, and
-``SRC/.`` copies the content of a directory rather than the directory.
+``SRC/.`` copies the content of a directory rather than the directory. A copy out is spooled
+whole before the first file is extracted, so an archive cut short leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -168,25 +168,21 @@ def local_tar(path: str, arcname: str, keep_owner: bool) -> IO[bytes]:
     return spool
 
 
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (for ``tarfile`` in stream mode)."""
+def spool(chunks: Iterable[bytes], directory: str) -> IO[bytes]:
+    """All of ``chunks`` in an anonymous temporary file in ``directory`` (where the files will
+    land, so no other filesystem has to hold the archive), rewound. A stream that breaks
+    raises here, before anything was extracted, and leaves no file behind."""
+    import tempfile  # noqa: PLC0415
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            self._left = next(self._chunks, b"")
-            if not self._left:
-                return 0
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
+    handle = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - returned to the caller
+    try:
+        for chunk in chunks:
+            handle.write(chunk)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _safe_name(name: str) -> str:
@@ -196,12 +192,12 @@ def _safe_name(name: str) -> str:
     return "/".join(parts)
 
 
-def extract_here(chunks: Iterator[bytes], target: Target, keep_owner: bool) -> None:
+def extract_here(archive: IO[bytes], target: Target, keep_owner: bool) -> None:
     """Extract the container's tar into ``target.directory`` without following symlinks below
     it (an entry may never be written through a link, from the archive or already there)."""
     import tarfile  # noqa: PLC0415 - ~7 ms: only cp pays for it
 
-    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks)), mode="r|") as src:
+    with tarfile.open(fileobj=archive, mode="r|") as src:
         for member in src:
             name = _safe_name(renamed(member.name, target.old, target.new))
             if not name or member.ischr() or member.isblk():
@@ -261,7 +257,8 @@ def _copy_out(container: str, src: str, dst: str, follow: bool, keep_owner: bool
     dst_path, exists, is_dir = destination_info(dst)
     target = plan_copy(src, bool(int(info.get("mode", 0)) & GO_DIR), rename, dst_path, exists,
                        is_dir)
-    extract_here(chunks, target, keep_owner)
+    with spool(chunks, target.directory) as archive:  # the whole tar, then the first file
+        extract_here(archive, target, keep_owner)
 
 
 def _copy_in(container: str, src: str, dst: str, follow: bool, keep_owner: bool) -> None:

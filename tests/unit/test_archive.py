@@ -7,13 +7,14 @@ import base64
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from wharf.daemon.core.containers import archive, changes
 from wharf.daemon.core.containers.changes import Change, Kind, container_changes
-from wharf.errors import InvalidArgument, NotFound
+from wharf.errors import Internal, InvalidArgument, NotFound
 
 # -- the X-Docker-Container-Path-Stat header ------------------------------------------------------
 
@@ -206,3 +207,20 @@ def test_runtime_mount_points_and_volume_targets_are_not_changes(
 
 def test_a_container_that_never_started_has_no_changes(tmp_path: Path) -> None:
     assert container_changes(tmp_path / "missing-upper", [tmp_path]) == []
+
+
+def test_a_helper_that_fails_after_its_output_began_cuts_the_stream() -> None:
+    """Its output so far is passed on, then Internal: the API ends the reply uncleanly instead
+    of passing a broken tar off as a whole one."""
+    proc = subprocess.Popen(["sh", "-c", "printf data; echo 'disk on fire' >&2; exit 1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chunks = archive._stream(proc, "c0ffee")
+    assert next(chunks) == b"data"
+    with pytest.raises(Internal, match="archive of c0ffee failed: disk on fire"):
+        next(chunks)
+
+
+def test_a_helper_that_succeeds_ends_the_stream() -> None:
+    proc = subprocess.Popen(["sh", "-c", "printf data"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert list(archive._stream(proc, "c0ffee")) == [b"data"]

@@ -44,6 +44,10 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, list[bytes]]]:
                 if b"Transfer-Encoding: chunked" in head:
                     while not body.endswith(b"0\r\n\r\n"):
                         body += conn.recv(4096)
+                else:  # read the whole body: closing on unread bytes breaks the client's send
+                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    while len(body) < length:
+                        body += conn.recv(4096)
                 seen.append(head + b"\r\n\r\n" + body)
                 target = head.split(b" ")[1].split(b"?")[0]
                 conn.sendall(REPLIES.get(target, REPLIES[b"/v1.41/gone"]))

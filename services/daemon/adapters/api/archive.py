@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api.params import qbool
+from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.containers.archive import STAT_HEADER, ContainerArchive
 from wharf.daemon.core.engine import Engine
 from wharf.errors import InvalidArgument
@@ -47,8 +48,8 @@ async def stat_path(archive: Archive, name: str, path: str | None = None) -> Res
 @router.get("/containers/{name}/archive")
 async def get_archive(archive: Archive, name: str, path: str | None = None) -> Response:
     info, chunks = await run_in_threadpool(archive.read, name, _path(path))
-    return StreamingResponse(chunks, media_type="application/x-tar",
-                             headers={STAT_HEADER: info.header()})
+    return StreamingReply(chunks, media_type="application/x-tar",
+                          headers={STAT_HEADER: info.header()})
 
 
 @router.put("/containers/{name}/archive")

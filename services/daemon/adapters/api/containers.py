@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api import container_shapes as shapes
 from wharf.daemon.adapters.api.params import Filters, parse_time, qbool, qint
+from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.containers import observe
 from wharf.daemon.core.containers.filters import ContainerFilter
 from wharf.daemon.core.containers.service import ContainerService
@@ -121,7 +122,7 @@ async def wait(containers: Containers, name: str, condition: str = "") -> Respon
             payload = {"Error": {"Message": exc.message}, "StatusCode": -1}
         yield json.dumps(payload).encode() + b"\n"
 
-    return StreamingResponse(body(), media_type="application/json")
+    return StreamingReply(body(), media_type="application/json")
 
 
 @router.delete("/containers/{name}", status_code=204)
@@ -164,7 +165,7 @@ async def logs(request: Request, containers: Containers, name: str) -> Response:
                                    until=until, tail=tail):
                 yield _log_chunk(entry, timestamps, tty)
 
-    return StreamingResponse(body(), headers={"Content-Type": ""})
+    return StreamingReply(body(), headers={"Content-Type": ""})
 
 
 def _log_chunk(entry: Any, timestamps: bool, tty: bool) -> bytes:
@@ -212,6 +213,6 @@ async def stats(containers: Containers, name: str, stream: str | None = None) ->
                 doc = await run_in_threadpool(observe.stats, record.id, record.name)
                 yield json.dumps(doc).encode() + b"\n"
                 await asyncio.sleep(0.9)
-        return StreamingResponse(body(), media_type="application/json")
+        return StreamingReply(body(), media_type="application/json")
     doc = await run_in_threadpool(observe.stats, record.id, record.name)
     return Response(json.dumps(doc), media_type="application/json")

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from wharf.daemon.adapters.api.params import Filters, parse_time
+from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.events import Event, EventLog
 from wharf.errors import InvalidArgument
 
@@ -80,4 +81,4 @@ async def events(request: Request, filters: Filters, since: str | None = None,
             if matches(event, filters):
                 yield json.dumps(docker_event(event)).encode() + b"\n"
 
-    return StreamingResponse(body(), media_type="application/json")
+    return StreamingReply(body(), media_type="application/json")

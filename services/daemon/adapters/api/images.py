@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api import shapes
 from wharf.daemon.adapters.api.params import Filters, qbool
+from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.images.filters import ImageFilter
 from wharf.daemon.core.images.service import ImageService
 from wharf.errors import InvalidArgument, WharfError
 from wharf.models import AuthConfig
 
 router = APIRouter()
+log = logging.getLogger("wharf.api.images")
 
 
 def _images(request: Request) -> ImageService:
@@ -60,14 +63,14 @@ async def create_image(
     if not fromImage:
         raise InvalidArgument("fromImage or fromSrc is required")
     auth = AuthConfig.from_header(request.headers.get("x-registry-auth"))
-    return await _stream(images.pull(fromImage, tag, auth, platform or None))
+    return await _stream(request, images.pull(fromImage, tag, auth, platform or None))
 
 
 @router.get("/images/get")
 async def save_images(images: Images, names: Annotated[list[str], Query()]) -> Response:
     for name in names:  # resolve every name first: a missing image is a 404, not a broken tar
         images.get(name)
-    return StreamingResponse(images.save(names), media_type="application/x-tar")
+    return StreamingReply(images.save(names), media_type="application/x-tar")
 
 
 @router.post("/images/load")
@@ -109,13 +112,13 @@ async def image_history(images: Images, name: str) -> list[dict[str, Any]]:
 @router.get("/images/{name:path}/get")
 async def save_image(images: Images, name: str) -> Response:
     images.get(name)
-    return StreamingResponse(images.save([name]), media_type="application/x-tar")
+    return StreamingReply(images.save([name]), media_type="application/x-tar")
 
 
 @router.post("/images/{name:path}/push")
 async def push_image(request: Request, images: Images, name: str, tag: str = "") -> Response:
     auth = AuthConfig.from_header(request.headers.get("x-registry-auth"))
-    return await _stream(images.push(name, tag, auth))
+    return await _stream(request, images.push(name, tag, auth))
 
 
 @router.post("/images/{name:path}/tag", status_code=201)
@@ -133,8 +136,9 @@ async def remove_image(images: Images, name: str, force: str | None = None,
             + [{"Deleted": i} for i in removal.deleted])
 
 
-async def _stream(messages: AsyncIterator[dict[str, Any]]) -> Response:
-    """A JSON-message stream; errors before the first message are ordinary HTTP errors."""
+async def _stream(request: Request, messages: AsyncIterator[dict[str, Any]]) -> Response:
+    """A JSON-message stream; errors before the first message are ordinary HTTP errors, any
+    error after it is Docker's last ``errorDetail`` message (the client exits non-zero)."""
     try:
         first = await anext(messages)
     except StopAsyncIteration:
@@ -146,9 +150,17 @@ async def _stream(messages: AsyncIterator[dict[str, Any]]) -> Response:
             async for message in messages:
                 yield _line(message)
         except WharfError as exc:
-            yield _line({"errorDetail": {"message": exc.message}, "error": exc.message})
+            yield _error_line(exc.message)
+        except Exception as exc:  # a bug: logged in full, the client gets its text
+            log.exception("%s %s failed after its first message; the client gets an "
+                          "errorDetail", request.method, request.url.path)
+            yield _error_line(f"internal error: {exc}")
 
-    return StreamingResponse(body(), media_type=_JSON_STREAM)
+    return StreamingReply(body(), media_type=_JSON_STREAM)
+
+
+def _error_line(message: str) -> bytes:
+    return _line({"errorDetail": {"message": message}, "error": message})
 
 
 def _line(message: dict[str, Any]) -> bytes:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import errno
 import json
-import logging
 import os
 import posixpath
 import stat
@@ -42,7 +41,6 @@ from wharf.daemon.core.runtime import rootfs
 from wharf.daemon.core.runtime.users import resolve_user
 from wharf.errors import Internal, InvalidArgument, NotFound, PermissionDenied
 
-log = logging.getLogger("wharf.archive")
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 MAX_SYMLINKS = 255
 _CHUNK = 1 << 16
@@ -352,7 +350,9 @@ def _helper(root: Path, op: str, args: Mapping[str, object], *, stdin: int | IO[
 
 
 def _stream(proc: subprocess.Popen[bytes], what: str) -> Iterator[bytes]:
-    """The helper's stdout in chunks; it is killed if the reader goes away early."""
+    """The helper's stdout in chunks; it is killed if the reader goes away early. A helper
+    that fails after its output began raises Internal at the end, so the reply is cut short
+    instead of passing a possibly broken tar for a whole one."""
     assert proc.stdout is not None and proc.stderr is not None
     complete = False
     try:
@@ -365,5 +365,6 @@ def _stream(proc: subprocess.Popen[bytes], what: str) -> Iterator[bytes]:
         proc.stdout.close()
         err = proc.stderr.read().decode(errors="replace").strip()
         proc.stderr.close()
-        if proc.wait() != 0 and complete:
-            log.warning("archive of %s failed: %s", what, err)
+        code = proc.wait()
+    if code != 0:
+        raise Internal(f"archive of {what} failed: {err or f'exit status {code}'}")
