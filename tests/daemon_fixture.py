@@ -130,3 +130,18 @@ def _wait_ready(daemon: Daemon, timeout: float = 20) -> None:
                 pass
         time.sleep(0.05)
     raise RuntimeError(f"wharfd did not answer within {timeout}s:\n{daemon.log_text()}")
+
+
+def wharf_cli(daemon: Daemon, *args: str, check: bool = True, timeout: float = 120
+              ) -> subprocess.CompletedProcess[str]:
+    """Run the ``wharf`` CLI against ``daemon`` (its own client config, no WHARF_/DOCKER_
+    variables from the caller); with ``check`` a non-zero exit fails with the output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHARF_", "DOCKER_"))}
+    env["WHARF_CONFIG"] = str(daemon.data_root.parent / "client")
+    result = subprocess.run([str(Path(WHARFD).parent / "wharf"), "-H", daemon.host, *args],
+                            capture_output=True, text=True, check=False, env=env,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"wharf {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}{result.stderr}")
+    return result

@@ -188,3 +188,20 @@ def manifest_blobs(raw: bytes) -> list[str]:
     """Config and layer digests a manifest names, config first."""
     data = json.loads(raw)
     return [data["config"]["digest"], *(layer["digest"] for layer in data["layers"])]
+
+
+def push_shared_images(registry: Registry, workdir: Path, names: tuple[str, ...] = ("a", "b"),
+                       repo: str = "acc/share") -> list[str]:
+    """Push ``<repo>-<name>:1`` for each name: one busybox base layer they all share, then a
+    layer of each one's own (``/<name>.txt``). Returns the references, registry included."""
+    layout = build_busybox_layout(workdir, "base")
+    refs = []
+    for name in names:
+        bundle = workdir / f"bundle-{name}"
+        _run("umoci", "unpack", "--image", f"{layout}:base", str(bundle))
+        (bundle / "rootfs" / f"{name}.txt").write_text(f"I am {name}\n")
+        _run("umoci", "repack", "--image", f"{layout}:{name}", str(bundle))
+        shutil.rmtree(bundle)
+        push_layout(layout, name, registry, f"{repo}-{name}:1")
+        refs.append(f"{registry.host}/{repo}-{name}:1")
+    return refs
