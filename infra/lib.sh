@@ -25,6 +25,11 @@ WHARFD_BIN="$WHARF_REPO/.venv/bin/wharfd"
 WHARFD_PIDFILE="$WHARF_RUN_DIR/wharfd.pid"     # written by wharfd itself
 WHARFD_SOCKET="$WHARF_RUN_DIR/wharfd.sock"
 WHARFD_LOG="$WHARF_LOG_DIR/wharfd.log"
+# The Docker engine `make test` starts for the interop tests (infra/dockerd.sh): dockerd's own
+# default socket and pid file, so the docker CLI finds it and a second dockerd refuses to start.
+DOCKERD_SOCKET=/var/run/docker.sock
+DOCKERD_PIDFILE=/var/run/docker.pid            # written by dockerd itself
+DOCKERD_LOG="$WHARF_LOG_DIR/dockerd.log"
 
 # The tag in each message says which script spoke; set by the sourcing script.
 WHARF_LOG_TAG="${WHARF_LOG_TAG:-wharf}"
@@ -57,7 +62,7 @@ is_alive() {
 pid_of() {
     local pidfile=$1 name=$2 pid
     [[ -r $pidfile ]] || return 1
-    read -r pid <"$pidfile" || return 1
+    read -r pid <"$pidfile" || [[ -n $pid ]] || return 1   # dockerd writes no final newline
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     is_alive "$pid" || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name" || return 1

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.integration.registry_fixture import inspect_raw, manifest_blobs
 pytestmark = pytest.mark.integration
 WHARF = str(Path(sys.executable).parent / "wharf")
 DOCKER = shutil.which("docker")
+DOCKERD_HOST = "unix:///var/run/docker.sock"  # the Docker engine `make test` starts (dockerd.sh)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,15 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def test_pull_through_the_mirror_lists_and_inspects(daemon: Daemon) -> None:
+def test_pull_through_the_mirror_lists_and_inspects(seeded_registry: SeededRegistry,
+                                                    tmp_path: Path) -> None:
+    # Its own daemon: "Downloaded newer image" and "Pull complete" need one that has never
+    # pulled busybox, nor busybox:whiteout (same first layer), whatever ran before.
+    with running_daemon(tmp_path / "fresh", mirrors=[seeded_registry.registry.url]) as daemon:
+        _pull_lists_and_inspects(daemon)
+
+
+def _pull_lists_and_inspects(daemon: Daemon) -> None:
     out = ok(wharf(daemon, "pull", "busybox"))
     lines = out.splitlines()
     assert lines[0] == "Using default tag: latest"
@@ -70,12 +80,16 @@ def test_pull_through_the_mirror_lists_and_inspects(daemon: Daemon) -> None:
 
 def test_whiteout_image_unpacks_into_overlay_form(daemon: Daemon) -> None:
     ok(wharf(daemon, "pull", "busybox:whiteout"))
-    inspect = json.loads(ok(wharf(daemon, "image", "inspect", "busybox:whiteout")))[0]
-    assert len(inspect["RootFS"]["Layers"]) == 2
-    upper = Path(inspect["GraphDriver"]["Data"]["UpperDir"])
-    whiteouts = [p for p in upper.rglob("*") if p.is_char_device() and os.stat(p).st_rdev == 0]
-    assert whiteouts, "the second layer's .wh. entry should be a 0:0 character device"
-    assert not list(upper.rglob(".wh.*"))
+    try:
+        inspect = json.loads(ok(wharf(daemon, "image", "inspect", "busybox:whiteout")))[0]
+        assert len(inspect["RootFS"]["Layers"]) == 2
+        upper = Path(inspect["GraphDriver"]["Data"]["UpperDir"])
+        whiteouts = [p for p in upper.rglob("*")
+                     if p.is_char_device() and os.stat(p).st_rdev == 0]
+        assert whiteouts, "the second layer's .wh. entry should be a 0:0 character device"
+        assert not list(upper.rglob(".wh.*"))
+    finally:
+        wharf(daemon, "rmi", "busybox:whiteout")
 
 
 def test_push_round_trips_with_skopeo_digests(daemon: Daemon,
@@ -233,12 +247,33 @@ def test_the_docker_sdk_lists_and_pulls(daemon: Daemon) -> None:
 
 
 def test_docker_load_accepts_wharf_save(daemon: Daemon, tmp_path: Path) -> None:
-    """Needs a Docker engine (dockerd); this machine has only the client."""
-    probe = subprocess.run([str(DOCKER or "docker"), "info"], capture_output=True, check=False)
-    if DOCKER is None or probe.returncode != 0:
-        pytest.skip("no Docker engine on this machine to run `docker load` against")
-    archive = tmp_path / "busybox.tar"
-    ok(wharf(daemon, "save", "-o", str(archive), "busybox"))
-    result = subprocess.run([DOCKER, "load", "-i", str(archive)], capture_output=True, text=True,
-                            check=False)
-    assert result.returncode == 0 and "Loaded image" in result.stdout, result.stderr
+    """A Docker engine loads what wharf saves and runs it (`make test` starts one)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+
+    def docker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(DOCKER), "-H", DOCKERD_HOST, *args], capture_output=True,
+                              text=True, timeout=120, check=False, env=env)
+
+    if DOCKER is None or docker("info").returncode != 0:
+        pytest.skip(f"no Docker engine on {DOCKERD_HOST} to run `docker load` against "
+                    "(`make dockerd` starts one)")
+    # A name of its own: nothing of dockerd's is overwritten, and it is removed afterwards.
+    name = f"wharf-test/busybox:{uuid.uuid4().hex[:12]}"
+    ok(wharf(daemon, "pull", "busybox"))
+    ok(wharf(daemon, "tag", "busybox", name))
+    try:
+        image_id = ok(wharf(daemon, "image", "inspect", "-f", "{{.Id}}", name)).strip()
+        archive = tmp_path / "busybox.tar"
+        ok(wharf(daemon, "save", "-o", str(archive), name))
+        loaded = docker("load", "-i", str(archive))
+        assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+        assert f"Loaded image: {name}" in loaded.stdout
+        inspected = docker("image", "inspect", "-f", "{{.Id}}", name)
+        assert inspected.stdout.strip() == image_id, inspected.stderr
+        ran = docker("run", "--rm", "--network", "none", name, "sh", "-c", "echo loaded; id -un")
+        assert (ran.returncode, ran.stdout) == (0, "loaded\nroot\n"), ran.stderr
+    finally:
+        docker("rmi", name)
+        wharf(daemon, "rmi", name)
+    assert docker("image", "inspect", name).returncode != 0

@@ -30,6 +30,8 @@ from tests.integration.registry_fixture import BUSYBOX, Registry, push_shared_im
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DOCKER = shutil.which("docker")
+# the engine `make dockerd` starts, never whatever DOCKER_HOST names (it may be a wharfd)
+DOCKER_ENGINE = ["-H", "unix:///var/run/docker.sock"]
 STEPS = int(os.environ.get("WHARF_MODEL_STEPS", "14"))
 
 
@@ -37,7 +39,8 @@ def docker_engine() -> bool:
     """Whether a Docker engine answers (``make test`` starts one)."""
     if DOCKER is None:
         return False
-    probe = subprocess.run([DOCKER, "info"], capture_output=True, check=False, timeout=30)
+    probe = subprocess.run([DOCKER, *DOCKER_ENGINE, "info"], capture_output=True, check=False,
+                           timeout=30)
     return probe.returncode == 0
 
 
@@ -153,11 +156,12 @@ class Walk:
                        capture_output=True, timeout=60)
         if docker_engine():
             assert DOCKER is not None
-            loaded = subprocess.run([DOCKER, "load", "-i", str(archive)], check=True,
+            loaded = subprocess.run([DOCKER, *DOCKER_ENGINE, "load", "-i", str(archive)],
+                                    check=True,
                                     capture_output=True, text=True, timeout=120).stdout
             image = loaded.strip().splitlines()[-1].split(": ", 1)[1]
-            subprocess.run([DOCKER, "rmi", "-f", image], check=True, capture_output=True,
-                           timeout=60)
+            subprocess.run([DOCKER, *DOCKER_ENGINE, "rmi", "-f", image], check=True,
+                           capture_output=True, timeout=60)
         archive.unlink()
         target = f"{self.registry.host}/acc/model-check:{key}"
         self.wharf("tag", name, target)
