@@ -7,6 +7,7 @@ import hashlib
 import json
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from tests.integration.registry_fixture import (
 from wharf import reference
 from wharf.daemon.core.images import manifest as mf
 from wharf.daemon.core.images.content import ContentStore
+from wharf.daemon.core.images.gc import Lease, Leases
 from wharf.daemon.core.images.layers import LayerStore
 from wharf.daemon.core.images.pull import pull
 from wharf.daemon.core.images.push import push
@@ -65,6 +67,10 @@ class FakeTarget:
     images: dict[str, tuple[bytes, str, list[str]]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     sources: set[tuple[str, str, str]] = field(default_factory=set)
+    leases: Leases = field(default_factory=Leases)
+
+    def lease(self) -> AbstractContextManager[Lease]:
+        return self.leases.lease()
 
     def resolve(self, text: str) -> _Image:
         image_id = text if text in self.images else self.names.get(text)
@@ -83,6 +89,8 @@ class FakeTarget:
         assert all(chain in self.layer_rows for chain in chain_ids)
         image_id = self.content.put_bytes(config)
         self.content.put_bytes(manifest, manifest_digest)
+        # the store's invariant: a recorded image names only blobs that are present
+        assert all(self.content.has(d) for d in manifest_blobs(manifest))
         self.images[image_id] = (manifest, manifest_digest, chain_ids)
         self.names[repo_digest] = image_id
         return image_id
