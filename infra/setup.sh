@@ -13,7 +13,7 @@ PACKAGES=(
     docker-compose  # only to validate docker-compose.dev.yml offline (tests/unit/test_deploy_files.py)
 )
 VENV="$WHARF_REPO/.venv"
-VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than pyproject.toml ⇒ pip install is up to date
+VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than every PIP_INPUTS file ⇒ up to date
 COMMANDS=(wharf wharfd wharf-gateway)
 BIN_DIR="${WHARF_BIN_DIR:-/usr/local/bin}"   # where the commands are linked
 
@@ -55,24 +55,38 @@ install_packages() {
     fi
 }
 
+# What the virtualenv is installed from: the four distributions and the dev tools.
+PIP_INPUTS=(requirements-dev.txt shared/pyproject.toml services/daemon/pyproject.toml
+            services/gateway/pyproject.toml cli/pyproject.toml)
+
 setup_venv() {
     if [[ ! -x $VENV/bin/python ]]; then
         log "creating $VENV"
         /usr/bin/python3 -m venv "$VENV"
     fi
-    local entry needs_pip=0
-    [[ -f $VENV_STAMP && ! $WHARF_REPO/pyproject.toml -nt $VENV_STAMP ]] || needs_pip=1
+    local entry input needs_pip=0
+    [[ -f $VENV_STAMP ]] || needs_pip=1
+    for input in "${PIP_INPUTS[@]}"; do
+        [[ $WHARF_REPO/$input -nt $VENV_STAMP ]] && needs_pip=1
+    done
     for entry in "${COMMANDS[@]}"; do
         [[ -x $VENV/bin/$entry ]] || needs_pip=1
     done
     if ((needs_pip)); then
-        log "pip install -e '.[dev]' (pyproject.toml changed or first run)"
+        # Before the split into four distributions one "wharf" package mapped every folder;
+        # its editable finder would shadow the namespace, so it goes first.
+        if "$VENV/bin/pip" show -q wharf >/dev/null 2>&1; then
+            log "removing the old single 'wharf' distribution"
+            "$VENV/bin/pip" uninstall -q -y wharf
+        fi
+        log "pip install -r requirements-dev.txt (a pyproject.toml changed or first run)"
         # PYTHONWARNINGS: hush setuptools' editable-install banner in the build backend.
         # Output only on failure: a successful quiet install prints just index warnings.
         local out
-        if ! out=$(PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q -e "${WHARF_REPO}[dev]" 2>&1); then
+        if ! out=$(cd "$WHARF_REPO" && PYTHONWARNINGS=ignore \
+                "$VENV/bin/pip" install -q -r requirements-dev.txt 2>&1); then
             printf '%s\n' "$out" >&2
-            die "pip install -e '.[dev]' failed"
+            die "pip install -r requirements-dev.txt failed"
         fi
         touch "$VENV_STAMP"
     else

@@ -1,29 +1,25 @@
-"""Where each wharf package lives in the source tree (shared by the static tests)."""
+"""Where each wharf distribution lives in the source tree (shared by the static tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_ROOTS: dict[str, Path] = {
-    "wharf.daemon": ROOT / "services" / "daemon",
-    "wharf.gateway": ROOT / "services" / "gateway",
-    "wharf.cli": ROOT / "cli",
-    "wharf": ROOT / "shared",
+# Each distribution's folder holds its import path: <folder>/wharf/<program>/...
+DISTRIBUTIONS: dict[str, Path] = {
+    "wharf-shared": ROOT / "shared",
+    "wharf-daemon": ROOT / "services" / "daemon",
+    "wharf-gateway": ROOT / "services" / "gateway",
+    "wharf-cli": ROOT / "cli",
 }
 
 
 def module_files() -> dict[str, Path]:
-    """Every wharf module name mapped to its file."""
+    """Every wharf module name mapped to its file, named by its path under its distribution."""
     out: dict[str, Path] = {}
-    for package, folder in PACKAGE_ROOTS.items():
-        for path in folder.rglob("*.py"):
+    for folder in DISTRIBUTIONS.values():
+        for path in (folder / "wharf").rglob("*.py"):
             rel = path.relative_to(folder).with_suffix("")
             parts = [p for p in rel.parts if p != "__init__"]
-            out[".".join([package, *parts])] = path
+            out[".".join(parts)] = path
     return out
-
-
-def package_names() -> set[str]:
-    """Every folder with an __init__.py, as a package name."""
-    return {name for name, path in module_files().items() if path.name == "__init__.py"}

@@ -1,15 +1,16 @@
-"""ruff and mypy --strict over the whole tree: the project keeps both clean."""
+"""ruff, mypy --strict and the import contracts over the whole tree: all kept clean."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.layout import PACKAGE_ROOTS, ROOT
+from tests.layout import ROOT
 
 BIN = Path(sys.executable).parent
+# Every distribution's part of the `wharf` namespace.
+PRODUCT = ["shared/wharf", "services/daemon/wharf", "services/gateway/wharf", "cli/wharf"]
 
 
 def test_ruff_is_clean() -> None:
@@ -20,30 +21,20 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _link_tree(base: Path) -> Path:
-    """A tree where folders carry package names (wharf/daemon/…), made of symlinks.
-
-    mypy maps files to modules by folder names; ours differ (shared/ is `wharf`), so it checks
-    this mirror instead. Symlinked folders keep error paths pointing at the real files.
-    """
-    top = base / "wharf"
-    if top.exists():
-        shutil.rmtree(top)
-    top.mkdir(parents=True)
-    for entry in PACKAGE_ROOTS["wharf"].iterdir():
-        if entry.name != "__pycache__":
-            (top / entry.name).symlink_to(entry)
-    for package, folder in PACKAGE_ROOTS.items():
-        if package != "wharf":
-            (top / package.split(".", 1)[1]).symlink_to(folder)
-    return top
-
-
 def test_mypy_strict_is_clean() -> None:
-    tree = _link_tree(ROOT / ".cache" / "typecheck")
+    # Folders are import paths, so plain mypy follows them (mypy_path in pyproject.toml).
     result = subprocess.run(
         [str(BIN / "mypy"), "--strict", "--config-file", str(ROOT / "pyproject.toml"),
-         "--cache-dir", str(ROOT / ".cache" / "mypy"), "-p", "wharf"],
-        cwd=tree.parent, capture_output=True, text=True, check=False,
+         "--cache-dir", str(ROOT / ".cache" / "mypy"), *PRODUCT],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_import_contracts_are_kept() -> None:
+    # The layer rules (pyproject.toml [tool.importlinter]) on the real import graph.
+    result = subprocess.run(
+        [str(BIN / "lint-imports"), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -220,7 +220,9 @@ def test_a_killed_node_is_down_fast_and_comes_back_with_its_containers(
         assert "down" in refused.json()["message"]
         cluster.start_daemon("n2")
         wait_for(lambda: nodes(client)["n2"]["Status"] == "ready")
-        inspected = client.get("/v1/nodes/n2/containers/survivor/json").json()
+        reply = client.get("/v1/nodes/n2/containers/survivor/json")
+        assert reply.status_code == 200, reply.text
+        inspected = reply.json()
         assert inspected["State"]["Running"]  # live-restored, never stopped
 
         def n2_node_events() -> list[str]:

@@ -8,8 +8,8 @@ import httpx
 from click.testing import CliRunner
 
 from tests.unit.test_cli_images import FakeDaemon, run
-from wharf import __version__
 from wharf.cli.main import build_cli
+from wharf.version import __version__
 
 VERSION = {"Platform": {"Name": "wharf"},
            "Components": [{"Name": "Engine", "Version": "0.1.0",

@@ -16,9 +16,9 @@ from typing import IO, Any
 
 import click
 
-from wharf import __version__
 from wharf.daemon.settings import DaemonSettings
 from wharf.errors import Conflict, InvalidArgument, WharfError
+from wharf.version import __version__
 
 log = logging.getLogger("wharfd")
 

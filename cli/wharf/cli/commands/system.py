@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
-from wharf import __version__
 from wharf.cli.failure import CLIError
 from wharf.cli.formatting import bytes_size
 from wharf.cli.session import Session, current
 from wharf.cli.templates import TemplateError, parse
 from wharf.errors import WharfError
+from wharf.version import __version__
 
 CLIENT_API_VERSION = "1.41"
 

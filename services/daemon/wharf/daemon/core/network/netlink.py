@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import importlib
 import ipaddress
 import os
 import socket
@@ -47,12 +46,13 @@ def preload() -> None:
 def _iproute_class() -> Any:
     with _lock:
         if "IPRoute" not in _modules:
-            # Lazily: the import costs ~290 ms, and only the daemon ever needs it.
-            module = importlib.import_module("pyroute2")
-            _modules["IPRoute"] = module.IPRoute
-            _modules["NetlinkError"] = importlib.import_module(
-                "pyroute2.netlink.exceptions"
-            ).NetlinkError
+            # Lazily: the import costs ~290 ms, and only the daemon ever needs it. A plain
+            # import statement (not importlib) so the layer contracts see who imports pyroute2.
+            import pyroute2  # noqa: PLC0415
+            from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
+
+            _modules["IPRoute"] = pyroute2.IPRoute
+            _modules["NetlinkError"] = NetlinkError
         return _modules["IPRoute"]
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from wharf import __version__, topology
+from wharf import topology
 from wharf.daemon.adapters.agent.handler import CommandHandler
 from wharf.daemon.core.events import Event
 from wharf.errors import Internal, InvalidArgument, WharfError
@@ -36,6 +36,7 @@ from wharf.protocol import (
     Snapshot,
     parse_command,
 )
+from wharf.version import __version__
 
 log = logging.getLogger("wharf.agent")
 OUTBOX_SIZE = 10_000  # events waiting for the broker; beyond it a snapshot replaces them

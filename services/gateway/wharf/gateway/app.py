@@ -21,10 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from wharf import __version__
 from wharf.errors import InvalidArgument, WharfError
 from wharf.gateway import auth
 from wharf.gateway.settings import GatewaySettings
+from wharf.version import __version__
 
 log = logging.getLogger("wharf.gateway")
 SWEEP_SECONDS = 0.25

@@ -1,7 +1,7 @@
 """The ``wharf`` command: root group, global options, error printing, command registration.
 
 Start-up cost matters: this module and the command modules import only click and the standard
-library at import time; httpx, rich and pydantic are imported inside the commands that need them.
+library at import time; httpx and pydantic are imported inside the commands that need them.
 Command groups are registered explicitly in :func:`build_cli` (no import side effects); other
 areas (``container``, ``run``…) add a ``register(root)`` call there.
 """
@@ -14,7 +14,6 @@ from typing import Any
 
 import click
 
-from wharf import __version__
 from wharf.cli.commands import (
     auth,
     containers,
@@ -30,6 +29,7 @@ from wharf.cli.session import Hooks, Session
 from wharf.cli.tls import resolve_tls
 from wharf.cli.transport import DaemonUnreachable, IncompleteReply, parse_host
 from wharf.errors import InvalidArgument, WharfError
+from wharf.version import __version__
 
 DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
 

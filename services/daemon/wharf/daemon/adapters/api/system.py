@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from wharf import __version__
 from wharf.daemon.adapters.api.params import qbool
 from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.system import runtime_paths
 from wharf.models import AuthConfig
+from wharf.version import __version__
 
 router = APIRouter()
 _PING_HEADERS = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}

@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wharf import __version__
 from wharf.daemon.adapters.api import (
     archive,
     containers,
@@ -24,6 +23,7 @@ from wharf.daemon.adapters.api import (
 )
 from wharf.daemon.core.engine import Engine
 from wharf.errors import WharfError
+from wharf.version import __version__
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
