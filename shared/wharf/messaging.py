@@ -472,10 +472,13 @@ class AsyncBroker:
             queues = await self.setup(self) if self.setup is not None else []
         finally:
             self._opening = None
+        # Current before consuming: a message already waiting is delivered in the same read
+        # as ConsumeOk, before this coroutine resumes, and its consumer must see it as
+        # current (is_current, ack) or it is dropped unacked and never comes again.
+        self._current = current
         for queue in queues:
             await self._rpc(channel.basic_consume, queue=queue,
                             on_message_callback=self._deliver(current.generation))
-        self._current = current
         self.connected.set()
 
     async def _ready_or_opening(self) -> _Channel:

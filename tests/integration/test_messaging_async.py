@@ -157,3 +157,53 @@ def test_a_channel_the_broker_closes_is_replaced(amqp_url: str) -> None:
             await pub.close()
             await sub.close()
     asyncio.run(main())
+
+
+def test_messages_waiting_before_the_consumer_starts_are_current_and_acked(
+        amqp_url: str) -> None:
+    # Waiting messages arrive in the same read as ConsumeOk, before the connect coroutine
+    # resumes: they must count as current (the agent drops deliveries that are not) and
+    # their acks must reach the broker, or they sit unacked until the channel closes.
+    async def main() -> None:
+        first: list[AsyncDelivery] = []
+        declare = consumer(amqp_url, "w1", first, ack=False)
+        declare.start()
+        await asyncio.wait_for(declare.connected.wait(), 10)
+        await declare.close()  # the queue exists; nobody consumes it now
+        pub = AsyncBroker(amqp_url)
+        pub.start()
+        try:
+            for i in range(20):
+                await pub.publish(topology.COMMANDS_EXCHANGE, "w1", str(i).encode())
+        finally:
+            await pub.close()
+        got: list[AsyncDelivery] = []
+        current: list[bool] = []
+        sub = AsyncBroker(amqp_url, setup=lambda b: _queues(b, "w1"))
+
+        def on_message(delivery: AsyncDelivery) -> None:
+            got.append(delivery)
+            current.append(sub.is_current(delivery))
+            sub.ack(delivery)
+        sub.on_message = on_message
+        sub.start()
+        try:
+            await until(lambda: len(got) == 20)
+            assert all(current), current
+        finally:
+            await sub.close()
+        again: list[AsyncDelivery] = []
+        check = consumer(amqp_url, "w1", again)
+        check.start()
+        try:
+            await asyncio.wait_for(check.connected.wait(), 10)
+            await asyncio.sleep(0.5)
+            assert again == []  # every one was acked: none comes back
+        finally:
+            await check.close()
+    asyncio.run(main())
+
+
+async def _queues(broker: AsyncBroker, node: str) -> list[str]:
+    await broker.declare(node_queue_declarations(node))
+    return [topology.command_queue(node)]
