@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from tests.daemon_fixture import Daemon, running_daemon
 from tests.integration.conftest import SeededRegistry
 from wharf import topology
+from wharf.daemon.adapters.agent.runner import Agent
 from wharf.messaging import Broker, Delivery
 from wharf.protocol import (
     BROADCAST_NODE,
@@ -19,6 +24,7 @@ from wharf.protocol import (
     CommandResult,
     Heartbeat,
     ImagesPayload,
+    Load,
     NodeEvent,
     ResultStatus,
     RunPayload,
@@ -131,3 +137,63 @@ def test_a_snapshot_reflects_the_nodes_containers(agent_daemon: Daemon, amqp_url
         assert snapshot.seq >= 1 and snapshot.labels == {"zone": "test"}
     finally:
         broker.close()
+
+
+class _SlowLoopHandler:
+    """Just enough of a CommandHandler for the reporter: snapshots of an empty node."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.snapshots = 0
+
+    def snapshot(self, labels: dict[str, str]) -> Snapshot:
+        self.snapshots += 1
+        return Snapshot(node=self.node, seq=self.snapshots, engine_id="e-slow",
+                        taken_at=datetime.now(UTC), labels=labels, containers=[], images=[])
+
+
+def test_heartbeats_go_on_while_the_daemons_loop_is_busy(amqp_url: str) -> None:
+    # The reporter never waits for the loop: a loop busy for seconds (a long synchronous
+    # step) must not make the gateway think the node is down.
+    node = "agent-slow-loop"
+    loads: list[int] = []
+
+    def load() -> Load:
+        loads.append(1)
+        return Load(containers=0, running=0, memory_total=1, memory_available=1, cpus=1,
+                    load1=0.0)
+
+    broker = Broker(amqp_url)
+    loop = asyncio.new_event_loop()
+    handler = _SlowLoopHandler(node)
+    try:
+        beats = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(beats, topology.EVENTS_EXCHANGE,
+                                  routing_key=topology.event_key(node, "heartbeat"))
+        snaps = broker.channel.queue_declare("", exclusive=True).method.queue
+        broker.channel.queue_bind(snaps, topology.EVENTS_EXCHANGE,
+                                  routing_key=topology.event_key(node, "snapshot"))
+
+        async def busy_agent() -> None:
+            agent = Agent(amqp_url, node, {}, handler, loop, load,  # type: ignore[arg-type]
+                          heartbeat_interval=0.2, snapshot_interval=0.5)
+            agent.start()
+            await asyncio.sleep(0.5)
+            time.sleep(3)  # the loop blocked: no snapshot, no load sample can be made now
+            await asyncio.sleep(1)
+            await agent.stop()
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(busy_agent(),))
+        thread.start()
+        got = [Heartbeat.model_validate_json(d.body) for d in _take(broker, beats, 1000, 5)]
+        thread.join(30)
+        assert not thread.is_alive()
+        # one beat per 0.2 s all along, the 3 s block included (a beat that waited for the
+        # loop would leave a 3 s gap); 1 s of slack for a loaded machine
+        assert len(got) >= 10, len(got)
+        gaps = [(b.sent_at - a.sent_at).total_seconds() for a, b in pairwise(got)]
+        assert max(gaps) < 1.0, gaps
+        assert handler.snapshots >= 2 and len(_take(broker, snaps, handler.snapshots, 2)) >= 2
+    finally:
+        broker.close()
+        loop.close()

@@ -11,6 +11,7 @@ the journal answers with the recorded result instead of running it twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -40,7 +41,6 @@ from wharf.version import __version__
 
 log = logging.getLogger("wharf.agent")
 OUTBOX_SIZE = 10_000  # events waiting for the broker; beyond it a snapshot replaces them
-SNAPSHOT_TIMEOUT = 30.0
 PREFETCH = 100  # commands delivered ahead; also bounds results waiting for their confirm
 
 
@@ -50,9 +50,12 @@ class Agent:
 
     The commands run on the daemon's loop (an :class:`~wharf.messaging.AsyncBroker` and one
     worker task); the reports on the ``agent-reports`` thread with its own pika connection.
-    Events reach the reporter through a bounded in-memory queue; when a report cannot be
-    published (broker down, queue full), the next snapshot, sent as soon as the broker answers
-    again, carries the whole state instead.
+    Events and snapshots reach the reporter through a bounded in-memory queue, in the order the
+    loop made them; when a report cannot be published (broker down, queue full), the next
+    snapshot, sent as soon as the broker answers again, carries the whole state instead.
+
+    The reporter never waits for the loop: a heartbeat says the process and its broker
+    connection are alive, with the load the loop last sampled, even while the loop is busy.
     """
 
     def __init__(self, url: str, node: str, labels: dict[str, str], handler: CommandHandler,
@@ -63,9 +66,11 @@ class Agent:
         self.heartbeat_interval = heartbeat_interval
         self.snapshot_interval = snapshot_interval
         self._stop = threading.Event()
-        self._outbox: queue.Queue[NodeEvent] = queue.Queue(maxsize=OUTBOX_SIZE)
+        self._outbox: queue.Queue[NodeEvent | Snapshot] = queue.Queue(maxsize=OUTBOX_SIZE)
         self._resync = threading.Event()
         self._resync.set()  # a snapshot first
+        self._snapshot_asked = threading.Event()  # the loop owes the reporter a snapshot
+        self._load: Load | None = None  # sampled on the loop, read by the reporter
         self._reporter = threading.Thread(target=self._report, name="agent-reports",
                                           daemon=True)
         self._inbox: asyncio.Queue[AsyncDelivery] = asyncio.Queue()
@@ -77,6 +82,7 @@ class Agent:
 
     def start(self) -> None:
         """Start consuming and reporting (call it on the daemon's loop)."""
+        self._load = self.load()
         self._reporter.start()
         self._commands.start()
         self._worker = self.loop.create_task(self._run_commands(), name="agent-commands")
@@ -104,6 +110,30 @@ class Agent:
             self._outbox.put_nowait(message)
         except queue.Full:
             self._resync.set()
+
+    def _sample_load(self) -> None:
+        """On the loop: the load the next heartbeats carry."""
+        try:
+            self._load = self.load()
+        except Exception:  # a heartbeat with an older figure beats none
+            log.exception("sampling the node's load failed")
+
+    def _queue_snapshot(self) -> None:
+        """On the loop: put a snapshot in the outbox, after the events it already reflects."""
+        try:
+            snapshot = self.handler.snapshot(self.labels)
+        except Exception:
+            log.exception("taking a snapshot failed")
+            self._snapshot_asked.clear()
+            self._resync.set()
+            return
+        while True:
+            try:
+                self._outbox.put_nowait(snapshot)
+                return
+            except queue.Full:  # the snapshot carries all the state those events told
+                with contextlib.suppress(queue.Empty):
+                    self._outbox.get_nowait()
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -167,13 +197,16 @@ class Agent:
             while not self._stop.is_set():
                 wait = max(0.0, min(next_beat, next_snapshot) - time.monotonic())
                 try:
-                    event = self._outbox.get(timeout=min(wait, 0.5))
+                    item: NodeEvent | Snapshot | None = self._outbox.get(timeout=min(wait, 0.5))
                 except queue.Empty:
-                    event = None
+                    item = None
                 try:
-                    if event is not None:
-                        self._publish(broker, topology.event_key(self.node, event.type,
-                                                                 event.action), event)
+                    if isinstance(item, Snapshot):
+                        self._snapshot_asked.clear()
+                        self._publish(broker, topology.event_key(self.node, "snapshot"), item)
+                    elif item is not None:
+                        self._publish(broker, topology.event_key(self.node, item.type,
+                                                                 item.action), item)
                     now = time.monotonic()
                     if now >= next_beat:
                         next_beat = now + self.heartbeat_interval
@@ -181,11 +214,13 @@ class Agent:
                                       self._heartbeat(beat_seq),
                                       expiration_ms=int(self.heartbeat_interval * 3000))
                         beat_seq += 1
-                    if self._resync.is_set() or now >= next_snapshot:
+                        self.loop.call_soon_threadsafe(self._sample_load)
+                    if (self._resync.is_set() or now >= next_snapshot) \
+                            and not self._snapshot_asked.is_set():
                         self._resync.clear()
                         next_snapshot = now + self.snapshot_interval
-                        self._publish(broker, topology.event_key(self.node, "snapshot"),
-                                      self._snapshot())
+                        self._snapshot_asked.set()
+                        self.loop.call_soon_threadsafe(self._queue_snapshot)
                 except WharfError as exc:
                     log.warning("report not sent (%s); a snapshot follows once it can", exc)
                     self._resync.set()
@@ -199,13 +234,9 @@ class Agent:
                        mandatory=False, expiration_ms=expiration_ms)
 
     def _heartbeat(self, seq: int) -> Heartbeat:
+        assert self._load is not None  # sampled once in start(), before the reporter runs
         return Heartbeat(node=self.node, seq=seq, sent_at=datetime.now(UTC),
-                         labels=self.labels, load=self.load(), version=__version__)
-
-    def _snapshot(self) -> Snapshot:
-        async def take() -> Snapshot:
-            return self.handler.snapshot(self.labels)
-        return asyncio.run_coroutine_threadsafe(take(), self.loop).result(SNAPSHOT_TIMEOUT)
+                         labels=self.labels, load=self._load, version=__version__)
 
 
 def host_load(running: Callable[[], int], total: Callable[[], int]) -> Callable[[], Load]:
