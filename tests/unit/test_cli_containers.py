@@ -20,8 +20,8 @@ from click.testing import CliRunner, Result
 from wharf.cli.hijack import HijackResult, RawStream
 from wharf.cli.main import build_cli
 from wharf.cli.session import Hooks
-from wharf.cli.streams import frame
 from wharf.cli.transport import Params, Reply
+from wharf.dockerapi import frame
 
 NOW = int(time.time())
 CID = "4eab07" + "a" * 58

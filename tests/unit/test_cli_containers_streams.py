@@ -21,13 +21,13 @@ from wharf.cli.streams import (
     EscapeProxy,
     FrameDemuxer,
     PumpOptions,
-    frame,
     parse_detach_keys,
     pump,
     raw_terminal,
 )
 from wharf.cli.timestamps import api_timestamp, go_duration
 from wharf.cli.transport import HttpTransport, parse_host
+from wharf.dockerapi import frame
 from wharf.errors import NotFound
 
 UPGRADED = (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from wharf.daemon.core.containers.lifecycle import Op, Status, docker_status_text, next_status
+from wharf.daemon.core.containers.lifecycle import Op, Status, next_status
 from wharf.daemon.core.containers.names import random_name, validate
 from wharf.errors import Conflict, InvalidArgument, NotModified
 
@@ -50,9 +50,3 @@ def test_refusals_carry_dockers_status_and_words() -> None:
     with pytest.raises(Conflict, match="is not running"):
         next_status(Status.EXITED, Op.EXEC, name="c")
     assert next_status(Status.RUNNING, Op.REMOVE, name="c", force=True) is Status.REMOVING
-
-
-def test_status_text() -> None:
-    assert docker_status_text(Status.RUNNING, 0, "3 minutes") == "Up 3 minutes"
-    assert docker_status_text(Status.EXITED, 2, "3 minutes") == "Exited (2) 3 minutes ago"
-    assert docker_status_text(Status.CREATED, 0, "") == "Created"

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from wharf.dockerapi import status_text
 from wharf.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
 from wharf.gateway import auth
 from wharf.gateway.bus import Bus
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
 from wharf.gateway.placement import Candidate, parse_constraint, place
 from wharf.gateway.settings import GatewaySettings
-from wharf.gateway.status import status_text
 from wharf.gateway.store import KEEP_COMMANDS_SECONDS, ClusterStore
 from wharf.humanize import human_duration
 from wharf.protocol import (
@@ -309,11 +309,18 @@ def test_status_words_follow_docker() -> None:
     assert human_duration(0.5) == "Less than a second"
     assert human_duration(90) == "About a minute"
     assert human_duration(3 * 3600) == "3 hours"
+    # one wording for the daemon's and the gateway's lists: dockerd's State.String()
+    zero = "0001-01-01T00:00:00Z"
     assert status_text("created", 0, "", "") == "Created"
-    assert status_text("exited", 0, "0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z") == "Exited"
+    assert status_text("exited", 0, zero, zero) == "Created"  # never started
     stamp = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     assert status_text("exited", 3, stamp, stamp) == "Exited (3) 5 minutes ago"
+    assert status_text("exited", 3, stamp, zero) == ""  # dockerd says nothing here
     assert status_text("running", 0, stamp, "") == "Up 5 minutes"
+    assert status_text("paused", 0, stamp, "") == "Up 5 minutes (Paused)"
+    assert status_text("restarting", 1, stamp, stamp) == "Restarting (1) 5 minutes ago"
+    assert status_text("removing", 0, stamp, "") == "Removal In Progress"
+    assert status_text("dead", 0, stamp, stamp) == "Dead"
 
 
 def test_every_path_but_the_open_ones_needs_a_token(tmp_path: Path) -> None:

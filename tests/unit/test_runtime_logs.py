@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from wharf.daemon.core.runtime import logs
-from wharf.daemon.core.runtime.logs import LogEntry, follow_logs, frame, read_logs
+from wharf.daemon.core.runtime.logs import LogEntry, follow_logs, read_logs
+from wharf.dockerapi import STDERR, STDOUT, frame
 
 T0 = 1_795_824_000  # 2026-11-28T00:00:00Z
 
@@ -135,9 +136,9 @@ def test_tail_of_a_big_file_is_fast(tmp_path: Path) -> None:
 
 
 def test_frame() -> None:
-    assert frame("stdout", b"hi\n") == b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
-    assert frame("stderr", b"err1\n") == b"\x02\x00\x00\x00\x00\x00\x00\x05err1\n"
-    assert frame("stdout", b"x" * 70000)[:8] == b"\x01\x00\x00\x00\x00\x01\x11\x70"
+    assert frame(STDOUT, b"hi\n") == b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
+    assert frame(STDERR, b"err1\n") == b"\x02\x00\x00\x00\x00\x00\x00\x05err1\n"
+    assert frame(STDOUT, b"x" * 70000)[:8] == b"\x01\x00\x00\x00\x00\x01\x11\x70"
 
 
 async def _collect(path: Path, done: list[bool], *, stdout: bool = True, since: float | None = None,

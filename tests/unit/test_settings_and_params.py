@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from wharf.daemon.adapters.api.params import parse_filters, parse_time, qbool, unix_seconds
 from wharf.daemon.settings import DaemonSettings
+from wharf.dockerapi import parse_filters, parse_time, qbool, unix_seconds
 from wharf.errors import InvalidArgument
 from wharf.models import AuthConfig
 

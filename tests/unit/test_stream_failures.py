@@ -33,11 +33,11 @@ from fastapi.testclient import TestClient
 from wharf.cli.hijack import SocketHijacker
 from wharf.cli.main import build_cli
 from wharf.cli.session import Hooks
-from wharf.cli.streams import frame
 from wharf.cli.transport import HttpTransport, parse_host
 from wharf.cli.wire import SocketTransport
 from wharf.daemon.adapters.api.hijack import bind_protocol
 from wharf.daemon.adapters.api.server import create_app
+from wharf.dockerapi import frame
 from wharf.errors import NotFound, Unavailable
 
 CUT = "reply ended before it was complete"

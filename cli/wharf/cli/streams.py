@@ -15,16 +15,15 @@ import contextlib
 import os
 import select
 import signal
-import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-STDOUT, STDERR = 1, 2
+from wharf.dockerapi import FRAME_HEADER, STDERR
+
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
-_HEADER = struct.Struct(">BxxxL")
 _CTRL_EXTRA = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
 
 
@@ -50,19 +49,14 @@ class FrameDemuxer:
         """The complete frames ``data`` finishes, as ``(stream, payload)``."""
         self._buffer += data
         frames = []
-        while len(self._buffer) >= _HEADER.size:
-            stream, size = _HEADER.unpack_from(self._buffer)
-            end = _HEADER.size + size
+        while len(self._buffer) >= FRAME_HEADER.size:
+            stream, size = FRAME_HEADER.unpack_from(self._buffer)
+            end = FRAME_HEADER.size + size
             if len(self._buffer) < end:
                 break
-            frames.append((stream, self._buffer[_HEADER.size:end]))
+            frames.append((stream, self._buffer[FRAME_HEADER.size:end]))
             self._buffer = self._buffer[end:]
         return frames
-
-
-def frame(stream: int, payload: bytes) -> bytes:
-    """One multiplexed frame (used by tests and fakes)."""
-    return _HEADER.pack(stream, len(payload)) + payload
 
 
 def parse_detach_keys(spec: str | None) -> bytes:

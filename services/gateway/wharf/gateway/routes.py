@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
+from wharf.dockerapi import STDERR, STDOUT, frame, parse_filters, qbool
 from wharf.errors import InvalidArgument, NotFound, WharfError
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
 from wharf.gateway.events import EventHub
@@ -174,7 +174,7 @@ async def get_node(dispatcher: Dispatch, node: str) -> dict[str, Any]:
 @cluster.get("/containers", summary="Containers of every node (from the cluster view)")
 async def cluster_containers(dispatcher: Dispatch, all: bool = False,
                              filters: str | None = None) -> list[dict[str, Any]]:
-    terms = _filters(filters)
+    terms = parse_filters(filters)
     unknown = set(terms) - {"node", "name", "id", "status", "label", "ancestor"}
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
@@ -261,7 +261,7 @@ async def run(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
 @node_api.get("/containers/json", summary="docker ps (asks the node)")
 async def node_containers(call: Command, node: str, all: str | None = None,
                           filters: str | None = None) -> Any:
-    return await call.read(node, ListPayload(all=_truthy(all), filters=_filters(filters)))
+    return await call.read(node, ListPayload(all=qbool(all), filters=parse_filters(filters)))
 
 
 @node_api.get("/containers/{container}/json", summary="docker inspect")
@@ -299,7 +299,7 @@ async def kill(call: Command, node: str, container: str,
 @node_api.delete("/containers/{container}", status_code=204)
 async def remove(call: Command, node: str, container: str,
                  force: str | None = None) -> Response:
-    return await call.mutate(node, RemovePayload(container=container, force=_truthy(force)),
+    return await call.mutate(node, RemovePayload(container=container, force=qbool(force)),
                              ok_status=204)
 
 
@@ -312,10 +312,10 @@ async def logs(call: Command, node: str, container: str, follow: str | None = No
         raise InvalidArgument(f"invalid tail value {tail!r}: a number or 'all'")
     document = await call.read(node, ContainerPayload(type="inspect", container=container))
     tty = bool((document.get("Config") or {}).get("Tty"))
-    streams = {"stdout"} if _truthy(stdout) else set()
-    streams |= {"stderr"} if _truthy(stderr) else set()
+    streams = {"stdout"} if qbool(stdout) else set()
+    streams |= {"stderr"} if qbool(stderr) else set()
     streams = streams or {"stdout", "stderr"}
-    payload = LogsPayload(container=container, since=since, timestamps=_truthy(timestamps))
+    payload = LogsPayload(container=container, since=since, timestamps=qbool(timestamps))
     keep = None if tail == "all" else int(tail)
 
     async def body() -> AsyncIterator[bytes]:
@@ -327,7 +327,7 @@ async def logs(call: Command, node: str, container: str, follow: str | None = No
         for entry in first:
             if entry["stream"] in streams:
                 yield _log_frame(entry, tty, payload.timestamps)
-        while _truthy(follow):
+        while qbool(follow):
             await asyncio.sleep(LOG_POLL_SECONDS)
             state = await call.read(node, ContainerPayload(type="inspect",
                                                            container=container))
@@ -363,34 +363,11 @@ async def remove_image(call: Command, node: str, name: str, force: str | None = 
     def docker_shape(result: dict[str, list[str]]) -> list[dict[str, str]]:
         return [{"Untagged": t} for t in result.get("untagged", [])] + \
             [{"Deleted": d} for d in result.get("deleted", [])]
-    return await call.mutate(node, RemoveImagePayload(image=name, force=_truthy(force)),
+    return await call.mutate(node, RemoveImagePayload(image=name, force=qbool(force)),
                              shape=docker_shape)
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true", "yes")
-
-
-def _filters(text: str | None) -> dict[str, list[str]]:
-    """Docker's ``filters`` query value: {"key": ["v", …]} (or the older {"key": {"v": true}})."""
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"invalid filters: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidArgument("invalid filters: expected a JSON object")
-    terms: dict[str, list[str]] = {}
-    for key, value in raw.items():
-        values = [k for k, v in value.items() if v] if isinstance(value, dict) else value
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise InvalidArgument(f"invalid filters: {key!r} needs a list of strings")
-        terms[str(key)] = values
-    return terms
 
 
 def _matches(row: dict[str, Any], terms: dict[str, list[str]]) -> bool:
@@ -413,7 +390,7 @@ def _log_frame(entry: dict[str, Any], tty: bool, timestamps: bool) -> bytes:
         data = f"{entry['time']} ".encode() + data
     if tty:
         return data
-    return struct.pack(">BxxxL", 2 if entry["stream"] == "stderr" else 1, len(data)) + data
+    return frame(STDERR if entry["stream"] == "stderr" else STDOUT, data)
 
 
 def error_response(exc: WharfError) -> Response:

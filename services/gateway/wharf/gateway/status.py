@@ -5,13 +5,10 @@ cluster view stores times rather than text that goes stale."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
+from wharf.dockerapi import ZERO_TIME, status_text
 from wharf.gateway.store import NodeRow
-from wharf.humanize import human_duration
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def node_document(node: NodeRow, ready: bool, counts: tuple[int, int]) -> dict[str, Any]:
@@ -37,22 +34,3 @@ def container_row(node: str, data: dict[str, Any]) -> dict[str, Any]:
                                 str(data.get("StartedAt") or ZERO_TIME),
                                 str(data.get("FinishedAt") or ZERO_TIME))
     return row
-
-
-def status_text(state: str, exit_code: int, started_at: str, finished_at: str) -> str:
-    if state in ("running", "paused"):
-        text = f"Up {_ago(started_at)}"
-        return text + " (Paused)" if state == "paused" else text
-    if state in ("exited", "dead"):
-        if finished_at == ZERO_TIME:
-            return "Exited" if state == "exited" else "Dead"
-        return f"Exited ({exit_code}) {_ago(finished_at)} ago"
-    return state.capitalize()
-
-
-def _ago(stamp: str) -> str:
-    try:
-        then = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return "Less than a second"
-    return human_duration(max(0.0, time.time() - then))

@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wharf.daemon.adapters.agent.journal import CommandJournal
-from wharf.daemon.adapters.api import container_shapes as shapes
-from wharf.daemon.adapters.api.shapes import familiar_tag, image_summary
+from wharf.daemon.adapters.views import containers as shapes
+from wharf.daemon.adapters.views.images import familiar_tag, image_summary
 from wharf.daemon.core.containers.filters import ContainerFilter
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.engine import Engine
-from wharf.daemon.core.runtime.logs import read_logs
 from wharf.errors import Internal, NotFound, WharfError
 from wharf.protocol import (
     CommandEnvelope,
@@ -107,7 +106,7 @@ class CommandHandler:
                 await containers.start(payload.container)
                 return None
             record = containers.get(payload.container)
-            return shapes.container_inspect(record, str(containers.bundles.dir(record.id)),
+            return shapes.container_inspect(record, str(containers.container_dir(record)),
                                             str(containers.log_path(record)))
         if isinstance(payload, StopPayload):
             if payload.type == "stop":
@@ -127,8 +126,7 @@ class CommandHandler:
         containers = self.engine.containers
         if isinstance(payload, LogsPayload):
             record = containers.get(payload.container)
-            entries = read_logs(containers.log_path(record), tail=payload.tail,
-                                since=payload.since)
+            entries = containers.read_logs(record, tail=payload.tail, since=payload.since)
             return [{"stream": e.stream, "time": e.timestamp,
                      "text": e.data.decode(errors="replace")} for e in entries]
         if isinstance(payload, ListPayload):

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from wharf.daemon.adapters.api.params import qbool
 from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.containers.archive import STAT_HEADER, ContainerArchive
 from wharf.daemon.core.engine import Engine
+from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument
 
 router = APIRouter()

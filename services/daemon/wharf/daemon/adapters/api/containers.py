@@ -12,13 +12,13 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from wharf.daemon.adapters.api import container_shapes as shapes
-from wharf.daemon.adapters.api.params import Filters, parse_time, qbool, qint
+from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply
+from wharf.daemon.adapters.views import containers as shapes
 from wharf.daemon.core.containers import observe
 from wharf.daemon.core.containers.filters import ContainerFilter
 from wharf.daemon.core.containers.service import ContainerService
-from wharf.daemon.core.runtime.logs import follow_logs, frame, read_logs
+from wharf.dockerapi import STREAMS, frame, parse_time, qbool, qint
 from wharf.errors import Conflict, InvalidArgument, WharfError
 
 router = APIRouter()
@@ -60,7 +60,7 @@ async def list_containers(containers: Containers, filters: Filters, all: str | N
 @router.get("/containers/{name}/json")
 async def inspect(containers: Containers, name: str) -> dict[str, Any]:
     record = containers.get(name)
-    return shapes.container_inspect(record, str(containers.bundles.dir(record.id)),
+    return shapes.container_inspect(record, str(containers.container_dir(record)),
                                     str(containers.log_path(record)))
 
 
@@ -105,7 +105,7 @@ async def resize(containers: Containers, name: str, h: str | None = None,
     if height > 0 and width > 0 and record.config.get("Tty"):
         # not running yet or already gone: docker sends resizes eagerly
         with contextlib.suppress(WharfError):
-            containers.runtime.resize(record.id, height, width)
+            containers.resize(record, height, width)
     return Response(status_code=200)
 
 
@@ -151,18 +151,16 @@ async def logs(request: Request, containers: Containers, name: str) -> Response:
     since = _time_param(q.get("since"))
     until = _time_param(q.get("until"))
     timestamps, tty = qbool(q.get("timestamps")), bool(record.config.get("Tty"))
-    path = containers.log_path(record)
-    running = containers.is_running(record.id)
+    options = {"stdout": stdout, "stderr": stderr, "since": since, "until": until,
+               "tail": tail}
+    follow = containers.follow_logs(record, **options) if qbool(q.get("follow")) else None
 
     async def body() -> AsyncIterator[bytes]:
-        if qbool(q.get("follow")):
-            async for entry in follow_logs(path, stdout=stdout, stderr=stderr, since=since,
-                                           until=until, tail=tail,
-                                           finished=lambda: not running()):
+        if follow is not None:
+            async for entry in follow:
                 yield _log_chunk(entry, timestamps, tty)
         else:
-            for entry in read_logs(path, stdout=stdout, stderr=stderr, since=since,
-                                   until=until, tail=tail):
+            for entry in containers.read_logs(record, **options):
                 yield _log_chunk(entry, timestamps, tty)
 
     return StreamingReply(body(), headers={"Content-Type": ""})
@@ -170,7 +168,7 @@ async def logs(request: Request, containers: Containers, name: str) -> Response:
 
 def _log_chunk(entry: Any, timestamps: bool, tty: bool) -> bytes:
     data = (entry.timestamp.encode() + b" " + entry.data) if timestamps else entry.data
-    return data if tty else frame(entry.stream, data)
+    return data if tty else frame(STREAMS[entry.stream], data)
 
 
 def _time_param(value: str | None) -> float | None:

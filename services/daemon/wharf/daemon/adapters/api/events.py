@@ -10,9 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wharf.daemon.adapters.api.params import Filters, parse_time
+from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.events import Event, EventLog
+from wharf.dockerapi import parse_time
 from wharf.errors import InvalidArgument
 
 router = APIRouter()

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 
-from wharf.daemon.adapters.api.params import qint
 from wharf.daemon.core.containers.execs import ExecRecord, ExecService
+from wharf.dockerapi import qint
 
 router = APIRouter()
 

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from wharf.daemon.adapters.api import shapes
-from wharf.daemon.adapters.api.params import Filters, qbool
+from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply
+from wharf.daemon.adapters.views import images as shapes
 from wharf.daemon.core.images.filters import ImageFilter
 from wharf.daemon.core.images.service import ImageService
+from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument, WharfError
 from wharf.models import AuthConfig
 

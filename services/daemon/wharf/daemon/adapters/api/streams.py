@@ -13,14 +13,12 @@ import contextlib
 import re
 
 from wharf.daemon.adapters.api.hijack import HijackRequest, HijackStream
-from wharf.daemon.adapters.api.params import qbool
 from wharf.daemon.core.containers.execs import ExecService
 from wharf.daemon.core.containers.lifecycle import Status
+from wharf.daemon.core.containers.ports import AttachConnection, ExecProcess
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.containers.service import ContainerService
-from wharf.daemon.core.runtime.attach import AttachConnection
-from wharf.daemon.core.runtime.exec import ExecProcess
-from wharf.daemon.core.runtime.logs import frame
+from wharf.dockerapi import STDERR, STDOUT, STREAMS, frame, qbool
 from wharf.errors import Conflict, WharfError
 
 _ATTACH = re.compile(r"^/containers/([^/]+)/attach$")
@@ -57,7 +55,7 @@ class StreamDispatcher:
             started = await self.execs.start(exec_id, stdin=want_stdin)
         except WharfError as exc:
             message = exc.message.encode() + b"\r\n"
-            await stream.write(message if record.tty else frame("stderr", message))
+            await stream.write(message if record.tty else frame(STDERR, message))
             return
         process = started.process
         assert process is not None
@@ -66,7 +64,7 @@ class StreamDispatcher:
         try:
             while (item := await process.read()) is not None:
                 name, data = item
-                await stream.write(data if record.tty else frame(name, data))
+                await stream.write(data if record.tty else frame(STREAMS[name], data))
         finally:
             if feeder is not None:
                 feeder.cancel()
@@ -75,7 +73,7 @@ class StreamDispatcher:
             await self.execs.finish(started)
         if process.start_error:  # dockerd writes the runtime's refusal into the stream
             message = process.start_error.encode() + b"\r\n"
-            await stream.write(message if record.tty else frame("stdout", message))
+            await stream.write(message if record.tty else frame(STDOUT, message))
 
     async def attach(self, name: str, request: HijackRequest, stream: HijackStream) -> None:
         record = self.containers.get(name)
@@ -91,7 +89,7 @@ class StreamDispatcher:
             connected = asyncio.Event()
             await stream.upgrade()
         try:
-            conn = await AttachConnection.open(self.containers.runtime.attach_socket(record.id))
+            conn = await self.containers.open_attach(record)
         except WharfError:
             return  # the start failed: the client learns why from start and wait
         finally:
@@ -112,7 +110,7 @@ async def _pump(conn: AttachConnection, stream: HijackStream, record: ContainerR
         while (item := await conn.recv()) is not None:
             name, data = item
             if name in wanted:
-                await stream.write(data if tty else frame(name, data))
+                await stream.write(data if tty else frame(STREAMS[name], data))
     finally:
         if stdin_task is not None:
             stdin_task.cancel()

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from wharf.daemon.adapters.api.params import qbool
 from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.system import runtime_paths
+from wharf.dockerapi import qbool
 from wharf.models import AuthConfig
 from wharf.version import __version__
 

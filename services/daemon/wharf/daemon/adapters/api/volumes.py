@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 
-from wharf.daemon.adapters.api.params import Filters, qbool
+from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.core.volumes.options import string_map
 from wharf.daemon.core.volumes.service import VolumeService
 from wharf.daemon.core.volumes.store import Volume
+from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument
 
 router = APIRouter()

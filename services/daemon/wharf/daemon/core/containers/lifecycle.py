@@ -87,20 +87,3 @@ def _refusal(current: Status, op: Op, name: str) -> Exception:
     if op is Op.UNPAUSE:
         return Conflict(f"Container {name} is not paused")
     return Conflict(f"cannot {op.value} container {name}: it is {current.value}")
-
-
-def docker_status_text(status: Status, exit_code: int, since: str) -> str:
-    """``ps`` STATUS text: ``Up 3 minutes``, ``Exited (0) 3 minutes ago``, ``Created``."""
-    if status is Status.RUNNING:
-        return f"Up {since}"
-    if status is Status.PAUSED:
-        return f"Up {since} (Paused)"
-    if status is Status.RESTARTING:
-        return f"Restarting ({exit_code}) {since} ago"
-    if status is Status.EXITED:
-        return f"Exited ({exit_code}) {since} ago"
-    if status is Status.REMOVING:
-        return "Removal In Progress"
-    if status is Status.DEAD:
-        return "Dead"
-    return "Created"

@@ -12,12 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from wharf import dockerapi
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.state import StateStore
 from wharf.daemon.core.volumes.mountspec import MountPoint
 from wharf.errors import Conflict, NotFound
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
+ZERO_TIME = dockerapi.ZERO_TIME
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 

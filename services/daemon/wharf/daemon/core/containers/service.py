@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal as signals
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.store import ImageStore
 from wharf.daemon.core.network import attach
 from wharf.daemon.core.network.service import ContainerNet, NetworkService
+from wharf.daemon.core.runtime import logs
+from wharf.daemon.core.runtime.attach import AttachConnection
 from wharf.daemon.core.runtime.monitor import ConmonRuntime, CreateRequest, ExitStatus, alive
 from wharf.daemon.core.volumes import mountspec
 from wharf.daemon.core.volumes.service import VolumeService
@@ -681,8 +683,31 @@ class ContainerService:
         self.events.emit("container", action, record.id, image=record.image,
                          name=record.name, **labels, **extra)
 
+    # --- container I/O: what the adapters use instead of reaching the runtime ---------------
+
     def log_path(self, record: ContainerRecord) -> Path:
         return self.runtime.log_path(record.id)
+
+    def container_dir(self, record: ContainerRecord) -> Path:
+        return self.bundles.dir(record.id)
+
+    def read_logs(self, record: ContainerRecord, **options: Any) -> list[logs.LogEntry]:
+        """The log's entries, oldest first (options: stdout, stderr, since, until, tail)."""
+        return logs.read_logs(self.log_path(record), **options)
+
+    def follow_logs(self, record: ContainerRecord, **options: Any
+                    ) -> AsyncIterator[logs.LogEntry]:
+        """The entries, then new ones as they come, until the container stops."""
+        running = self.is_running(record.id)
+        return logs.follow_logs(self.log_path(record), finished=lambda: not running(),
+                                **options)
+
+    def resize(self, record: ContainerRecord, height: int, width: int) -> None:
+        self.runtime.resize(record.id, height, width)
+
+    async def open_attach(self, record: ContainerRecord) -> AttachConnection:
+        """A connection to the container's attach socket (conmon's)."""
+        return await AttachConnection.open(self.runtime.attach_socket(record.id))
 
     def is_running(self, container_id: str) -> Callable[[], bool]:
         def running() -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -29,11 +28,6 @@ class LogEntry:
     unix_nanos: int
     stream: str  # "stdout" | "stderr"
     data: bytes
-
-
-def frame(stream: str, data: bytes) -> bytes:
-    """Docker's multiplexed frame: ``[1|2, 0, 0, 0, size:u32 big-endian]`` + data."""
-    return struct.pack(">BxxxL", _STREAMS.get(stream, 1), len(data)) + data
 
 
 def parse_time(text: str) -> tuple[str, int] | None:

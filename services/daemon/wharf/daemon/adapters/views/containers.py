@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from wharf.daemon.adapters.api.params import parse_time, unix_seconds
+from wharf import dockerapi
 from wharf.daemon.core.containers.config import docker_command
-from wharf.daemon.core.containers.lifecycle import Status, docker_status_text
+from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.records import ZERO_TIME, ContainerRecord
 from wharf.daemon.core.network import attach
-from wharf.humanize import human_duration
+from wharf.dockerapi import unix_seconds
 
 
 def status_text(record: ContainerRecord) -> str:
     state = record.state
-    since = state.started_at if state.status in (Status.RUNNING, Status.PAUSED) else \
-        state.finished_at
-    if since == ZERO_TIME:
-        return docker_status_text(state.status, state.exit_code, "")
-    elapsed = (datetime.now(UTC) - parse_time(since)).total_seconds()
-    return docker_status_text(state.status, state.exit_code, human_duration(elapsed))
+    return dockerapi.status_text(state.status.value, state.exit_code, state.started_at,
+                                 state.finished_at)
 
 
 def container_summary(record: ContainerRecord) -> dict[str, Any]:

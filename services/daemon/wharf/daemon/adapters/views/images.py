@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from wharf import reference
-from wharf.daemon.adapters.api.params import unix_seconds
 from wharf.daemon.core.images.store import ImageRecord, ImageStore
+from wharf.dockerapi import unix_seconds
 
 
 def familiar_tag(name: str) -> str:
