@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from wharf.cli.transport import DaemonUnreachable, parse_host
-from wharf.cli.wire import SocketTransport
+from wharf.cli import hijack, wire
+from wharf.cli.hijack import SocketHijacker
+from wharf.cli.transport import DaemonUnreachable, IncompleteReply, parse_host
+from wharf.cli.wire import MAX_HEAD, SocketTransport, read_head
+from wharf.errors import DeadlineExceeded, Unavailable
 
 REPLIES = {
     b"/v1.41/plain": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -22,13 +27,13 @@ REPLIES = {
 }
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[Path, list[bytes]]]:
-    path = tmp_path / "d.sock"
+@contextlib.contextmanager
+def _daemon(path: Path, answer: Callable[[socket.socket, bytes], None]) -> Iterator[str]:
+    """A one-thread daemon on ``path``: reads each request head, then ``answer(conn, data)``
+    (``data``: all read so far, the head and maybe some body) replies."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(8)
-    seen: list[bytes] = []
 
     def serve() -> None:
         while True:
@@ -38,24 +43,37 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, list[bytes]]]:
                 return
             with conn:
                 data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(4096)
-                head, _, body = data.partition(b"\r\n\r\n")
-                if b"Transfer-Encoding: chunked" in head:
-                    while not body.endswith(b"0\r\n\r\n"):
-                        body += conn.recv(4096)
-                else:  # read the whole body: closing on unread bytes breaks the client's send
-                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-                    while len(body) < length:
-                        body += conn.recv(4096)
-                seen.append(head + b"\r\n\r\n" + body)
-                target = head.split(b" ")[1].split(b"?")[0]
-                conn.sendall(REPLIES.get(target, REPLIES[b"/v1.41/gone"]))
+                while b"\r\n\r\n" not in data and (chunk := conn.recv(4096)):
+                    data += chunk
+                answer(conn, data)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield path, seen
-    listener.close()
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"unix://{path}"
+    finally:
+        listener.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Path, list[bytes]]]:
+    path = tmp_path / "d.sock"
+    seen: list[bytes] = []
+
+    def answer(conn: socket.socket, data: bytes) -> None:
+        head, _, body = data.partition(b"\r\n\r\n")
+        if b"Transfer-Encoding: chunked" in head:
+            while not body.endswith(b"0\r\n\r\n"):
+                body += conn.recv(4096)
+        else:  # read the whole body: closing on unread bytes breaks the client's send
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += conn.recv(4096)
+        seen.append(head + b"\r\n\r\n" + body)
+        target = head.split(b" ")[1].split(b"?")[0]
+        conn.sendall(REPLIES.get(target, REPLIES[b"/v1.41/gone"]))
+
+    with _daemon(path, answer):
+        yield path, seen
 
 
 def test_content_length_chunked_and_empty_replies(server: tuple[Path, list[bytes]]) -> None:
@@ -84,3 +102,90 @@ def test_a_missing_daemon_is_reported_as_unreachable(tmp_path: Path) -> None:
     wire = SocketTransport(parse_host(f"unix://{tmp_path}/nobody.sock"))
     with pytest.raises(DaemonUnreachable, match="Is wharfd running"):
         wire.request("GET", "/_ping")
+
+
+# -- the one reply-head parser (the socket transport's and the hijack's) --------------------------
+HOST = parse_host("unix:///run/wharf/test.sock")
+
+
+def _head(data: bytes) -> tuple[int, dict[str, str], bytes]:
+    reader = io.BufferedReader(io.BytesIO(data))
+    status, headers = read_head(reader, HOST)
+    return status, headers, reader.read()
+
+
+def test_the_head_is_parsed_and_what_follows_stays_in_the_reader() -> None:
+    assert _head(b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream"
+                 b"\r\nUpgrade: tcp\r\nX-Odd:  a:b \r\n\r\nfirst bytes") == (
+        101, {"content-type": "application/vnd.docker.raw-stream", "upgrade": "tcp",
+              "x-odd": "a:b"}, b"first bytes")
+    assert _head(b"HTTP/1.0 404\nContent-Length: 2\n\n{}") == (404, {"content-length": "2"},
+                                                                  b"{}")
+
+
+@pytest.mark.parametrize(("data", "kind", "message"), [
+    (b"", DaemonUnreachable, "closed the connection without answering"),
+    (b"HTTP/1.1 200 O", DaemonUnreachable, "closed the connection without answering"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", IncompleteReply, "closed in the reply head"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", IncompleteReply, "in the reply head"),
+    (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", Unavailable, "malformed reply"),
+    (b"HTTP/1.1 2\xb200 OK\r\n\r\n", Unavailable, "malformed reply"),  # not int()-able
+    (b"HTTP/1.1 20 OK\r\n\r\n", Unavailable, "malformed reply"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * (MAX_HEAD // 6) + b"\r\n", Unavailable,
+     "reply head over 65536 bytes"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * MAX_HEAD + b"\r\n\r\n", Unavailable, "over 65536"),
+])
+def test_a_broken_head_is_an_error_kind(data: bytes, kind: type[Exception], message: str) -> None:
+    with pytest.raises(kind, match=message):
+        _head(data)
+
+
+@pytest.fixture
+def silent(tmp_path: Path) -> Iterator[str]:
+    """Accepts, reads the request and never answers (until the client gives up)."""
+    with _daemon(tmp_path / "d.sock", lambda conn, _: conn.recv(1)) as host:
+        yield host
+
+
+def test_a_silent_daemon_is_the_same_error_for_requests_and_hijacks(
+        silent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr(hijack, "REQUEST_TIMEOUT", 0.2)
+    host = parse_host(silent)
+    with pytest.raises(DeadlineExceeded) as request_error:
+        SocketTransport(host).request("GET", "/_ping")
+    with pytest.raises(DeadlineExceeded) as hijack_error:
+        SocketHijacker(host).open("/containers/c1/attach", {"stream": "1"})
+    assert str(request_error.value) == str(hijack_error.value) == (
+        f"the wharf daemon at {silent} timed out")
+
+
+def _upgrade(conn: socket.socket, _: bytes) -> None:
+    conn.sendall(b"HTTP/1.1 101 UPGRADED\r\nUpgrade: tcp\r\n\r\nearly ")
+    while chunk := conn.recv(4096):
+        conn.sendall(chunk.upper())
+
+
+def test_a_hijack_returns_the_bytes_read_past_the_head_first(tmp_path: Path) -> None:
+    with _daemon(tmp_path / "d.sock", _upgrade) as host:
+        result = SocketHijacker(parse_host(host)).open("/exec/e1/start", {}, {"Tty": False})
+        assert result.reply.status == 101 and result.stream is not None
+        stream = result.stream
+        got = b""
+        while len(got) < len(b"early "):
+            got += stream.recv(4)
+        stream.sendall(b"stdin")
+        stream.close_write()
+        while chunk := stream.recv():
+            got += chunk
+        stream.close()
+        assert got == b"early STDIN"
+        assert stream.recv() == b""
+
+
+def test_a_refused_hijack_comes_back_with_its_body(tmp_path: Path) -> None:
+    reply = b"HTTP/1.1 404 Not Found\r\nContent-Length: 16\r\n\r\n{\"message\":\"no\"}"
+    with _daemon(tmp_path / "d.sock", lambda conn, _: conn.sendall(reply)) as host:
+        result = SocketHijacker(parse_host(host)).open("/containers/nope/attach", {})
+    assert result.stream is None
+    assert (result.reply.status, result.reply.body) == (404, b'{"message":"no"}')

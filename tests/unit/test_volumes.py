@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,17 +336,30 @@ def test_prune_removes_unused_volumes_matching_labels(volumes: VolumeStore,
 
 
 # -- seeding from the image -----------------------------------------------------------------------
-def test_resolve_in_root_keeps_symlinks_inside(tmp_path: Path) -> None:
+def test_seed_follows_image_symlinks_inside_the_rootfs_only(tmp_path: Path) -> None:
+    """The mount path is resolved with ``core.rootpath`` (tests/unit/test_rootpath.py): a link
+    to ``/etc`` is the image's /etc, never the host's."""
     root = tmp_path / "rootfs"
     (root / "real/etc").mkdir(parents=True)
+    (root / "real/etc/hosts").write_text("image")
     (root / "etc").symlink_to("/real/etc")
     (root / "up").symlink_to("../../../../..")
     (root / "loop").symlink_to("loop")
-    assert populate.resolve_in_root(root, "/etc") == root / "real/etc"
-    assert populate.resolve_in_root(root, "/up/real") == root / "real"
-    assert populate.resolve_in_root(root, "/../../etc") == root / "real/etc"
-    assert populate.resolve_in_root(root, "/missing") is None
-    assert populate.resolve_in_root(root, "/loop") is None
+    (root / "host").symlink_to(tmp_path)
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret/key").write_text("host")
+    for destination in ("/etc", "/up/real/etc", "/../../etc"):
+        data = tmp_path / "data"
+        data.mkdir()
+        assert populate.seed(root, destination, data)
+        assert [p.name for p in data.iterdir()] == ["hosts"]
+        shutil.rmtree(data)
+    data = tmp_path / "data"
+    data.mkdir()
+    for destination in ("/host/secret", "/missing", "/missing/../real/etc", "/loop",
+                        "/real/etc/hosts", "/real/etc/hosts/.."):
+        assert not populate.seed(root, destination, data), destination
+    assert not any(data.iterdir())
 
 
 def test_seed_copies_owners_and_modes_into_an_empty_volume(tmp_path: Path) -> None:

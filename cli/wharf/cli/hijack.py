@@ -1,21 +1,21 @@
 """The client side of Docker's connection hijack (attach, exec start), over the stdlib socket.
 
 httpx cannot hand over its connection, so this module speaks the one request itself: it sends
-``Connection: Upgrade`` / ``Upgrade: tcp``, reads the reply head, and on ``101`` returns the
+``Connection: Upgrade`` / ``Upgrade: tcp``, reads the reply head (with :func:`wire.read_head
+<wharf.cli.wire.read_head>`, like every reply of the socket transport), and on ``101`` returns the
 socket as a :class:`RawStream` (a raw bidirectional byte pipe, see the Engine API reference §2.1).
 Any other status comes back as a :class:`~wharf.cli.transport.Reply` with its body, for the API
-client to turn into an error kind.
+client to turn into an error kind. A broken or silent connection is reported as by the socket
+transport (:func:`~wharf.cli.wire.wire_error`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import io
-import itertools
 import json
 import socket
 from dataclasses import dataclass
+from io import BufferedReader
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -27,27 +27,24 @@ from wharf.cli.transport import (
     Params,
     Reply,
 )
-from wharf.cli.wire import Body, ChunkReader, connect, wire_error
-from wharf.errors import Unavailable
-
-MAX_HEAD = 64 * 1024
+from wharf.cli.wire import Body, connect, read_head, wire_error
 
 
 class RawStream:
-    """A hijacked connection: bytes the reply head over-read are returned first by ``recv``."""
+    """A hijacked connection. ``reader``, when given, is what the reply head was read through:
+    the bytes it read past the head come first, so every read goes through it."""
 
-    def __init__(self, sock: socket.socket, buffered: bytes = b"") -> None:
+    def __init__(self, sock: socket.socket, reader: BufferedReader | None = None) -> None:
         self._sock = sock
-        self._buffered = buffered
+        self._reader = reader
 
     def recv(self, size: int = 65536) -> bytes:
         """Up to ``size`` bytes; ``b""`` at end of stream (or once the socket was shut down)."""
-        if self._buffered:
-            data, self._buffered = self._buffered[:size], self._buffered[size:]
-            return data
         try:
+            if self._reader is not None:
+                return self._reader.read1(size)
             return self._sock.recv(size)
-        except (ConnectionResetError, OSError):
+        except (OSError, ValueError):  # ValueError: the reader was closed
             return b""
 
     def sendall(self, data: bytes) -> None:
@@ -68,7 +65,7 @@ class RawStream:
             socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
-        self._sock.close()
+        _close(self._sock, self._reader)
 
 
 @dataclass
@@ -94,24 +91,22 @@ class SocketHijacker:
     def open(self, path: str, params: Params, body: object = None) -> HijackResult:
         """POST ``path`` with the upgrade headers; ``body`` is JSON-encoded when given."""
         sock = self._connect()
+        reader = sock.makefile("rb")
         try:
             sock.settimeout(REQUEST_TIMEOUT)
             sock.sendall(request_bytes(path, params, body))
-            status, headers, rest = read_head(sock)
+            status, headers = read_head(reader, self.host)
             if status == 101:
                 sock.settimeout(None)
-                return HijackResult(Reply(status, headers, b""), RawStream(sock, rest))
-            reply = Reply(status, headers, read_body(sock, headers, rest))
-        except TimeoutError as exc:
-            sock.close()
-            raise Unavailable(f"the wharf daemon at {self.host.url} did not answer") from exc
-        except OSError as exc:
-            sock.close()
+                return HijackResult(Reply(status, headers, b""), RawStream(sock, reader))
+            reply = Reply(status, headers, Body(reader, headers).read())
+        except OSError as exc:  # a timeout included: the socket transport's error kinds
+            _close(sock, reader)
             raise wire_error(self.host, exc) from exc
         except BaseException:
-            sock.close()
+            _close(sock, reader)
             raise
-        sock.close()
+        _close(sock, reader)
         return HijackResult(reply, None)
 
     def _connect(self) -> socket.socket:
@@ -130,30 +125,9 @@ def request_bytes(path: str, params: Params, body: object) -> bytes:
     return head.encode("latin-1") + payload
 
 
-def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Status, lower-cased headers and the bytes read past the head."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise Unavailable("the wharf daemon closed the connection before answering")
-        data += chunk
-        if len(data) > MAX_HEAD:
-            raise Unavailable("the wharf daemon sent an oversized reply head")
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise Unavailable(f"the wharf daemon sent a malformed status line: {lines[0]!r}")
-    headers = {}
-    for line in lines[1:]:
-        key, _, value = line.partition(":")
-        headers[key.strip().lower()] = value.strip()
-    return int(parts[1]), headers, rest
-
-
-def read_body(sock: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
-    """The body of a refused upgrade (``rest``: what :func:`read_head` read past the head),
-    read like every reply body: IncompleteReply when it stops short."""
-    received = itertools.chain([rest], iter(functools.partial(sock.recv, 65536), b""))
-    return Body(io.BufferedReader(ChunkReader(received)), headers).read()
+def _close(sock: socket.socket, reader: BufferedReader | None) -> None:
+    """Close both: the socket is only released once its reader is closed too."""
+    if reader is not None:
+        with contextlib.suppress(OSError):
+            reader.close()
+    sock.close()

@@ -4,19 +4,18 @@ Why not httpx here: importing httpx costs ~110 ms, more than everything else the
 `wharf run --rm busybox true` (bench/run_latency.py, bench/pull.py §3); the Docker API needs
 no more of HTTP than this: one request per connection (``Connection: close``), bodies by
 Content-Length or chunked, streamed replies read as they arrive, a body that stops short of its
-end an error (:class:`Body`, which also reads the refusal of a hijack). httpx stays the
-transport for injected test daemons (``HttpTransport``).
+end an error. :func:`read_head`, :class:`Body` and :func:`wire_error` (one error kind for each
+way a connection fails, a timeout included) serve the hijack of attach and exec too
+(``hijack``). httpx stays the transport for injected test daemons (``HttpTransport``).
 """
 
 from __future__ import annotations
 
-import io
 import json as jsonlib
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from io import BufferedReader
-from typing import Any
 from urllib.parse import urlencode
 
 from wharf.cli.tls import describe_tls_error, is_tls_error
@@ -37,8 +36,10 @@ from wharf.cli.transport import (
 )
 from wharf.errors import DeadlineExceeded, Unavailable
 
+MAX_HEAD = 64 * 1024
 _CHUNK = 65536
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
+_STATUS = re.compile(r"[0-9]{3}")
 
 
 class Body:
@@ -123,27 +124,6 @@ def _chunk_size(line: bytes) -> int:
     return int(digits, 16)
 
 
-class ChunkReader(io.RawIOBase):
-    """A readable raw file over an iterator of byte chunks (wrap it in a BufferedReader)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._left = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._left:
-            self._left = next(self._chunks, b"")
-            if not self._left:
-                return 0
-        n = min(len(buffer), len(self._left))
-        buffer[:n] = self._left[:n]
-        self._left = self._left[n:]
-        return n
-
-
 class SocketTransport:
     """The Docker API over a unix socket or TCP, one connection per request."""
 
@@ -160,7 +140,7 @@ class SocketTransport:
         try:
             body = reply.read()
         except TimeoutError as exc:
-            raise DeadlineExceeded(f"the wharf daemon at {self.host.url} timed out") from exc
+            raise wire_error(self.host, exc) from exc
         finally:
             reply.close()
         return Reply(reply.status, reply.headers, body)
@@ -190,6 +170,7 @@ class SocketTransport:
         else:
             head["Transfer-Encoding"] = "chunked"
         sock = connect(self.host)
+        reader = sock.makefile("rb")
         try:
             sock.settimeout(timeout)
             lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
@@ -202,17 +183,15 @@ class SocketTransport:
                 sock.sendall(b"0\r\n\r\n")
             elif content:
                 sock.sendall(content)  # type: ignore[arg-type]
-            reader = sock.makefile("rb")
-            status, reply_headers = _read_head(reader, self.host)
+            status, reply_headers = read_head(reader, self.host)
             empty = method == "HEAD" or status in (204, 304) or 100 <= status < 200
             body = Body(reader, reply_headers, empty=empty, sock=sock)
-        except TimeoutError as exc:
-            sock.close()
-            raise DeadlineExceeded(f"the wharf daemon at {self.host.url} timed out") from exc
-        except OSError as exc:
+        except OSError as exc:  # a timeout included
+            reader.close()
             sock.close()
             raise wire_error(self.host, exc) from exc
         except Unavailable:  # a malformed reply head
+            reader.close()
             sock.close()
             raise
         return StreamReply(status, reply_headers, body, body)
@@ -251,7 +230,9 @@ def connect(host: Host) -> socket.socket:
 
 
 def wire_error(host: Host, exc: OSError) -> Unavailable | DeadlineExceeded:
-    """The error kind for a connection that broke (or was refused by TLS) mid-request."""
+    """The error kind for a connection that broke (or was refused by TLS) mid-request, or that
+    stayed silent past its read timeout (DeadlineExceeded, as httpx's timeouts in
+    :class:`~wharf.cli.transport.HttpTransport`)."""
     if is_tls_error(exc):
         return TLSRefused(describe_tls_error(host.url, exc))
     if isinstance(exc, TimeoutError):
@@ -261,18 +242,40 @@ def wire_error(host: Host, exc: OSError) -> Unavailable | DeadlineExceeded:
     return Unavailable(f"talking to the wharf daemon at {host.url}: {exc}")
 
 
-def _read_head(reader: BufferedReader, host: Host) -> tuple[int, dict[str, str]]:
-    status_line = reader.readline().decode("latin-1")
-    if not status_line:
-        raise closed_without_reply(host)
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise Unavailable(f"the wharf daemon sent a malformed reply: {status_line!r}")
+def read_head(reader: BufferedReader, host: Host) -> tuple[int, dict[str, str]]:
+    """The status and lower-cased headers of an HTTP/1.1 reply head read from ``reader``; what
+    follows the head stays in ``reader`` (the body, or a hijacked stream's first bytes).
+
+    Raises:
+        DaemonUnreachable: the daemon hung up before a whole status line
+            (``closed_without_reply``: TLSRefused when that means a refused certificate).
+        IncompleteReply: the connection closed in the middle of the head.
+        Unavailable: a malformed status line, or a head over MAX_HEAD bytes.
+    """
+    left = MAX_HEAD
+
+    def line() -> bytes:
+        nonlocal left
+        data = reader.readline(left + 1)
+        left -= len(data)
+        if left < 0:
+            raise Unavailable(f"the wharf daemon at {host.url} sent a reply head over "
+                              f"{MAX_HEAD} bytes")
+        if not data.endswith(b"\n"):
+            if first:  # not even a status line: not an HTTP answer
+                raise closed_without_reply(host)
+            raise incomplete_reply("the connection closed in the reply head")
+        return data
+
+    first = True
+    status_line = line()
+    first = False
+    parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not _STATUS.fullmatch(parts[1]):
+        raise Unavailable(f"the wharf daemon at {host.url} sent a malformed reply: "
+                          f"{status_line[:80]!r}")
     headers: dict[str, str] = {}
-    while True:
-        line = reader.readline().decode("latin-1").rstrip("\r\n")
-        if not line:
-            break
-        name, _, value = line.partition(":")
+    while (text := line().decode("latin-1").rstrip("\r\n")):
+        name, _, value = text.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(parts[1]), headers

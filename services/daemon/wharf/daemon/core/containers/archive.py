@@ -6,7 +6,7 @@ created or exited container has no process; its overlay is mounted at its usual 
 (``<container dir>/rootfs/merged``, the mount ``start`` makes and reuses) and left mounted
 until the container starts or is removed, like the rootfs of a container that exited.
 
-Staying inside: every path is resolved with the container's root as ``/`` (``resolve_in_root``:
+Staying inside: every path is resolved with the container's root as ``/`` (``core.rootpath``:
 symlinks, absolute or relative, never climb above it). Reading a tree and extracting an upload
 are done by a helper process that first ``chroot``s into the container root, as moby's
 chrootarchive does: a container that swaps a directory for a symlink during the copy
@@ -37,12 +37,12 @@ from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.daemon.core.images import tarsafety
+from wharf.daemon.core.rootpath import host_path, resolve_in_root
 from wharf.daemon.core.runtime import rootfs
 from wharf.daemon.core.runtime.users import resolve_user
 from wharf.errors import Internal, InvalidArgument, NotFound, PermissionDenied
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
-MAX_SYMLINKS = 255
 _CHUNK = 1 << 16
 # Go's os.FileMode type bits (what docker clients decode from the stat header).
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -167,42 +167,6 @@ def abs_path(path: str) -> str:
     return clean
 
 
-def resolve_in_root(root: Path, path: str) -> str:
-    """``path`` with every symlink resolved as if ``root`` were ``/``; a container path.
-
-    Components that do not exist are kept as they are; ``..`` never goes above the root.
-
-    Raises:
-        InvalidArgument: more than MAX_SYMLINKS links (a loop).
-    """
-    pending = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = root.joinpath(*resolved, part)
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > MAX_SYMLINKS:
-            raise InvalidArgument(f"too many levels of symbolic links in {path}")
-        target = os.readlink(host)
-        if target.startswith("/"):
-            resolved = []
-        pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-    return "/" + "/".join(resolved)
-
-
 def resolve_path(root: Path, path: str) -> tuple[str, str]:
     """(absolute path as asked, resolved container path). The last component is not followed,
     unless the path ends with ``/`` or ``/.`` (then it names the directory a link points to)."""
@@ -221,7 +185,7 @@ def stat_path(root: Path, path: str, container: str = "") -> tuple[PathStat, str
     """
     absolute, resolved = resolve_path(root, path)
     try:
-        st = os.lstat(root / resolved.lstrip("/"))
+        st = os.lstat(host_path(root, resolved))
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound(f"Could not find the file {absolute} in container {container}".rstrip()
                        ) from None

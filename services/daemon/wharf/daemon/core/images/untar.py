@@ -1,4 +1,5 @@
-"""Decompress a layer blob and extract a validated tar with GNU tar, confined.
+"""Decompress a layer blob (with ``compression``) and extract a validated tar with GNU tar,
+confined.
 
 Why GNU tar: it extracts ~5x faster than ``tarfile.extractall`` (runtime-facts §4) and already
 knows owners, modes, setuid bits, mtimes and xattrs (``security.capability``).
@@ -19,35 +20,18 @@ import hashlib
 import subprocess
 import sys
 import tempfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from wharf.daemon.core.images.compression import compression, decompressed
 from wharf.errors import Internal, InvalidArgument
+
+# ``compression`` is the layer store's too (layers.py imports it from here).
+__all__ = ["TAR_BINARY", "compression", "decompress_to", "extract"]
 
 TAR_BINARY = "/usr/bin/tar"
 _CHUNK = 1 << 20
-_ZSTD_SLICE = 1 << 13  # bounds one zstd call's output (max ratio ~32768:1) to 256 MiB
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-_PLAIN = frozenset({
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.docker.image.rootfs.diff.tar",
-    "application/x-tar",
-})
-_GZIP = frozenset({
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-})
-_ZSTD = frozenset({
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-})
 
 # Run as `python -I -S -c _CONFINE <target> <tar argv...>`; see the module docstring.
 _CONFINE = r"""
@@ -71,20 +55,6 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def compression(blob: Path, media_type: str, layer: str) -> str:
-    """``gzip``, ``zstd`` or ``none``. The magic bytes win over the label (registries mislabel);
-    an unknown media type is InvalidArgument."""
-    if media_type not in _PLAIN | _GZIP | _ZSTD:
-        raise InvalidArgument(f"layer {layer}: unsupported layer media type {media_type!r}")
-    with blob.open("rb") as f:
-        head = f.read(4)
-    if head.startswith(_GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(_ZSTD_MAGIC):
-        return "zstd"
-    return "none"
-
-
 def decompress_to(
     blob: Path, kind: str, out: BinaryIO | None, layer: str,
     progress: Callable[[int, int], None] | None = None,
@@ -95,12 +65,7 @@ def decompress_to(
     total = blob.stat().st_size
     done = 0
     with blob.open("rb") as f:
-        chunks = _raw_chunks(f)
-        if kind == "gzip":
-            chunks = _gunzip(chunks, layer)
-        elif kind == "zstd":
-            chunks = _unzstd(chunks, layer)
-        for data in chunks:
+        for data in decompressed(f, kind, layer):
             h.update(data)
             if out is not None:
                 out.write(data)
@@ -108,52 +73,6 @@ def decompress_to(
                 done = f.tell()
                 progress(done, total)
     return "sha256:" + h.hexdigest()
-
-
-def _raw_chunks(f: BinaryIO) -> Iterator[bytes]:
-    while chunk := f.read(_CHUNK):
-        yield chunk
-
-
-def _gunzip(chunks: Iterator[bytes], layer: str) -> Iterator[bytes]:
-    """Multi-member gzip with bounded output per step; truncation and bad CRCs are refused."""
-    d = zlib.decompressobj(31)
-    try:
-        for chunk in chunks:
-            pending = chunk
-            while pending:
-                if d.eof:  # another gzip member follows (zlib rejects anything else)
-                    d = zlib.decompressobj(31)
-                yield d.decompress(pending, _CHUNK)
-                pending = d.unused_data if d.eof else d.unconsumed_tail
-        while not d.eof and (tail := d.decompress(b"", _CHUNK)):
-            yield tail
-    except zlib.error as exc:
-        raise InvalidArgument(f"layer {layer}: corrupt gzip data: {exc}") from None
-    if not d.eof:
-        raise InvalidArgument(f"layer {layer}: the gzip stream is truncated")
-
-
-def _unzstd(chunks: Iterator[bytes], layer: str) -> Iterator[bytes]:
-    """Multi-frame zstd, fed in small slices to bound memory; truncation is refused."""
-    import zstandard  # noqa: PLC0415 - only zstd layers pay for the import
-
-    new = zstandard.ZstdDecompressor().decompressobj
-    d = new()
-    try:
-        for chunk in chunks:
-            for i in range(0, len(chunk), _ZSTD_SLICE):
-                piece = chunk[i:i + _ZSTD_SLICE]
-                while piece:
-                    if d.eof:
-                        d = new()
-                    if out := d.decompress(piece):
-                        yield out
-                    piece = d.unused_data if d.eof else b""
-    except zstandard.ZstdError as exc:
-        raise InvalidArgument(f"layer {layer}: corrupt zstd data: {exc}") from None
-    if not d.eof:
-        raise InvalidArgument(f"layer {layer}: the zstd stream is truncated")
 
 
 def extract(tar_path: Path, skipped: list[tuple[int, int, str]], target: Path, layer: str) -> None:
