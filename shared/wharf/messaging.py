@@ -1,4 +1,6 @@
-"""RabbitMQ for the control plane: the only module that imports pika.
+"""RabbitMQ for the control plane: the blocking :class:`Broker`, and the face of the messaging
+modules (``amqp``: deliveries and the topology as declarations; ``amqp_async``: the asyncio
+:class:`AsyncBroker`), which are the only modules that import pika.
 
 pika connections are single-threaded: each thread that talks to the broker owns its own
 :class:`Broker` (one ``BlockingConnection``). Publishing is confirmed, ``mandatory`` and
@@ -9,22 +11,25 @@ re-declares the topology and resumes after any connection loss (pika has no reco
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import pika
 import pika.exceptions
-from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
 from wharf import topology
+from wharf.amqp import (
+    Declaration,
+    Delivery,
+    node_queue_declarations,
+    safe_url,
+    topology_declarations,
+)
+from wharf.amqp_async import AsyncBroker, AsyncDelivery
 from wharf.errors import Unavailable
 
 log = logging.getLogger("wharf.messaging")
@@ -33,51 +38,7 @@ __all__ = ["AsyncBroker", "AsyncDelivery", "BlockingChannel", "Broker", "Declara
            "node_queue_declarations", "topology_declarations"]
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One consumed message; ack or reject it with the channel it came on."""
-
-    body: bytes
-    routing_key: str
-    delivery_tag: int
-    redelivered: bool
-    correlation_id: str | None
-    reply_to: str | None
-
-
 Handler = Callable[[Delivery], bool]  # True: ack; False: reject (dead-lettered, not requeued)
-
-
-# What a channel declares, as data, so the blocking and the asyncio brokers declare the same
-# topology: (channel method, keyword arguments).
-Declaration = tuple[str, dict[str, Any]]
-
-
-def topology_declarations() -> list[Declaration]:
-    """Exchanges of ARCHITECTURE.md §4 and the dead-letter queue of expired commands."""
-    exchanges = [(topology.COMMANDS_EXCHANGE, "direct"), (topology.BROADCAST_EXCHANGE, "fanout"),
-                 (topology.EVENTS_EXCHANGE, "topic"), (topology.RESULTS_EXCHANGE, "direct"),
-                 (topology.DEAD_LETTER_EXCHANGE, "fanout")]
-    return [*(("exchange_declare", {"exchange": name, "exchange_type": kind, "durable": True})
-              for name, kind in exchanges),
-            ("queue_declare", {"queue": topology.EXPIRED_QUEUE, "durable": True}),
-            ("queue_bind", {"queue": topology.EXPIRED_QUEUE,
-                            "exchange": topology.DEAD_LETTER_EXCHANGE})]
-
-
-def _command_queue(queue: str, exchange: str, routing_key: str | None) -> list[Declaration]:
-    """A node's durable command queue: single active consumer, expired → dead letters."""
-    return [("queue_declare", {"queue": queue, "durable": True, "arguments": {
-                "x-single-active-consumer": True,
-                "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE}}),
-            ("queue_bind", {"queue": queue, "exchange": exchange, "routing_key": routing_key})]
-
-
-def node_queue_declarations(node: str) -> list[Declaration]:
-    """``node``'s command queue and its queue on the broadcast exchange (durable, so a
-    broadcast waits for a daemon that is restarting)."""
-    return [*_command_queue(topology.command_queue(node), topology.COMMANDS_EXCHANGE, node),
-            *_command_queue(topology.broadcast_queue(node), topology.BROADCAST_EXCHANGE, None)]
 
 
 def _apply(channel: BlockingChannel, declarations: list[Declaration]) -> None:
@@ -126,7 +87,7 @@ class Broker:
             declare_topology(channel)
         except pika.exceptions.AMQPError as exc:
             self.close()
-            raise Unavailable(f"RabbitMQ at {_safe(self.url)} is unavailable: {exc!r}") from exc
+            raise Unavailable(f"RabbitMQ at {safe_url(self.url)} is unavailable: {exc!r}") from exc
         self._channel = channel
 
     def publish(self, exchange: str, routing_key: str, body: bytes, *,
@@ -220,329 +181,3 @@ class Broker:
             with contextlib.suppress(pika.exceptions.AMQPError):
                 connection.close()
 
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    parsed = pika.URLParameters(url)
-    return f"{parsed.host}:{parsed.port}{parsed.virtual_host and '/' + parsed.virtual_host}"
-
-
-# --- the asyncio broker -------------------------------------------------------------------------
-
-CONNECT_TIMEOUT = 5.0
-
-
-class _Lost(Exception):
-    """The connection or channel went away while something waited on it."""
-
-
-@dataclass(frozen=True)
-class AsyncDelivery(Delivery):
-    """A message consumed by an :class:`AsyncBroker`; ack or reject it through the broker
-    (which ignores deliveries of a channel that is gone: the broker redelivers those)."""
-
-    channel: int  # the channel generation it came on
-
-
-@dataclass
-class _Channel:
-    """One open channel and the publishes waiting for its confirms (tags count from 1)."""
-
-    channel: Any
-    generation: int
-    next_tag: int = 1
-    pending: dict[int, tuple[asyncio.Future[None], str]] = field(default_factory=dict)
-    returned: set[str] = field(default_factory=set)
-    ack_upto: int = 0  # with in_order_acks: the highest tag handled and not yet acked
-
-
-Setup = Callable[["AsyncBroker"], Awaitable[list[str]]]
-
-
-class AsyncBroker:
-    """One pika ``AsyncioConnection`` on the running loop, for code that lives on a loop.
-
-    Unlike :class:`Broker`, publishes do not wait for each other: every :meth:`publish` awaits
-    its own confirm while others are in flight (so throughput is not one broker fsync per
-    message), and nothing crosses a thread. A background task connects, declares the topology
-    (and what ``setup`` declares; it returns the queues to consume), consumes with manual acks,
-    and after any loss reconnects with backoff and does all of it again.
-    """
-
-    def __init__(self, url: str, *, prefetch: int = 100, setup: Setup | None = None,
-                 on_message: Callable[[AsyncDelivery], None] | None = None,
-                 backoff_max: float = 5.0, connect_wait: float = 3.0,
-                 in_order_acks: bool = False) -> None:
-        self.url, self.prefetch, self.setup, self.on_message = url, prefetch, setup, on_message
-        # in_order_acks: the consumer settles every delivery before the next one (ack or
-        # reject), so the acks of one loop iteration can go as one ``multiple`` ack.
-        self.in_order_acks = in_order_acks
-        self.backoff_max, self.connect_wait = backoff_max, connect_wait
-        self.connected = asyncio.Event()
-        self._lost = asyncio.Event()
-        self._connection: Any = None
-        self._current: _Channel | None = None
-        self._generation = 0
-        self._rpcs: set[asyncio.Future[Any]] = set()
-        self._opening: _Channel | None = None  # set while setup declares on a new channel
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="amqp")
-
-    async def close(self) -> None:
-        self._closing = True
-        self._shut()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._drop(_Lost("closed"))
-
-    # --- publishing -----------------------------------------------------------------------
-
-    async def publish(self, exchange: str, routing_key: str, body: bytes, *,
-                      expiration_ms: int | None = None, correlation_id: str | None = None,
-                      reply_to: str | None = None, message_id: str | None = None,
-                      mandatory: bool = True) -> None:
-        """Publish (persistent; mandatory unless told otherwise) and return once confirmed.
-        A connection lost before the confirm means one more try over the next connection
-        (at-least-once; receivers deduplicate by id).
-
-        Raises:
-            Unavailable: no queue is bound for ``routing_key``, the broker refused the message,
-                or there is no connection within ``connect_wait`` seconds.
-        """
-        message_id = message_id or uuid.uuid4().hex
-        properties = pika.BasicProperties(
-            delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
-            expiration=str(expiration_ms) if expiration_ms is not None else None,
-            correlation_id=correlation_id, reply_to=reply_to, message_id=message_id)
-        for attempt in (1, 2):
-            current = await self._ready()
-            tag, current.next_tag = current.next_tag, current.next_tag + 1
-            confirmed = asyncio.get_running_loop().create_future()
-            current.pending[tag] = (confirmed, message_id)
-            try:
-                current.channel.basic_publish(exchange, routing_key, body, properties,
-                                              mandatory=mandatory)
-                await confirmed
-                return
-            except (_Lost, pika.exceptions.AMQPError) as exc:
-                current.pending.pop(tag, None)
-                if attempt == 2:
-                    raise Unavailable(f"publishing to RabbitMQ failed: {exc!r}") from exc
-            except _Returned as exc:
-                raise Unavailable(f"no queue takes {exchange}/{routing_key}") from exc
-            except _Nacked as exc:
-                raise Unavailable(f"RabbitMQ refused a message to {exchange}/{routing_key}"
-                                  ) from exc
-
-    async def _ready(self) -> _Channel:
-        if self._current is None:
-            try:
-                await asyncio.wait_for(self.connected.wait(), self.connect_wait)
-            except TimeoutError:
-                raise Unavailable(f"RabbitMQ at {_safe(self.url)} is unavailable") from None
-        assert self._current is not None
-        return self._current
-
-    def _on_confirm(self, current: _Channel, frame: Any) -> None:
-        method = frame.method
-        tags = [t for t in current.pending if t <= method.delivery_tag] if method.multiple \
-            else [method.delivery_tag]
-        nacked = isinstance(method, Basic.Nack)
-        for tag in tags:
-            entry = current.pending.pop(tag, None)
-            if entry is None or entry[0].done():
-                continue
-            future, message_id = entry
-            if nacked:
-                future.set_exception(_Nacked())
-            elif message_id in current.returned:
-                current.returned.discard(message_id)
-                future.set_exception(_Returned())
-            else:
-                future.set_result(None)
-
-    # --- consuming ------------------------------------------------------------------------
-
-    def ack(self, delivery: AsyncDelivery) -> None:
-        current = self._current
-        if current is None or current.generation != delivery.channel:
-            return
-        if not self.in_order_acks:
-            current.channel.basic_ack(delivery.delivery_tag)
-            return
-        if not current.ack_upto:
-            asyncio.get_running_loop().call_soon(self._flush_acks, current)
-        current.ack_upto = max(current.ack_upto, delivery.delivery_tag)
-
-    def _flush_acks(self, current: _Channel) -> None:
-        upto, current.ack_upto = current.ack_upto, 0
-        if upto and current is self._current:
-            current.channel.basic_ack(upto, multiple=True)
-
-    def reject(self, delivery: AsyncDelivery) -> None:
-        """Not requeued: dead-lettered where the queue has a dead-letter exchange."""
-        current = self._current
-        if current is not None and current.generation == delivery.channel:
-            current.channel.basic_reject(delivery.delivery_tag, requeue=False)
-
-    def is_current(self, delivery: AsyncDelivery) -> bool:
-        """False once the delivery's channel is gone (the broker redelivers it elsewhere)."""
-        return self._current is not None and self._current.generation == delivery.channel
-
-    async def declare(self, declarations: list[Declaration]) -> None:
-        """Declare on the current channel (for ``setup``)."""
-        current = await self._ready_or_opening()
-        for method, kwargs in declarations:
-            await self._rpc(getattr(current.channel, method), **kwargs)
-
-    # --- the connection -------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._connect()
-                delay = 0.1
-                await self._lost.wait()
-                if not self._closing:
-                    log.warning("RabbitMQ connection to %s lost; reconnecting", _safe(self.url))
-            except (Unavailable, _Lost, pika.exceptions.AMQPError, TimeoutError) as exc:
-                log.warning("RabbitMQ unavailable (%s); retrying in %.1fs", exc, delay)
-            self._drop(_Lost("connection lost"))
-            self._shut()
-            if self._closing:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff_max)
-
-    def _shut(self) -> None:
-        connection = self._connection
-        if connection is not None and not (connection.is_closed or connection.is_closing):
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                connection.close()
-
-    async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        opened: asyncio.Future[Any] = loop.create_future()
-        lost = self._lost = asyncio.Event()
-
-        def gone(why: str) -> None:
-            if self._lost is lost:  # not a late callback of an earlier connection
-                lost.set()  # _run reconnects
-                self._drop(_Lost(why))  # and nothing waits for a dead connection
-
-        def on_open(connection: Any) -> None:
-            if not opened.done():
-                opened.set_result(connection)
-
-        def on_open_error(_connection: Any, exc: BaseException) -> None:
-            if not opened.done():
-                opened.set_exception(Unavailable(
-                    f"RabbitMQ at {_safe(self.url)} is unavailable: {exc!r}"))
-
-        def on_close(_connection: Any, _exc: BaseException) -> None:
-            gone("connection closed")
-
-        self._connection = _CoalescingConnection(
-            pika.URLParameters(self.url), on_open_callback=on_open,
-            on_open_error_callback=on_open_error, on_close_callback=on_close,
-            custom_ioloop=loop)
-        connection = await asyncio.wait_for(opened, CONNECT_TIMEOUT)
-        channel_open: asyncio.Future[Any] = loop.create_future()
-        self._rpcs.add(channel_open)
-        connection.channel(on_open_callback=lambda ch: _settle(channel_open, ch))
-        channel = await asyncio.wait_for(channel_open, CONNECT_TIMEOUT)
-        self._rpcs.discard(channel_open)
-        self._generation += 1
-        current = _Channel(channel, self._generation)
-        channel.add_on_close_callback(lambda _ch, _exc: gone("channel closed"))
-        channel.add_on_return_callback(
-            lambda _ch, _method, props, _body: current.returned.add(props.message_id))
-        await self._rpc(channel.confirm_delivery,
-                        ack_nack_callback=lambda frame: self._on_confirm(current, frame))
-        await self._rpc(channel.basic_qos, prefetch_count=self.prefetch)
-        self._opening = current
-        try:
-            await self.declare(topology_declarations())
-            queues = await self.setup(self) if self.setup is not None else []
-        finally:
-            self._opening = None
-        # Current before consuming: a message already waiting is delivered in the same read
-        # as ConsumeOk, before this coroutine resumes, and its consumer must see it as
-        # current (is_current, ack) or it is dropped unacked and never comes again.
-        self._current = current
-        for queue in queues:
-            await self._rpc(channel.basic_consume, queue=queue,
-                            on_message_callback=self._deliver(current.generation))
-        self.connected.set()
-
-    async def _ready_or_opening(self) -> _Channel:
-        return self._opening if self._opening is not None else await self._ready()
-
-    def _deliver(self, generation: int) -> Callable[..., None]:
-        def on_message(_channel: Any, method: Basic.Deliver, props: pika.BasicProperties,
-                       body: bytes) -> None:
-            if self.on_message is not None:
-                self.on_message(AsyncDelivery(
-                    body, method.routing_key or "", method.delivery_tag or 0,
-                    bool(method.redelivered), props.correlation_id, props.reply_to,
-                    generation))
-        return on_message
-
-    async def _rpc(self, method: Callable[..., Any], **kwargs: Any) -> Any:
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._rpcs.add(done)
-        try:
-            method(callback=lambda frame: _settle(done, frame), **kwargs)
-            return await asyncio.wait_for(done, CONNECT_TIMEOUT)
-        finally:
-            self._rpcs.discard(done)
-
-    def _drop(self, exc: _Lost) -> None:
-        """Fail everything waiting on the connection that is gone."""
-        self.connected.clear()
-        current, self._current = self._current, None
-        waiting = list(self._rpcs)
-        if current is not None:
-            waiting += [future for future, _ in current.pending.values()]
-            current.pending.clear()
-        for future in waiting:
-            if not future.done():
-                future.set_exception(exc)
-
-
-class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
-    """pika writes each frame on its own (a publish is three: method, header, body) and each
-    write costs a send(2) plus two epoll changes. Frames emitted in one loop iteration are
-    joined and written once instead: a publish or a burst of acks is one system call."""
-
-    _wharf_out: list[bytes] | None = None
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        if self._wharf_out is None:
-            self._wharf_out = []
-            asyncio.get_running_loop().call_soon(self._wharf_flush)
-        self._wharf_out.append(data)
-
-    def _wharf_flush(self) -> None:
-        out, self._wharf_out = self._wharf_out, None
-        if out and self._transport is not None:
-            super()._adapter_emit_data(b"".join(out))
-
-
-def _settle(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-class _Returned(Exception):
-    """The broker returned a mandatory message: no queue is bound for it."""
-
-
-class _Nacked(Exception):
-    """The broker refused a message (basic.nack)."""

@@ -6,12 +6,13 @@ tests/test_static.py on the real import graph.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import tomllib
 
 import pytest
 
-from tests.layout import DISTRIBUTIONS, module_files
+from tests.layout import DISTRIBUTIONS, ROOT, module_files
 
 PROGRAMS = {"wharf-daemon": "wharf.daemon", "wharf-gateway": "wharf.gateway",
             "wharf-cli": "wharf.cli"}
@@ -54,3 +55,18 @@ def test_the_cli_and_gateway_install_without_the_services_libraries() -> None:
         assert heavy not in deps["wharf-cli"], heavy
     assert "pyroute2" not in deps["wharf-gateway"]
     assert "pika" not in deps["wharf-shared"]  # an extra (amqp), for the two services
+
+
+def test_no_product_file_over_400_lines_and_no_function_over_60() -> None:
+    # The house rule of docs/architecture.md: a file a newcomer can read, a function that
+    # fits on a screen.
+    long_files, long_functions = [], []
+    for module, path in module_files().items():
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            long_files.append(f"{path.relative_to(ROOT)} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and \
+                    node.end_lineno is not None and node.end_lineno - node.lineno + 1 > 60:
+                long_functions.append(f"{module}.{node.name}")
+    assert not long_files and not long_functions, (long_files, long_functions)

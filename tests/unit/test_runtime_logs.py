@@ -212,3 +212,45 @@ def test_follow_stops_at_until(tmp_path: Path) -> None:
         return await asyncio.wait_for(_collect(log, [False], until=T0 + 10), 5)
 
     assert datas(asyncio.run(scenario())) == [("stdout", b"x\n")]
+
+
+def _append(path: Path, *lines: str) -> None:
+    with path.open("ab") as handle:
+        handle.write("".join(lines).encode())
+
+
+def test_a_cursor_reader_sees_each_entry_once_and_never_cuts_a_chain(tmp_path: Path) -> None:
+    log = write(tmp_path / "ctr.log", line(1, "stdout", "F", "a"),
+                line(2, "stdout", "P", "long-"))
+    first = logs.read_page(log, None)
+    assert datas(first.entries) == [("stdout", b"a\n")]  # the open chain waits
+    # stderr finishes entries while stdout's chain stays open: they come once each
+    _append(log, line(3, "stderr", "F", "e1"))
+    second = logs.read_page(log, first.cursor)
+    assert datas(second.entries) == [("stderr", b"e1\n")]
+    _append(log, line(4, "stderr", "F", "e2"), line(5, "stdout", "F", "line"))
+    third = logs.read_page(log, second.cursor)
+    assert datas(third.entries) == [("stderr", b"e2\n"), ("stdout", b"long-line\n")]
+    assert logs.read_page(log, third.cursor).entries == []
+    # the writer is gone: a chain left open is handed out at the end
+    _append(log, line(6, "stdout", "P", "tail"))
+    assert logs.read_page(log, third.cursor).entries == []
+    last = logs.read_page(log, third.cursor, flush=True)
+    assert datas(last.entries) == [("stdout", b"tail")]
+
+
+def test_a_cursor_page_is_bounded_and_a_cut_log_starts_again(tmp_path: Path) -> None:
+    log = write(tmp_path / "ctr.log", *(line(1, "stdout", "F", f"n{i}") for i in range(100)))
+    got, cursor, pages = [], None, 0
+    page = logs.read_page(log, None, tail=0)
+    assert page.entries == [] and page.cursor[1] == log.stat().st_size
+    cursor = (0, 0)  # from the start, in small pages
+    while True:
+        page = logs.read_page(log, cursor, limit=500)
+        got += [e.data for e in page.entries]
+        cursor, pages = page.cursor, pages + 1
+        if not page.more:
+            break
+    assert got == [f"n{i}\n".encode() for i in range(100)] and pages > 5
+    write(log, line(2, "stdout", "F", "after rotation"))  # shorter than what was seen
+    assert datas(logs.read_page(log, cursor).entries) == [("stdout", b"after rotation\n")]

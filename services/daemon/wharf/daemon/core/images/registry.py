@@ -6,7 +6,8 @@ A registry whose host (or IP, by CIDR) is in the insecure list, or ``localhost``
 over plain http, every other over https. Authentication is lazy: a 401 is answered once with
 the challenge's credentials (see ``registryauth``) and the request retried.
 
-Every failure is a wharf error naming the registry, repository or digest.
+Every failure is a wharf error naming the registry, repository or digest (``registryreplies``
+says which).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -23,23 +23,20 @@ from typing import Any
 import httpx
 
 from wharf.daemon.core.images import manifest as mf
+from wharf.daemon.core.images import registryreplies as replies
 from wharf.daemon.core.images.registryauth import Authenticator
 from wharf.errors import (
     DeadlineExceeded,
     Internal,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
     Unauthenticated,
     Unavailable,
-    WharfError,
 )
 from wharf.models import AuthConfig
 from wharf.reference import DEFAULT_DOMAIN, Reference
 
 DOCKER_HUB_UPSTREAM = "https://registry-1.docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-_CHUNK = 1 << 16
 
 BlobSource = AsyncIterator[bytes] | Path
 
@@ -108,8 +105,8 @@ class RegistryClient:
         path = f"/v2/{ref.path}/manifests/{ref.tag_or_digest}"
         headers = {"Accept": ", ".join(mf.ACCEPT)}
         async with self._request(ref, "GET", path, auth, headers=headers) as response:
-            await _check(response, 200, what, ref)
-            raw = await _read_limited(response, mf.MAX_MANIFEST_SIZE, what)
+            await replies.check(response, 200, what, ref)
+            raw = await replies.read_limited(response, mf.MAX_MANIFEST_SIZE, what)
             media_type = mf.detect_media_type(raw, response.headers.get("content-type"))
             served = response.headers.get("docker-content-digest", "")
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -130,7 +127,8 @@ class RegistryClient:
         async with self._request(
             ref, "PUT", path, auth, push=True, headers={"Content-Type": media_type}, content=raw
         ) as response:
-            await _check(response, 201, f"manifest for {ref.familiar_string}", ref, push=True)
+            what = f"manifest for {ref.familiar_string}"
+            await replies.check(response, 201, what, ref, push=True)
             served = response.headers.get("docker-content-digest", "")
         if served.startswith("sha256:") and served != digest:
             raise Internal(f"registry stored manifest {ref.familiar_string} as {served}, "
@@ -150,8 +148,8 @@ class RegistryClient:
         self, ref: Reference, digest: str, auth: AuthConfig | None
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         async with self._request(ref, "GET", f"/v2/{ref.path}/blobs/{digest}", auth) as response:
-            await _check(response, 200, f"blob {digest} of {ref.familiar}", ref)
-            yield _guarded(response.aiter_bytes(_CHUNK), ref.domain)
+            await replies.check(response, 200, f"blob {digest} of {ref.familiar}", ref)
+            yield replies.guarded(response.aiter_bytes(replies.CHUNK), ref.domain)
 
     async def blob_exists(self, ref: Reference, digest: str, auth: AuthConfig | None) -> bool:
         """Whether the repository already has blob ``digest`` (HEAD)."""
@@ -159,7 +157,7 @@ class RegistryClient:
         async with self._request(ref, "HEAD", path, auth, push=True) as response:
             if response.status_code == 404:
                 return False
-            await _check(response, 200, f"blob {digest} of {ref.familiar}", ref, push=True)
+            await replies.check(response, 200, f"blob {digest} of {ref.familiar}", ref, push=True)
         return True
 
     async def mount_blob(
@@ -175,7 +173,7 @@ class RegistryClient:
         ) as response:
             if response.status_code == 201:
                 return True
-            await _check(response, 202, f"blob upload to {ref.familiar}", ref, push=True)
+            await replies.check(response, 202, f"blob upload to {ref.familiar}", ref, push=True)
             location = response.headers.get("location")
             upload_url = response.request.url.join(location) if location else None
         if upload_url is not None:  # the registry opened an upload instead: cancel it
@@ -191,7 +189,7 @@ class RegistryClient:
         what = f"blob upload to {ref.familiar}"
         path = f"/v2/{ref.path}/blobs/uploads/"
         async with self._request(ref, "POST", path, auth, push=True) as response:
-            await _check(response, 202, what, ref, push=True)
+            await replies.check(response, 202, what, ref, push=True)
             location = response.headers.get("location")
             if not location:
                 raise Internal(f"{what}: the registry sent no upload location")
@@ -201,7 +199,7 @@ class RegistryClient:
         async with self._request(
             ref, "PUT", url, auth, push=True, headers=headers, content=body, retry=False
         ) as response:
-            await _check(response, 201, what, ref, push=True)
+            await replies.check(response, 201, what, ref, push=True)
 
     # --- login ----------------------------------------------------------------------------
 
@@ -224,7 +222,7 @@ class RegistryClient:
         except httpx.TimeoutException as exc:
             raise DeadlineExceeded(f"registry {domain} timed out: {exc}") from exc
         except httpx.TransportError as exc:
-            raise Unavailable(f"registry {domain} is unreachable: {_reason(exc)}") from exc
+            raise Unavailable(f"registry {domain} is unreachable: {replies.reason(exc)}") from exc
         if response.status_code in (401, 403):
             raise Unauthenticated(f"login to {domain} failed: unauthorized: "
                                   "incorrect username or password")
@@ -257,7 +255,8 @@ class RegistryClient:
                 try:
                     response = await self._send(
                         method, url, scopes=scopes, auth=auth, headers=dict(headers or {}),
-                        content=content, params=params, retry=retry, denied=_denied(ref, push),
+                        content=content, params=params, retry=retry,
+                        denied=replies.denied(ref, push),
                     )
                 except (Unavailable, DeadlineExceeded):
                     if not last:
@@ -317,78 +316,11 @@ class RegistryClient:
         try:
             return await self._client.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            raise DeadlineExceeded(f"registry {registry} timed out: {_reason(exc)}") from exc
+            raise DeadlineExceeded(
+                f"registry {registry} timed out: {replies.reason(exc)}") from exc
         except httpx.TransportError as exc:
-            raise Unavailable(f"registry {registry} is unreachable: {_reason(exc)}") from exc
-
-
-def _denied(ref: Reference, push: bool) -> str:
-    if push:
-        return f"push access denied for {ref.familiar}: requested access to the resource is denied"
-    return (f"pull access denied for {ref.familiar}, repository does not exist or may require "
-            "'docker login'")
-
-
-async def _check(
-    response: httpx.Response, expected: int, what: str, ref: Reference, *, push: bool = False
-) -> None:
-    """Raise the wharf error for a registry reply other than ``expected``."""
-    if response.status_code == expected:
-        return
-    body = await response.aread() if response.request.method != "HEAD" else b""
-    code, detail = _registry_error(body, response.status_code)
-    status = response.status_code
-    error: WharfError
-    if status == 404 and code == "NAME_UNKNOWN":
-        error = NotFound(f"repository {ref.familiar} not found: {detail}")
-    elif status == 404 and what.startswith("manifest"):
-        error = NotFound(f"{what} not found: {detail}")
-    elif status == 404:
-        error = NotFound(f"{what}: {detail}")
-    elif status == 401:
-        error = Unauthenticated(_denied(ref, push))
-    elif status == 403:
-        error = PermissionDenied(f"{what}: denied: {detail}")
-    elif status == 429 or status >= 500:
-        error = Unavailable(f"{what}: registry {ref.domain} answered {status}: {detail}")
-    elif 400 <= status < 500:
-        error = InvalidArgument(f"{what}: {detail}")
-    else:
-        error = Internal(f"{what}: unexpected registry reply {status}")
-    raise error
-
-
-def _registry_error(body: bytes, status: int) -> tuple[str, str]:
-    """(code, Docker-style text) of a distribution error body: ``errors[0]``."""
-    try:
-        first = json.loads(body)["errors"][0]
-        code, message = str(first.get("code", "")), str(first.get("message", ""))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return "", body.decode(errors="replace").strip()[:200] or f"HTTP {status}"
-    described = code.lower().replace("_", " ")
-    if not message or message == described:
-        return code, described or f"HTTP {status}"
-    return code, f"{described}: {message}" if described else message
-
-
-async def _read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
-    data = bytearray()
-    async for chunk in _guarded(response.aiter_bytes(_CHUNK), response.url.netloc.decode()):
-        data += chunk
-        if len(data) > limit:
-            raise InvalidArgument(f"{what} is larger than {limit} bytes")
-    return bytes(data)
-
-
-async def _guarded(chunks: AsyncIterator[bytes], registry: str) -> AsyncIterator[bytes]:
-    """``chunks`` with transport failures turned into wharf errors."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except httpx.TimeoutException as exc:
-        raise DeadlineExceeded(f"registry {registry} timed out: {_reason(exc)}") from exc
-    except httpx.TransportError as exc:
-        raise Unavailable(f"registry {registry} connection failed: {_reason(exc)}") from exc
+            raise Unavailable(
+                f"registry {registry} is unreachable: {replies.reason(exc)}") from exc
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -401,9 +333,3 @@ def _server_domain(server: str) -> str:
     """``https://index.docker.io/v1/`` → ``docker.io``; ``http://h:5000/`` → ``h:5000``."""
     host = server.split("://", 1)[-1].split("/", 1)[0]
     return DEFAULT_DOMAIN if host in _HUB_ALIASES or not host else host
-
-
-def _reason(exc: Exception) -> str:
-    cause = exc.__cause__ or exc.__context__
-    text = str(exc) or type(exc).__name__
-    return f"{text} ({cause})" if cause and str(cause) and str(cause) != text else text

@@ -57,8 +57,9 @@ class _Joiner:
 
     def __init__(self) -> None:
         self._partial: dict[str, tuple[str, int, bytes]] = {}
+        self._opened_at: dict[str, int] = {}  # file offset of each open chain's first line
 
-    def feed(self, line: bytes) -> LogEntry | None:
+    def feed(self, line: bytes, offset: int = 0) -> LogEntry | None:
         parts = line.rstrip(b"\n").split(b" ", 3)
         if len(parts) < 3:
             return None
@@ -70,9 +71,15 @@ class _Joiner:
         timestamp, nanos, data = self._partial.pop(stream, (*parsed, b""))
         data += text
         if tag == "P":
+            self._opened_at.setdefault(stream, offset)
             self._partial[stream] = (timestamp, nanos, data)
             return None
+        self._opened_at.pop(stream, None)
         return LogEntry(timestamp, nanos, stream, data + b"\n")
+
+    def earliest_open(self) -> int | None:
+        """Where the oldest unfinished chain starts in the file (None: no chain is open)."""
+        return min(self._opened_at.values(), default=None)
 
     def pending(self, stream: str) -> bool:
         return stream in self._partial
@@ -81,6 +88,7 @@ class _Joiner:
         """The open chains as entries without a newline (oldest first); forgets them."""
         out = [LogEntry(t, n, s, d) for s, (t, n, d) in self._partial.items()]
         self._partial.clear()
+        self._opened_at.clear()
         return sorted(out, key=lambda e: e.unix_nanos)
 
 
@@ -111,7 +119,7 @@ def _forward(handle: _Reader, start: int, end: int, joiner: _Joiner, wanted: _Fi
     """Entries of the complete lines in [start, end), read in blocks."""
     out: list[LogEntry] = []
     rest = b""
-    pos = start
+    pos = line_at = start
     while pos < end:
         block = handle.pread(min(1 << 20, end - pos), pos)
         if not block:
@@ -120,7 +128,8 @@ def _forward(handle: _Reader, start: int, end: int, joiner: _Joiner, wanted: _Fi
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            entry = joiner.feed(line)
+            entry = joiner.feed(line, line_at)
+            line_at += len(line) + 1
             if entry is not None and wanted(entry):
                 out.append(entry)
     return out
@@ -267,3 +276,72 @@ def _feed_all(joiner: _Joiner, data: bytes) -> Iterable[LogEntry]:
         entry = joiner.feed(line)
         if entry is not None:
             yield entry
+
+
+# --- reading by cursor (a follower that asks again and again, e.g. through the gateway) ------
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Entries and the cursor to ask with next: ``(start, seen)`` — the next read begins at
+    ``start`` (the first line of a chain still open, so a P…F chain is never cut) and skips
+    entries that were complete by ``seen`` (already handed out). ``more``: a read stopped at
+    its size limit, ask again at once."""
+
+    entries: list[LogEntry]
+    cursor: tuple[int, int]
+    more: bool
+
+
+PAGE_BYTES = 1 << 20
+
+
+def read_page(path: Path, cursor: tuple[int, int] | None, *, tail: int | None = None,
+              since: float | None = None, flush: bool = False,
+              limit: int = PAGE_BYTES) -> LogPage:
+    """The log from ``cursor`` on (None: from the start, or its last ``tail`` entries), both
+    streams, at most about ``limit`` bytes of it. ``flush``: the writer is gone, so chains
+    left open at the end are entries too (without a newline)."""
+    wanted = _Filter(True, True, since, None)
+    if cursor is None:
+        if tail is not None and tail <= 0:
+            entries, end, joiner = _read(path, wanted, 0)
+            entries = []
+        else:
+            entries, end, joiner = _read(path, wanted, tail)
+        start = joiner.earliest_open()
+        flushed = [e for e in joiner.flush() if wanted(e)] if flush else []
+        return LogPage(entries + flushed, (end if start is None else start, end), False)
+    return _page_after(path, cursor, wanted, flush, limit)
+
+
+def _page_after(path: Path, cursor: tuple[int, int], wanted: _Filter, flush: bool,
+                limit: int) -> LogPage:
+    start, seen = cursor
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return LogPage([], cursor, False)
+    try:
+        size = os.fstat(fd).st_size
+        if size < seen:  # the log was cut (rotated): from its start again
+            start = seen = 0
+        asked = min(size - start, max(limit, seen - start + limit))
+        data = _complete(os.pread(fd, asked, start))
+        while not data and start + asked < size:  # no whole line in the window: widen it
+            asked = min(size - start, asked * 2)
+            data = _complete(os.pread(fd, asked, start))
+    finally:
+        os.close(fd)
+    joiner, out, offset = _Joiner(), [], start
+    for line in data.split(b"\n")[:-1]:
+        entry = joiner.feed(line, offset)
+        offset += len(line) + 1
+        if entry is not None and offset > seen and wanted(entry):
+            out.append(entry)
+    end = start + len(data)
+    more = start + asked < size  # stopped at the limit, not at the end of the log
+    if flush and not more:
+        out += [e for e in joiner.flush() if wanted(e)]
+    opened = joiner.earliest_open()
+    return LogPage(out, (end if opened is None else opened, max(end, seen)), more)
