@@ -73,6 +73,8 @@ def parse_time(text: str) -> datetime:
 # --- container status text ------------------------------------------------------------------
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Docker's "never" for StartedAt/FinishedAt
+# The states `docker ps` lists without -a (a container that is up; paused and restarting count).
+UP_STATES = frozenset({"running", "paused", "restarting"})
 
 
 def status_text(state: str, exit_code: int, started_at: str, finished_at: str,
@@ -116,3 +118,16 @@ def frame(stream: int, data: bytes) -> bytes:
     """Docker's multiplexed frame (attach, logs, exec without a TTY):
     ``[stream, 0, 0, 0, size:u32 big-endian]`` + data; stream 1 is stdout, 2 stderr."""
     return FRAME_HEADER.pack(stream, len(data)) + data
+
+
+_STRICT = {"1": True, "true": True, "yes": True, "on": True,
+           "0": False, "false": False, "no": False, "off": False}
+
+
+def strict_bool(name: str, value: str) -> bool:
+    """A boolean an API of ours defines (not Docker's lenient one): anything but the usual
+    spellings of true and false is an InvalidArgument naming the parameter."""
+    try:
+        return _STRICT[value.strip().lower()]
+    except KeyError:
+        raise InvalidArgument(f"{name}: {value!r} is not a boolean (true or false)") from None

@@ -10,7 +10,9 @@ guessing. Topology names live in :mod:`wharf.topology`.
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -21,6 +23,7 @@ from wharf.errors import KINDS, InvalidArgument, WharfError, from_code
 
 SCHEMA_VERSION = 1
 DEFAULT_DEADLINE = timedelta(seconds=60)
+MAX_DEADLINE = timedelta(hours=1)  # no command waits longer to be executed
 _NODE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 BROADCAST_NODE = "*"  # the ``node`` of a command published to every node
 _TARGET = r"^(\*|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})$"
@@ -80,11 +83,24 @@ class ListPayload(_Message):
 
 
 class LogsPayload(_Message):
+    """A container's log entries. Without ``cursor``: the log as it is (``tail``, ``since``);
+    with one (from the previous answer): only what was written since, so a follower asks again
+    and again without reading the log twice. The answer: ``Entries``, the ``Cursor`` for the
+    next ask, ``Running`` (sampled before the read) and ``Done`` (the container had stopped
+    and nothing more is left: a follower stops)."""
+
     type: Literal["logs"] = "logs"
     container: str = Field(min_length=1)
     tail: int | None = Field(default=None, ge=0)
     since: float | None = None
     timestamps: bool = False
+    cursor: tuple[int, int] | None = None
+
+    @model_validator(mode="after")
+    def _cursor(self) -> LogsPayload:
+        if self.cursor is not None and not 0 <= self.cursor[0] <= self.cursor[1]:
+            raise ValueError("cursor: (start, end) byte offsets with 0 <= start <= end")
+        return self
 
 
 class PullPayload(_Message):
@@ -107,7 +123,55 @@ Payload = Annotated[
     | ListPayload | LogsPayload | PullPayload | RemoveImagePayload | ImagesPayload,
     Field(discriminator="type"),
 ]
-MUTATING = frozenset({"run", "create", "start", "stop", "restart", "kill", "rm", "pull", "rmi"})
+
+
+# --- the command table ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One cluster command, declared once: its name (the payload's and envelope's ``type``),
+    its payload model, whether it changes the node (only those are journalled by the agent
+    and recorded by the gateway), the Docker Engine API route the gateway serves it on under
+    ``/v1/nodes/{node}`` (``{x}`` is one path segment, ``{x:path}`` the rest of the path),
+    and the ``wharf`` verb that reaches it (None: the CLI does not relay that route). The
+    agent runs it by its method ``_<name>``; a missing one fails the agent's start."""
+
+    name: str
+    payload: type[_Message]
+    mutates: bool
+    method: str
+    path: str
+    verb: str | None
+
+    def route_pattern(self) -> re.Pattern[str]:
+        """The path as a regular expression (for clients that relay by path)."""
+        parts = ["[^/]+" if seg.startswith("{") and not seg.endswith(":path}") else
+                 ".+" if seg.startswith("{") else re.escape(seg)
+                 for seg in self.path.split("/")]
+        return re.compile("^" + "/".join(parts) + "$")
+
+
+COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
+    CommandSpec("run", RunPayload, True, "POST", "/containers/run", None),
+    CommandSpec("create", CreatePayload, True, "POST", "/containers/create", "create/run -d"),
+    CommandSpec("start", ContainerPayload, True, "POST", "/containers/{container}/start",
+                "start"),
+    CommandSpec("stop", StopPayload, True, "POST", "/containers/{container}/stop", "stop"),
+    CommandSpec("restart", StopPayload, True, "POST", "/containers/{container}/restart",
+                "restart"),
+    CommandSpec("kill", KillPayload, True, "POST", "/containers/{container}/kill", "kill"),
+    CommandSpec("rm", RemovePayload, True, "DELETE", "/containers/{container}", "rm"),
+    CommandSpec("inspect", ContainerPayload, False, "GET", "/containers/{container}/json",
+                "inspect"),
+    CommandSpec("list", ListPayload, False, "GET", "/containers/json", "ps"),
+    CommandSpec("logs", LogsPayload, False, "GET", "/containers/{container}/logs",
+                "logs (-f)"),
+    CommandSpec("pull", PullPayload, True, "POST", "/images/create", "pull"),
+    CommandSpec("images", ImagesPayload, False, "GET", "/images/json", "images"),
+    CommandSpec("rmi", RemoveImagePayload, True, "DELETE", "/images/{name:path}", "rmi"),
+)}
+MUTATING = frozenset(t for t, spec in COMMANDS.items() if spec.mutates)
 
 
 class CommandEnvelope(_Message):

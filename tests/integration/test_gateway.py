@@ -6,9 +6,11 @@ a per-test RabbitMQ vhost; containers are busybox from the seeded local registry
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -265,3 +267,58 @@ def test_unknown_routes_and_bad_input_are_refused(cluster: Cluster) -> None:
         assert client.get("/v1/nodes/n1/containers/x/logs?tail=lots").status_code == 400
     with httpx.Client(base_url=cluster.gateway.url) as anonymous:
         assert anonymous.get("/docs").status_code == 200  # the OpenAPI page is public
+
+
+def _db_bytes(path: Path) -> int:
+    """A SQLite database's size as its readers see it (write-ahead log included; the log file
+    itself is reused, not grown, by writes that replace rows, such as heartbeats). The
+    gateway holds its database exclusively: measure it while no gateway runs."""
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+        count, size = (db.execute(f"PRAGMA {p}").fetchone()[0]
+                       for p in ("page_count", "page_size"))
+    return int(count * size)
+
+
+def test_logs_follow_streams_every_line_and_stores_nothing_on_the_way(
+        cluster: Cluster) -> None:
+    # A container writing a line per millisecond (or as fast as busybox's usleep lets it) for
+    # 10 s, followed through the gateway: every line arrives once, in order, and neither the
+    # node's state.db nor the gateway's gateway.db grows by a MiB (reads are not journalled
+    # or stored; the follower reads by cursor, not the whole log again).
+    state_db = cluster.daemons["n1"].data_root / "state.db"
+    gateway = cluster.gateway
+    gateway_db = Path(gateway.args[gateway.args.index("--state-dir") + 1]) / "gateway.db"
+    script = ('end=$(( $(date +%s) + 10 )); i=0; while [ "$(date +%s)" -lt "$end" ]; do '
+              'echo "line $i"; i=$((i+1)); usleep 1000; done; echo "total $i"')
+    with gateway.client() as client:
+        made = client.post("/v1/nodes/n1/containers/run?wait=true&name=chatty",
+                           json={"Image": "busybox", "Cmd": ["sh", "-c", script]})
+        assert made.status_code == 201, made.text
+    stop_gateway(gateway)
+    before = _db_bytes(state_db), _db_bytes(gateway_db)
+    port = int(gateway.url.rsplit(":", 1)[1])
+    cluster.gateway = gateway = start_gateway(gateway.log.parent, cluster.amqp_url, port=port)
+    try:
+        with gateway.client() as client:
+            wait_for(lambda: nodes(client)["n1"]["Status"] == "ready")
+            started = time.monotonic()
+            with client.stream("GET", "/v1/nodes/n1/containers/chatty/logs",
+                               params={"follow": "1", "stdout": "1", "stderr": "1"}) as reply:
+                assert reply.status_code == 200
+                raw = b"".join(reply.iter_bytes())
+            assert time.monotonic() - started < 60
+    finally:
+        stop_gateway(gateway)
+    after = _db_bytes(state_db), _db_bytes(gateway_db)
+    lines, pos = [], 0
+    while pos < len(raw):  # Docker's frames: [stream, 0, 0, 0, size u32] + data
+        size = int.from_bytes(raw[pos + 4:pos + 8], "big")
+        assert raw[pos] == 1
+        lines += raw[pos + 8:pos + 8 + size].decode().splitlines()
+        pos += 8 + size
+    total = int(lines[-1].split()[1])
+    assert total > 2000  # the container really wrote for 10 s at speed
+    assert lines[:-1] == [f"line {i}" for i in range(total)]  # none lost, none twice
+    grown = after[0] - before[0], after[1] - before[1]
+    print(f"logs -f: {total} lines; state.db +{grown[0]} B, gateway.db +{grown[1]} B")
+    assert grown[0] < 1 << 20 and grown[1] < 1 << 20, grown

@@ -15,8 +15,11 @@ from wharf.daemon.adapters.agent.journal import CommandJournal
 from wharf.daemon.core.state import StateStore
 from wharf.errors import NotFound
 from wharf.protocol import (
+    COMMANDS,
+    MUTATING,
     CommandEnvelope,
     ContainerPayload,
+    ImagesPayload,
     ResultStatus,
     RunPayload,
 )
@@ -120,3 +123,40 @@ async def test_the_journal_survives_a_restart_and_interrupted_commands_are_not_r
     replay = await again.handle(interrupted)
     assert replay.status is ResultStatus.ERROR and "interrupted" in replay.error.message  # type: ignore[union-attr]
     assert containers2.started == []
+
+
+def test_every_command_of_the_table_has_a_handler_and_only_changes_are_journalled(
+        tmp_path: Path) -> None:
+    handler, _, _ = _handler(tmp_path)
+    assert set(handler._run_type) == set(COMMANDS)
+    assert {"run", "create", "start", "stop", "restart", "kill", "rm", "pull",
+                        "rmi"} == MUTATING
+    for spec in COMMANDS.values():  # each payload model answers to its table type
+        assert spec.name in spec.payload.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
+
+
+async def test_a_read_is_not_journalled(tmp_path: Path) -> None:
+    handler, _, state = _handler(tmp_path)
+    handler.engine.images.list_images = lambda: []  # type: ignore[attr-defined]
+    read = CommandEnvelope.new("node-1", ImagesPayload())
+    assert (await handler.handle(read)).status is ResultStatus.OK
+    with state.tx() as db:
+        assert db.execute("SELECT COUNT(*) FROM command_journal").fetchone()[0] == 0
+
+
+def test_the_journal_is_pruned_by_age_and_count_but_not_within_a_deadline(
+        tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.db")
+    state.open()
+    journal = CommandJournal(state)
+    with state.tx() as db:
+        for minutes in range(0, 300):  # one entry a minute over the last 5 hours
+            db.execute("INSERT INTO command_journal (id, type, received_at) VALUES (?,?,?)",
+                       (f"c{minutes}", "start",
+                        (NOW - timedelta(minutes=minutes)).isoformat()))
+    # older than 4 h go by age; beyond the newest 100 the rest go, but not the last hour's
+    assert journal.prune(4 * 3600, 100, now=NOW) == 60 + 140
+    with state.tx() as db:
+        kept = sorted(int(r[0][1:]) for r in db.execute("SELECT id FROM command_journal"))
+    assert kept == list(range(100))
+    assert journal.prune(4 * 3600, 10, now=NOW) == 39  # the last hour (0..60 min) stays

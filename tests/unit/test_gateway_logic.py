@@ -228,7 +228,8 @@ def test_a_failed_publish_leaves_no_command_behind(tmp_path: Path) -> None:
 def _bus(dispatcher: Dispatcher) -> Bus:
     """The bus as the gateway wires it, fed by hand instead of by RabbitMQ (never started)."""
     return Bus("amqp://unused/", "gw", dispatcher.store, on_event=lambda: None,
-               on_result=dispatcher.on_result, on_seen=dispatcher.seen)
+               on_result=dispatcher.on_result, on_seen=dispatcher.seen,
+               take_unstored=dispatcher.take_unstored)
 
 
 def test_a_waiting_request_wakes_when_its_result_arrives(tmp_path: Path) -> None:
@@ -277,6 +278,11 @@ def test_a_result_that_comes_before_the_wait_is_not_missed(tmp_path: Path) -> No
             deadline=30), 5)
 
     assert asyncio.run(scenario()) == "early"
+    # a read (inspect) went out and came back without a trace in the store
+    assert dispatcher.store.command(str(publisher.sent[0].id)) is None
+    with dispatcher.store._lock:
+        assert dispatcher.store._db.execute(
+            "SELECT COUNT(*) FROM command_results").fetchone()[0] == 0
 
 
 def test_heartbeats_through_the_bus_keep_a_node_ready(tmp_path: Path) -> None:

@@ -17,17 +17,14 @@ from urllib.parse import quote, urlsplit
 
 from wharf.cli.transport import Host, Params, Reply, StreamReply, Transport
 from wharf.errors import InvalidArgument, WharfError, from_code, from_http_status
+from wharf.protocol import COMMANDS
 
 ANY_NODE = "any"
-# (method, path pattern) relayed to a node; {} is one path segment
-RELAYED = (
-    ("POST", "/containers/create"), ("GET", "/containers/json"),
-    ("GET", "/containers/{}/json"), ("GET", "/containers/{}/logs"),
-    ("POST", "/containers/{}/start"), ("POST", "/containers/{}/stop"),
-    ("POST", "/containers/{}/restart"), ("POST", "/containers/{}/kill"),
-    ("DELETE", "/containers/{}"), ("POST", "/images/create"), ("GET", "/images/json"),
-    ("DELETE", "/images/{}"),
-)
+# What the gateway relays: the routes of the cluster's command table (wharf.protocol.COMMANDS)
+# that a wharf verb reaches.
+RELAYED = tuple((spec.method, spec.route_pattern()) for spec in COMMANDS.values()
+                if spec.verb is not None)
+VERBS = ", ".join(spec.verb for spec in COMMANDS.values() if spec.verb is not None)
 
 
 def parse_gateway(url: str) -> Host:
@@ -50,14 +47,8 @@ def parse_gateway(url: str) -> Host:
 
 
 def relayed(method: str, path: str) -> bool:
-    parts = path.split("/")
-    for want_method, pattern in RELAYED:
-        want = pattern.split("/")
-        if method == want_method and (len(want) == len(parts) or
-                                      (pattern == "/images/{}" and len(parts) >= len(want))) \
-                and all(w in ("{}", p) for w, p in zip(want, parts, strict=False)):
-            return True
-    return False
+    where = path.split("?", maxsplit=1)[0]
+    return any(method == want and pattern.match(where) for want, pattern in RELAYED)
 
 
 class GatewayAPI:
@@ -115,8 +106,7 @@ class GatewayTransport:
             where = path.split("?", maxsplit=1)[0]
             raise InvalidArgument(
                 f"{method} {where} is not relayed by the gateway: through the gateway wharf "
-                "can run -d, ps, logs (-f), start, stop, restart, kill, rm, inspect, pull, "
-                "images and rmi; use -H to talk to the node's daemon directly")
+                f"can {VERBS}; use -H to talk to the node's daemon directly")
         query: dict[str, Any] = dict(params or {})
         if method in ("POST", "DELETE"):
             query["wait"] = "true"

@@ -150,7 +150,8 @@ def _agent(settings: DaemonSettings, engine: Any) -> Any:
                   CommandHandler(engine, CommandJournal(engine.images.store.state),
                                  settings.node_name),
                   asyncio.get_running_loop(), load, settings.heartbeat_interval,
-                  settings.snapshot_interval)
+                  settings.snapshot_interval,
+                  journal_keep=(settings.journal_keep_seconds, settings.journal_keep))
     engine.events.add_listener(agent.on_event)
     agent.start()
     log.info("agent for node %s consuming %s", settings.node_name, "wharf.cmd." +

@@ -70,6 +70,10 @@ class DaemonSettings(BaseSettings):
     node_labels: dict[str, str] = Field(default_factory=dict)
     heartbeat_interval: float = Field(default=1.0, gt=0, le=60)
     snapshot_interval: float = Field(default=30.0, gt=0, le=3600)
+    # The agent's command journal: entries older than this go (never sooner than the longest
+    # command deadline, one hour), and beyond journal_keep entries the oldest go.
+    journal_keep_seconds: float = Field(default=86400.0, ge=3600, le=90 * 86400)
+    journal_keep: int = Field(default=10_000, ge=100, le=10_000_000)
     # Containers' cgroups live under this parent (/sys/fs/cgroup/<parent>/<id>, or
     # <parent>.slice with systemd); daemons sharing a host each need their own.
     cgroup_parent: str = Field(default="wharf", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")

@@ -35,7 +35,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
     from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
     from wharf.gateway.events import EventHub  # noqa: PLC0415
-    from wharf.gateway.routes import cluster, error_response, node_api  # noqa: PLC0415
+    from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
     from wharf.gateway.store import ClusterStore  # noqa: PLC0415
 
     @asynccontextmanager
@@ -47,6 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         dispatcher = Dispatcher(store, bus, gateway_id=settings.gateway_id,
                                 down_after=settings.node_down_after)
         bus.on_result, bus.on_seen = dispatcher.on_result, dispatcher.seen
+        bus.take_unstored = dispatcher.take_unstored  # reads: answers for waiters, not stored
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
         bus.start()
@@ -72,25 +73,29 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return {"status": "ok", "version": __version__,
                 "broker": "connected" if bus is not None and bus.connected else "disconnected"}
 
-    async def wharf_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, WharfError)
-        if exc.http_status >= 500:
-            log.warning("request failed: %s", exc.message)
-        return error_response(exc)
-
-    async def validation_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return JSONResponse({"message": f"{where}: {first.get('msg', 'invalid request')}",
-                             "code": "invalid_argument"}, status_code=400)
-
     app.add_middleware(auth.BearerAuth, tokens=auth.Tokens(settings.tokens_file))
     app.add_exception_handler(WharfError, wharf_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(node_api)  # first: the commands' routes are matched most often
     app.include_router(cluster)
     return app
+
+
+async def wharf_error(_request: Request, exc: Exception) -> Response:
+    from wharf.gateway.routes import error_response  # noqa: PLC0415
+
+    assert isinstance(exc, WharfError)
+    if exc.http_status >= 500:
+        log.warning("request failed: %s", exc.message)
+    return error_response(exc)
+
+
+async def validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return JSONResponse({"message": f"{where}: {first.get('msg', 'invalid request')}",
+                         "code": "invalid_argument"}, status_code=400)
 
 
 async def _sweep(dispatcher: Any, hub: Any, down_after: float) -> None:

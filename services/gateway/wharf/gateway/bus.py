@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wharf import topology
-from wharf.gateway.store import ClusterStore
+from wharf.gateway.store import ClusterStore, result_document
 from wharf.messaging import AsyncBroker, AsyncDelivery
 from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
 
@@ -41,9 +41,12 @@ class Bus:
     def __init__(self, url: str, gateway_id: str, store: ClusterStore, *,
                  on_event: Callable[[], None],
                  on_result: ResultListener = lambda _id, _node, _doc: None,
-                 on_seen: Callable[[str, float], None] = lambda _node, _at: None) -> None:
+                 on_seen: Callable[[str, float], None] = lambda _node, _at: None,
+                 take_unstored: Callable[[str, str, dict[str, Any]], bool] = (
+                     lambda _id, _node, _doc: False)) -> None:
         self.gateway_id, self.store = gateway_id, store
         self.on_result, self.on_event, self.on_seen = on_result, on_event, on_seen
+        self.take_unstored = take_unstored
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
                                   on_message=self._on_message, in_order_acks=True)
 
@@ -99,11 +102,17 @@ class Bus:
         now = time.time()
         if routing_key == self.gateway_id:
             result = CommandResult.model_validate_json(body)
-            document = self.store.record_result(result)
-            if document is not None:
+            document = result_document(result)
+            if self.take_unstored(str(result.command_id), result.node, document):
+                return  # a read's answer: for its waiter only
+            if self.store.record_result(result) is not None:
                 self.on_result(str(result.command_id), result.node, document)
         elif not routing_key.startswith("node."):  # dead-lettered: expired in a queue
             envelope = CommandEnvelope.model_validate_json(body)
+            if self.take_unstored(str(envelope.id), envelope.node, {
+                    "Status": "expired", "Result": None, "Error": None,
+                    "FinishedAt": now}):
+                return  # a read that waited too long in the node's queue
             row = self.store.command(str(envelope.id))
             if row is None:
                 return  # another gateway's command

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from wharf.errors import NotFound, Unavailable, from_code
 from wharf.gateway.placement import Candidate, Constraint, place
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
-from wharf.protocol import BROADCAST_NODE, CommandEnvelope, Payload
+from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
 
 
 class Publisher(Protocol):
@@ -34,6 +34,7 @@ class _Watched:
     row: CommandRow
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     waiters: int = 0
+    unstored: bool = False  # a read: only here, never in the store
 
 
 class Dispatcher:
@@ -151,9 +152,40 @@ class Dispatcher:
     async def call(self, node: str, payload: Payload, *, principal: str, deadline: float,
                    idempotency_key: str | None = None) -> Any:
         """Submit, wait and return the node's result, or raise its error kind."""
+        if payload.type not in MUTATING:
+            return await self.read(node, payload, principal=principal, deadline=deadline)
         row = await self.submit(node, payload, principal=principal, deadline=deadline,
                                 idempotency_key=idempotency_key, watch=True)
         return outcome(await self.wait(row.id), self.clock())
+
+    async def read(self, node: str, payload: Payload, *, principal: str,
+                   deadline: float) -> Any:
+        """A read (inspect, list, logs…): sent and waited for like a command, but held in
+        memory only: nothing of it is written to the store, since it changes nothing and a
+        follower asks many times (its result is in the answer, not in /v1/commands)."""
+        envelope = CommandEnvelope.new(self.require_ready(node), payload,
+                                       deadline=timedelta(seconds=deadline),
+                                       principal=principal, reply_to=self.gateway_id)
+        row = CommandRow(id=str(envelope.id), idempotency_key=None, principal=principal,
+                         node=node, type=payload.type, created_at=self.clock(),
+                         deadline=envelope.deadline.timestamp(), envelope="",
+                         expected=[node])
+        watched = self._watched[row.id] = _Watched(row, unstored=True)
+        try:
+            await self.publisher.publish(envelope)
+            return outcome(await self.wait(row.id), self.clock())
+        finally:
+            if watched.waiters == 0:
+                self._watched.pop(row.id, None)
+
+    def take_unstored(self, command_id: str, node: str, document: dict[str, Any]) -> bool:
+        """The bus asks first: True when the result is a read's, handed to its waiter here
+        and not to be stored."""
+        watched = self._watched.get(command_id)
+        if watched is None or not watched.unstored:
+            return False
+        self.on_result(command_id, node, document)
+        return True
 
 
 def outcome(row: CommandRow, now: float) -> Any:

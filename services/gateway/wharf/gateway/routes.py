@@ -22,22 +22,24 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
-from wharf.dockerapi import STDERR, STDOUT, frame, parse_filters, qbool
+from wharf import protocol
+from wharf.dockerapi import STDERR, STDOUT, UP_STATES, frame, parse_filters, qbool, strict_bool
 from wharf.errors import InvalidArgument, NotFound, WharfError
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
 from wharf.gateway.events import EventHub
 from wharf.gateway.placement import parse_constraint
 from wharf.gateway.settings import GatewaySettings
-from wharf.gateway.status import container_row, node_document
+from wharf.gateway.status import container_row, node_document, row_matches
 from wharf.protocol import (
     BROADCAST_NODE,
+    COMMANDS,
     ContainerPayload,
     CreatePayload,
     ImagesPayload,
@@ -52,8 +54,8 @@ from wharf.protocol import (
     StopPayload,
 )
 
-LOG_POLL_SECONDS = 0.3
-MAX_DEADLINE = 3600.0
+LOG_POLL_SECONDS = 0.2  # a follower's pause when the node's log had nothing new
+MAX_DEADLINE = protocol.MAX_DEADLINE.total_seconds()
 MAX_KEY = 200
 
 
@@ -123,7 +125,6 @@ COMMAND_PARAMETERS: list[dict[str, Any]] = [
      "schema": {"type": "string", "maxLength": MAX_KEY},
      "description": "a retried request with the same key returns the first one's command"},
 ]
-_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
 
 
 async def _call(request: Request) -> Call:
@@ -140,9 +141,7 @@ async def _call(request: Request) -> Call:
                                   f"(0, {MAX_DEADLINE:g}]")
     wait = None
     if (text := query.get("wait")) is not None:
-        if text.lower() not in _TRUE | _FALSE:
-            raise InvalidArgument(f"wait: {text!r} is not a boolean (true or false)")
-        wait = text.lower() in _TRUE
+        wait = strict_bool("wait", text)
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_KEY:
         raise InvalidArgument(f"Idempotency-Key: 1 to {MAX_KEY} characters")
@@ -181,10 +180,9 @@ async def cluster_containers(dispatcher: Dispatch, all: bool = False,
     rows = []
     for node, data in dispatcher.store.containers():
         row = container_row(node, data)
-        if not all and "status" not in terms and row["State"] not in ("running", "paused",
-                                                                       "restarting"):
+        if not all and "status" not in terms and row["State"] not in UP_STATES:
             continue
-        if _matches(row, terms):
+        if row_matches(row, terms):
             rows.append(row)
     return rows
 
@@ -242,68 +240,75 @@ async def events(request: Request, since: Annotated[int, Query(ge=0)] = 0,
 
 
 # --- one node, the Docker Engine API's paths ------------------------------------------------
+# Each route's method and path come from the command table (wharf.protocol.COMMANDS), the one
+# place a cluster command is declared; a route here only turns the request into its payload.
 
 
-@node_api.post("/containers/create", status_code=201, summary="docker create")
+def _command(kind: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    spec = COMMANDS[kind]
+    return node_api.api_route(spec.path, methods=[spec.method], **options)
+
+
+@_command("create", status_code=201, summary="docker create")
 async def create(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
                  name: str | None = None) -> Response:
     return await call.mutate(node, CreatePayload(create=body, name=name or None),
                              ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
 
 
-@node_api.post("/containers/run", status_code=201, summary="docker run -d (pulls if needed)")
+@_command("run", status_code=201, summary="docker run -d (pulls if needed)")
 async def run(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
               name: str | None = None) -> Response:
     return await call.mutate(node, RunPayload(create=body, name=name or None),
                              ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
 
 
-@node_api.get("/containers/json", summary="docker ps (asks the node)")
+@_command("list", summary="docker ps (asks the node)")
 async def node_containers(call: Command, node: str, all: str | None = None,
                           filters: str | None = None) -> Any:
     return await call.read(node, ListPayload(all=qbool(all), filters=parse_filters(filters)))
 
 
-@node_api.get("/containers/{container}/json", summary="docker inspect")
+@_command("inspect", summary="docker inspect")
 async def inspect(call: Command, node: str, container: str) -> Any:
     return await call.read(node, ContainerPayload(type="inspect", container=container))
 
 
-@node_api.post("/containers/{container}/start", status_code=204)
+@_command("start", status_code=204)
 async def start(call: Command, node: str, container: str) -> Response:
     return await call.mutate(node, ContainerPayload(type="start", container=container),
                              ok_status=204)
 
 
-@node_api.post("/containers/{container}/stop", status_code=204)
+@_command("stop", status_code=204)
 async def stop(call: Command, node: str, container: str,
                t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
     return await call.mutate(node, StopPayload(type="stop", container=container, timeout=t),
                              ok_status=204)
 
 
-@node_api.post("/containers/{container}/restart", status_code=204)
+@_command("restart", status_code=204)
 async def restart(call: Command, node: str, container: str,
                   t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
     return await call.mutate(node, StopPayload(type="restart", container=container,
                                                timeout=t), ok_status=204)
 
 
-@node_api.post("/containers/{container}/kill", status_code=204)
+@_command("kill", status_code=204)
 async def kill(call: Command, node: str, container: str,
                signal: str = "KILL") -> Response:
     return await call.mutate(node, KillPayload(container=container, signal=signal),
                              ok_status=204)
 
 
-@node_api.delete("/containers/{container}", status_code=204)
+@_command("rm", status_code=204)
 async def remove(call: Command, node: str, container: str,
                  force: str | None = None) -> Response:
     return await call.mutate(node, RemovePayload(container=container, force=qbool(force)),
                              ok_status=204)
 
 
-@node_api.get("/containers/{container}/logs", summary="docker logs (-f polls the node)")
+@_command("logs", summary="docker logs (-f follows the node's log by cursor)")
 async def logs(call: Command, node: str, container: str, follow: str | None = None,
                stdout: str | None = None, stderr: str | None = None,
                timestamps: str | None = None, tail: str = "all",
@@ -315,36 +320,31 @@ async def logs(call: Command, node: str, container: str, follow: str | None = No
     streams = {"stdout"} if qbool(stdout) else set()
     streams |= {"stderr"} if qbool(stderr) else set()
     streams = streams or {"stdout", "stderr"}
-    payload = LogsPayload(container=container, since=since, timestamps=qbool(timestamps))
-    keep = None if tail == "all" else int(tail)
+    with_times = qbool(timestamps)
+    first = LogsPayload(container=container, since=since, timestamps=with_times,
+                        tail=None if tail == "all" else int(tail))
+    page = await call.read(node, first)  # before the stream: a bad request is still a 4xx
 
     async def body() -> AsyncIterator[bytes]:
-        # Every poll reads the whole log (it only grows) and sends what is new; the first
-        # one sends only the last ``tail`` lines.
-        entries = await call.read(node, payload)
-        first = entries if keep is None else entries[len(entries) - keep:] if keep else []
-        sent = len(entries)
-        for entry in first:
-            if entry["stream"] in streams:
-                yield _log_frame(entry, tty, payload.timestamps)
-        while qbool(follow):
-            await asyncio.sleep(LOG_POLL_SECONDS)
-            state = await call.read(node, ContainerPayload(type="inspect",
-                                                           container=container))
-            entries = await call.read(node, payload)
-            for entry in entries[sent:]:
+        nonlocal page
+        while True:
+            for entry in page["Entries"]:
                 if entry["stream"] in streams:
-                    yield _log_frame(entry, tty, payload.timestamps)
-            sent = len(entries)
-            if not state["State"]["Running"]:
+                    yield _log_frame(entry, tty, with_times)
+            if not qbool(follow) or page["Done"]:
                 return
+            if not page["More"] and not page["Entries"]:
+                await asyncio.sleep(LOG_POLL_SECONDS)
+            page = await call.read(node, LogsPayload(
+                container=container, since=since, timestamps=with_times,
+                cursor=tuple(page["Cursor"])))
 
     media = "application/vnd.docker.raw-stream" if tty else \
         "application/vnd.docker.multiplexed-stream"
     return StreamingResponse(body(), media_type=media)
 
 
-@node_api.post("/images/create", summary="docker pull")
+@_command("pull", summary="docker pull")
 async def pull(call: Command, node: str, fromImage: str = Query(min_length=1),  # noqa: N803
                tag: str = "") -> Response:
     image = f"{fromImage}:{tag}" if tag and ":" not in fromImage.rsplit("/", 1)[-1] and \
@@ -353,12 +353,12 @@ async def pull(call: Command, node: str, fromImage: str = Query(min_length=1),  
                              shape=lambda r: r)
 
 
-@node_api.get("/images/json", summary="docker images")
+@_command("images", summary="docker images")
 async def images(call: Command, node: str) -> Any:
     return await call.read(node, ImagesPayload())
 
 
-@node_api.delete("/images/{name:path}", summary="docker rmi")
+@_command("rmi", summary="docker rmi")
 async def remove_image(call: Command, node: str, name: str, force: str | None = None) -> Response:
     def docker_shape(result: dict[str, list[str]]) -> list[dict[str, str]]:
         return [{"Untagged": t} for t in result.get("untagged", [])] + \
@@ -368,20 +368,6 @@ async def remove_image(call: Command, node: str, name: str, force: str | None = 
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _matches(row: dict[str, Any], terms: dict[str, list[str]]) -> bool:
-    checks = {
-        "node": lambda v: row["Node"] == v,
-        "name": lambda v: any(v in n.lstrip("/") for n in row["Names"]),
-        "id": row["Id"].startswith,
-        "status": lambda v: row["State"] == v,
-        "ancestor": lambda v: row["Image"] == v or row.get("ImageID", "").startswith(v),
-        "label": lambda v: (v.partition("=")[0] in row.get("Labels", {}) and
-                            ("=" not in v or row["Labels"][v.partition("=")[0]] ==
-                             v.partition("=")[2])),
-    }
-    return all(any(checks[key](v) for v in values) for key, values in terms.items())
 
 
 def _log_frame(entry: dict[str, Any], tty: bool, timestamps: bool) -> bytes:

@@ -34,3 +34,18 @@ def container_row(node: str, data: dict[str, Any]) -> dict[str, Any]:
                                 str(data.get("StartedAt") or ZERO_TIME),
                                 str(data.get("FinishedAt") or ZERO_TIME))
     return row
+
+
+def row_matches(row: dict[str, Any], terms: dict[str, list[str]]) -> bool:
+    """Whether a cluster container row passes ``/v1/containers`` filters."""
+    checks = {
+        "node": lambda v: row["Node"] == v,
+        "name": lambda v: any(v in n.lstrip("/") for n in row["Names"]),
+        "id": row["Id"].startswith,
+        "status": lambda v: row["State"] == v,
+        "ancestor": lambda v: row["Image"] == v or row.get("ImageID", "").startswith(v),
+        "label": lambda v: (v.partition("=")[0] in row.get("Labels", {}) and
+                            ("=" not in v or row["Labels"][v.partition("=")[0]] ==
+                             v.partition("=")[2])),
+    }
+    return all(any(checks[key](v) for v in values) for key, values in terms.items())

@@ -312,20 +312,22 @@ class ClusterStore:
 
     def record_result(self, result: CommandResult) -> dict[str, Any] | None:
         """Store a node's result and return it as ``GET /v1/commands`` words it; None when
-        one was already there. The first one wins (a redelivery repeats it), except over
-        ``expired`` inferred from a dead letter: what the daemon says it did is the truth."""
-        document = {"Status": result.status.value, "Result": result.result,
-                    "Error": result.error.model_dump() if result.error else None,
-                    "FinishedAt": result.finished_at.timestamp()}
+        one was already there or the command is not in this store. The first one wins (a
+        redelivery repeats it), except over ``expired`` inferred from a dead letter: what the
+        daemon says it did is the truth."""
+        document = result_document(result)
         with self._lock:  # one statement: its own transaction
+            # Only for a command of this store: a read's late answer (reads live in memory
+            # only) or a stranger's is not kept.
             cursor = self._db.execute(
                 "INSERT INTO command_results (command_id, node, status, result, error,"
-                " finished_at) VALUES (?,?,?,?,?,?) ON CONFLICT (command_id, node) DO UPDATE"
+                " finished_at) SELECT ?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM commands"
+                " WHERE id=?) ON CONFLICT (command_id, node) DO UPDATE"
                 " SET status=excluded.status, result=excluded.result, error=excluded.error,"
                 " finished_at=excluded.finished_at WHERE command_results.status='expired'",
                 (str(result.command_id), result.node, document["Status"],
                  json.dumps(document["Result"]), json.dumps(document["Error"]),
-                 document["FinishedAt"]))
+                 document["FinishedAt"], str(result.command_id)))
             return document if cursor.rowcount > 0 else None
 
     def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None:
@@ -353,6 +355,13 @@ class ClusterStore:
                           created_at=row["created_at"], deadline=row["deadline"],
                           envelope=row["envelope"], expected=json.loads(row["expected"]),
                           results=results)
+
+
+def result_document(result: CommandResult) -> dict[str, Any]:
+    """A node's result as ``GET /v1/commands`` words it."""
+    return {"Status": result.status.value, "Result": result.result,
+            "Error": result.error.model_dump() if result.error else None,
+            "FinishedAt": result.finished_at.timestamp()}
 
 
 def _node(row: sqlite3.Row) -> NodeRow:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from wharf.daemon.adapters.agent.journal import CommandJournal
 from wharf.daemon.adapters.views import containers as shapes
 from wharf.daemon.adapters.views.images import familiar_tag, image_summary
-from wharf.daemon.core.containers.filters import ContainerFilter
+from wharf.daemon.core.containers.filters import select
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.engine import Engine
 from wharf.errors import Internal, NotFound, WharfError
 from wharf.protocol import (
+    COMMANDS,
     CommandEnvelope,
     CommandResult,
     ContainerPayload,
@@ -33,33 +36,41 @@ from wharf.protocol import (
 
 
 class CommandHandler:
-    """Journal first, then the same Engine calls the Docker API makes."""
+    """The same Engine calls the Docker API makes, one method per command type of the table
+    (:data:`wharf.protocol.COMMANDS`). A mutating command is journalled first (run at most
+    once per id); a read just runs."""
 
     def __init__(self, engine: Engine, journal: CommandJournal, node: str) -> None:
         self.engine = engine
         self.journal = journal
         self.node = node
+        self._run_type: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            kind: getattr(self, "_" + kind) for kind in COMMANDS}
 
     async def handle(self, envelope: CommandEnvelope, now: datetime | None = None
                      ) -> CommandResult:
+        if not envelope.mutating:
+            return await self._result(envelope, now)
         first, recorded = self.journal.begin(envelope)
         if recorded is not None:
             return recorded
         if not first:  # received before, never finished: the daemon died while running it
             return self.error_result(envelope, Internal(
                 f"command {envelope.id} was interrupted on {self.node}; not run again"))
-        if envelope.expired(now):
-            result = CommandResult(command_id=envelope.id, node=self.node,
-                                   status=ResultStatus.EXPIRED)
-        else:
-            try:
-                value = await self._execute(envelope)
-                result = CommandResult(command_id=envelope.id, node=self.node,
-                                       status=ResultStatus.OK, result=value)
-            except WharfError as exc:
-                result = self.error_result(envelope, exc)
+        result = await self._result(envelope, now)
         self.journal.finish(result)
         return result
+
+    async def _result(self, envelope: CommandEnvelope, now: datetime | None) -> CommandResult:
+        if envelope.expired(now):
+            return CommandResult(command_id=envelope.id, node=self.node,
+                                 status=ResultStatus.EXPIRED)
+        try:
+            value = await self._run_type[envelope.type](envelope.payload)
+        except WharfError as exc:
+            return self.error_result(envelope, exc)
+        return CommandResult(command_id=envelope.id, node=self.node, status=ResultStatus.OK,
+                             result=value)
 
     def error_result(self, envelope: CommandEnvelope, error: WharfError) -> CommandResult:
         return CommandResult(command_id=envelope.id, node=self.node, status=ResultStatus.ERROR,
@@ -85,60 +96,72 @@ class CommandHandler:
     def _image_list(self) -> list[dict[str, Any]]:
         return [image_summary(r) for r in self.engine.images.list_images()]
 
-    async def _execute(self, envelope: CommandEnvelope) -> Any:
-        payload = envelope.payload
-        if isinstance(payload, PullPayload | RemoveImagePayload | ImagesPayload):
-            return await self._images(payload)
-        return await self._containers(payload)
+    # --- one method per command type ----------------------------------------------------
 
-    async def _containers(self, payload: Any) -> Any:
-        containers = self.engine.containers
-        if isinstance(payload, RunPayload | CreatePayload):
-            image = str(payload.create.get("Image") or "")
-            if isinstance(payload, RunPayload) and payload.pull and image:
-                await self._pull_if_missing(image)
-            record = containers.create(dict(payload.create), payload.name)
-            if isinstance(payload, RunPayload):
-                await containers.start(record.id)
-            return {"Id": record.id, "Name": record.name}
-        if isinstance(payload, ContainerPayload):
-            if payload.type == "start":
-                await containers.start(payload.container)
-                return None
-            record = containers.get(payload.container)
-            return shapes.container_inspect(record, str(containers.container_dir(record)),
-                                            str(containers.log_path(record)))
-        if isinstance(payload, StopPayload):
-            if payload.type == "stop":
-                await containers.stop(payload.container, payload.timeout)
-            else:
-                await containers.restart(payload.container, payload.timeout)
-            return None
-        if isinstance(payload, KillPayload):
-            await containers.kill(payload.container, payload.signal)
-            return None
-        if isinstance(payload, RemovePayload):
-            await containers.remove(payload.container, force=payload.force)
-            return None
-        return self._read(payload)
+    async def _run(self, payload: RunPayload) -> dict[str, str]:
+        image = str(payload.create.get("Image") or "")
+        if payload.pull and image:
+            await self._pull_if_missing(image)
+        record = self.engine.containers.create(dict(payload.create), payload.name)
+        await self.engine.containers.start(record.id)
+        return {"Id": record.id, "Name": record.name}
 
-    def _read(self, payload: Any) -> Any:
+    async def _create(self, payload: CreatePayload) -> dict[str, str]:
+        record = self.engine.containers.create(dict(payload.create), payload.name)
+        return {"Id": record.id, "Name": record.name}
+
+    async def _start(self, payload: ContainerPayload) -> None:
+        await self.engine.containers.start(payload.container)
+
+    async def _stop(self, payload: StopPayload) -> None:
+        await self.engine.containers.stop(payload.container, payload.timeout)
+
+    async def _restart(self, payload: StopPayload) -> None:
+        await self.engine.containers.restart(payload.container, payload.timeout)
+
+    async def _kill(self, payload: KillPayload) -> None:
+        await self.engine.containers.kill(payload.container, payload.signal)
+
+    async def _rm(self, payload: RemovePayload) -> None:
+        await self.engine.containers.remove(payload.container, force=payload.force)
+
+    async def _inspect(self, payload: ContainerPayload) -> dict[str, Any]:
         containers = self.engine.containers
-        if isinstance(payload, LogsPayload):
-            record = containers.get(payload.container)
-            entries = containers.read_logs(record, tail=payload.tail, since=payload.since)
-            return [{"stream": e.stream, "time": e.timestamp,
-                     "text": e.data.decode(errors="replace")} for e in entries]
-        if isinstance(payload, ListPayload):
-            records = containers.list_containers()
-            if not payload.all and "status" not in payload.filters:
-                records = [r for r in records
-                           if r.state.status.value in ("running", "paused", "restarting")]
-            if payload.filters:
-                matcher = ContainerFilter.parse(payload.filters)
-                records = [r for r in records if matcher.matches(r)]
-            return [summary(r) for r in records]
-        raise Internal(f"command type {payload.type!r} is not handled by this daemon yet")
+        record = containers.get(payload.container)
+        return shapes.container_inspect(record, str(containers.container_dir(record)),
+                                        str(containers.log_path(record)))
+
+    async def _list(self, payload: ListPayload) -> list[dict[str, Any]]:
+        records = select(self.engine.containers.list_containers(), all=payload.all,
+                         filters=payload.filters)
+        return [summary(r) for r in records]
+
+    async def _logs(self, payload: LogsPayload) -> dict[str, Any]:
+        containers = self.engine.containers
+        record = containers.get(payload.container)
+        running = containers.is_running(record.id)()  # before the read: nothing is missed
+        page = await asyncio.to_thread(
+            containers.log_page, record, payload.cursor, tail=payload.tail,
+            since=payload.since, flush=not running)
+        return {"Entries": [{"stream": e.stream, "time": e.timestamp,
+                             "text": e.data.decode(errors="replace")} for e in page.entries],
+                "Cursor": list(page.cursor), "Running": running, "More": page.more,
+                "Done": not running and not page.more}
+
+    async def _pull(self, payload: PullPayload) -> dict[str, str]:
+        last: dict[str, Any] = {}
+        async for message in self.engine.images.pull(payload.image, "", None, None):
+            last = message
+        return {"status": last.get("status", "")}
+
+    async def _images(self, payload: ImagesPayload) -> list[dict[str, Any]]:
+        del payload
+        return self._image_list()
+
+    async def _rmi(self, payload: RemoveImagePayload) -> dict[str, list[str]]:
+        removal = self.engine.images.remove(payload.image, force=payload.force, prune=True)
+        return {"untagged": [familiar_tag(t) for t in removal.untagged],
+                "deleted": removal.deleted}
 
     async def _pull_if_missing(self, image: str) -> None:
         try:
@@ -146,21 +169,6 @@ class CommandHandler:
         except NotFound:
             async for _message in self.engine.images.pull(image, "", None, None):
                 pass
-
-    async def _images(self, payload: Any) -> Any:
-        images = self.engine.images
-        if isinstance(payload, PullPayload):
-            last: dict[str, Any] = {}
-            async for message in images.pull(payload.image, "", None, None):
-                last = message
-            return {"status": last.get("status", "")}
-        if isinstance(payload, RemoveImagePayload):
-            removal = images.remove(payload.image, force=payload.force, prune=True)
-            return {"untagged": [familiar_tag(t) for t in removal.untagged],
-                    "deleted": removal.deleted}
-        if isinstance(payload, ImagesPayload):
-            return self._image_list()
-        raise Internal(f"command type {payload.type!r} is not handled by this daemon yet")
 
 
 def summary(record: ContainerRecord) -> dict[str, Any]:

@@ -3,14 +3,17 @@
 A command is recorded when it is received and its result when it finishes, each in its own
 transaction; a redelivery of a finished command gets the recorded result, and one that was
 received but never finished (the daemon died mid-way) is reported as such, not run again.
+Only commands that change something are journalled (reads just run again), and old entries are
+pruned by age and by count, never before a redelivery is still possible: a command is not
+delivered after its deadline, and no deadline is longer than ``MAX_DEADLINE``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from wharf.daemon.core.state import StateStore
-from wharf.protocol import CommandEnvelope, CommandResult
+from wharf.protocol import MAX_DEADLINE, CommandEnvelope, CommandResult
 
 
 def _now() -> str:
@@ -37,3 +40,18 @@ class CommandJournal:
         with self.state.tx() as db:
             db.execute("UPDATE command_journal SET finished_at = ?, result = ? WHERE id = ?",
                        (_now(), result.model_dump_json(), str(result.command_id)))
+
+    def prune(self, keep_seconds: float, keep: int, now: datetime | None = None) -> int:
+        """Forget entries received more than ``keep_seconds`` ago, and beyond the newest
+        ``keep`` those older than the longest deadline. Returns how many went."""
+        now = now or datetime.now(UTC)
+        aged = (now - timedelta(seconds=max(keep_seconds, MAX_DEADLINE.total_seconds())))
+        redeliverable = (now - MAX_DEADLINE).isoformat()
+        with self.state.tx() as db:
+            gone = db.execute("DELETE FROM command_journal WHERE received_at < ?",
+                              (aged.isoformat(),)).rowcount
+            gone += db.execute(
+                "DELETE FROM command_journal WHERE id IN (SELECT id FROM command_journal"
+                " ORDER BY received_at DESC LIMIT -1 OFFSET ?) AND received_at < ?",
+                (keep, redeliverable)).rowcount
+        return int(gone)

@@ -42,6 +42,7 @@ from wharf.version import __version__
 log = logging.getLogger("wharf.agent")
 OUTBOX_SIZE = 10_000  # events waiting for the broker; beyond it a snapshot replaces them
 PREFETCH = 100  # commands delivered ahead; also bounds results waiting for their confirm
+JOURNAL_PRUNE_SECONDS = 600.0
 
 
 class Agent:
@@ -60,11 +61,13 @@ class Agent:
 
     def __init__(self, url: str, node: str, labels: dict[str, str], handler: CommandHandler,
                  loop: asyncio.AbstractEventLoop, load: Callable[[], Load],
-                 heartbeat_interval: float, snapshot_interval: float = 30.0) -> None:
+                 heartbeat_interval: float, snapshot_interval: float = 30.0,
+                 journal_keep: tuple[float, int] = (86400.0, 10_000)) -> None:
         self.url, self.node, self.labels = url, node, labels
         self.handler, self.loop, self.load = handler, loop, load
         self.heartbeat_interval = heartbeat_interval
         self.snapshot_interval = snapshot_interval
+        self.journal_keep = journal_keep
         self._stop = threading.Event()
         self._outbox: queue.Queue[NodeEvent | Snapshot] = queue.Queue(maxsize=OUTBOX_SIZE)
         self._resync = threading.Event()
@@ -78,6 +81,7 @@ class Agent:
                                      on_message=self._inbox.put_nowait)
         self._replies: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._busy = False
 
     def start(self) -> None:
@@ -86,10 +90,13 @@ class Agent:
         self._reporter.start()
         self._commands.start()
         self._worker = self.loop.create_task(self._run_commands(), name="agent-commands")
+        self._pruner = self.loop.create_task(self._prune_journal(), name="agent-journal")
 
     async def stop(self) -> None:
         """Stop taking commands (the one running may finish, within 5 s), then disconnect."""
         self._stop.set()
+        if self._pruner is not None:
+            self._pruner.cancel()
         if self._worker is not None:
             if self._busy:
                 await asyncio.wait({self._worker}, timeout=5)
@@ -136,6 +143,17 @@ class Agent:
                     self._outbox.get_nowait()
 
     # --- commands ---------------------------------------------------------------------------
+
+    async def _prune_journal(self) -> None:
+        keep_seconds, keep = self.journal_keep
+        while True:
+            try:
+                gone = self.handler.journal.prune(keep_seconds, keep)
+                if gone:
+                    log.info("command journal: %d old entries pruned", gone)
+            except WharfError as exc:
+                log.warning("command journal not pruned: %s", exc)
+            await asyncio.sleep(JOURNAL_PRUNE_SECONDS)
 
     async def _declare(self, broker: AsyncBroker) -> list[str]:
         self._resync.set()  # a (re)connect: the gateway may have missed events

@@ -16,7 +16,7 @@ from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.adapters.views import containers as shapes
 from wharf.daemon.core.containers import observe
-from wharf.daemon.core.containers.filters import ContainerFilter
+from wharf.daemon.core.containers.filters import select
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.dockerapi import STREAMS, frame, parse_time, qbool, qint
 from wharf.errors import Conflict, InvalidArgument, WharfError
@@ -44,13 +44,7 @@ async def list_containers(containers: Containers, filters: Filters, all: str | N
                           limit: str | None = None, size: str | None = None,
                           ) -> list[dict[str, Any]]:
     del size
-    records = containers.list_containers()
-    if not qbool(all) and "status" not in filters:
-        records = [r for r in records if r.state.status.value in ("running", "paused",
-                                                                  "restarting")]
-    if filters:
-        matcher = ContainerFilter.parse(filters)
-        records = [r for r in records if matcher.matches(r)]
+    records = select(containers.list_containers(), all=qbool(all), filters=filters)
     count = qint(limit, "limit", -1)
     if count > 0:
         records = records[:count]

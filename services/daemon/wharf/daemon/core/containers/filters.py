@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.records import ContainerRecord
+from wharf.dockerapi import UP_STATES
 from wharf.errors import InvalidArgument
 
 KNOWN = {"status", "name", "id", "label", "ancestor", "exited"}
+LISTED = frozenset(Status(state) for state in UP_STATES)  # what `ps` lists without -a
 
 
 @dataclass
@@ -48,3 +50,15 @@ def _label(record: ContainerRecord, term: str) -> bool:
     labels = record.config.get("Labels") or {}
     key, sep, value = term.partition("=")
     return key in labels and (not sep or labels[key] == value)
+
+
+def select(records: list[ContainerRecord], *, all: bool,
+           filters: dict[str, list[str]]) -> list[ContainerRecord]:
+    """``docker ps`` selection: running ones (paused and restarting count) unless ``all`` or a
+    status filter says otherwise, then the filters (InvalidArgument for an unknown one)."""
+    if not all and "status" not in filters:
+        records = [r for r in records if r.state.status in LISTED]
+    if filters:
+        matcher = ContainerFilter.parse(filters)
+        records = [r for r in records if matcher.matches(r)]
+    return records
