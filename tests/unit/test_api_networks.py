@@ -35,6 +35,15 @@ class FakeNetworks:
         self.service = FakeService()
         self.created: list[tuple[Any, ...]] = []
 
+    def list_networks(self) -> list[dict[str, Any]]:
+        return [self.service.inspect(n.id) for n in self.service.list()]
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        return self.service.inspect(ref)
+
+    def exists(self, name: str) -> bool:
+        return name in self.service.nets
+
     async def create(self, name: str, *args: Any) -> Any:
         self.created.append((name, *args))
         self.service.nets[name] = {"Name": name, "Id": name, "Driver": "bridge",

@@ -70,3 +70,20 @@ def test_no_product_file_over_400_lines_and_no_function_over_60() -> None:
                     node.end_lineno is not None and node.end_lineno - node.lineno + 1 > 60:
                 long_functions.append(f"{module}.{node.name}")
     assert not long_files and not long_functions, (long_files, long_functions)
+
+
+# The Engine's services keep these collaborators to themselves (docs/architecture.md §Engine).
+INTERNALS = {"store", "records", "bundles", "runtime", "runtimes", "service", "registry", "ctx",
+             "content"}
+
+
+def test_adapters_use_the_engines_operations_not_its_internals() -> None:
+    reaches = []
+    for module, path in module_files().items():
+        if not module.startswith("wharf.daemon.adapters."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in INTERNALS and \
+                    ast.unparse(node.value) != "record":  # a record's runtime is its name
+                reaches.append(f"{module}:{node.lineno} {ast.unparse(node)}")
+    assert not reaches, reaches

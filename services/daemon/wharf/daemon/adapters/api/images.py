@@ -102,12 +102,12 @@ async def prune_images(images: Images, filters: Filters) -> dict[str, Any]:
 
 @router.get("/images/{name:path}/json")
 async def inspect_image(images: Images, name: str) -> dict[str, Any]:
-    return shapes.image_inspect(images.get(name), images.store)
+    return shapes.image_inspect(images.get(name), images)
 
 
 @router.get("/images/{name:path}/history")
 async def image_history(images: Images, name: str) -> list[dict[str, Any]]:
-    return shapes.image_history(images.get(name), images.store)
+    return shapes.image_history(images.get(name), images)
 
 
 @router.get("/images/{name:path}/get")

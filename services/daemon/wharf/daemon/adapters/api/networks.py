@@ -14,7 +14,7 @@ from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.network import attach
 from wharf.daemon.core.network.manager import Networks
-from wharf.errors import Conflict, InvalidArgument, NotFound
+from wharf.errors import Conflict, InvalidArgument
 
 router = APIRouter()
 SPECIAL = {"host": "host", "none": "null"}  # predefined network → driver
@@ -46,9 +46,7 @@ def _special(name: str) -> dict[str, Any]:
 
 
 def _all(networks: Networks) -> list[dict[str, Any]]:
-    service = networks.service
-    return [*(service.inspect(n.id) for n in service.list()),
-            *(_special(name) for name in SPECIAL)]
+    return [*networks.list_networks(), *(_special(name) for name in SPECIAL)]
 
 
 def _find(networks: Networks, ref: str) -> dict[str, Any]:
@@ -56,7 +54,7 @@ def _find(networks: Networks, ref: str) -> dict[str, Any]:
         shape = _special(name)
         if ref in (name, shape["Id"]) or (len(ref) >= 12 and shape["Id"].startswith(ref)):
             return shape
-    return networks.service.inspect(ref)
+    return networks.inspect(ref)
 
 
 def _match_one(net: dict[str, Any], key: str, values: list[str]) -> bool:
@@ -128,11 +126,7 @@ async def create(request: Request, body: Annotated[Any, Body()] = None) -> dict[
     internal = body.get("Internal")
     if internal is not None and not isinstance(internal, bool):
         raise InvalidArgument("Internal must be a boolean")
-    try:
-        networks.service.find(name)
-    except NotFound:
-        pass
-    else:  # dockerd refuses a duplicate name whatever CheckDuplicate says (API >= 1.44)
+    if networks.exists(name):  # dockerd refuses a duplicate whatever CheckDuplicate says
         raise Conflict(f"network with name {name} already exists")
     network = await networks.create(name, subnet, gateway, bool(internal),
                                     _strings(body.get("Labels"), "Labels"),

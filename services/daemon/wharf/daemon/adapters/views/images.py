@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from wharf import reference
-from wharf.daemon.core.images.store import ImageRecord, ImageStore
+from wharf.daemon.core.images.service import ImageService
+from wharf.daemon.core.images.store import ImageRecord
 from wharf.dockerapi import unix_seconds
 
 
@@ -32,11 +33,10 @@ def image_summary(record: ImageRecord, containers: int = -1) -> dict[str, Any]:
     }
 
 
-def image_inspect(record: ImageRecord, store: ImageStore) -> dict[str, Any]:
+def image_inspect(record: ImageRecord, images: ImageService) -> dict[str, Any]:
     config = record.config
     container_config = _container_config(config.get("config") or {})
-    diff_ids = [diff for _, diff, _ in store.layer_diff_ids(record.chain_ids)]
-    top = record.chain_ids[-1] if record.chain_ids else ""
+    diff_ids = [diff for diff, _ in images.layers(record)]
     return {
         "Id": record.id,
         "RepoTags": [familiar_tag(t) for t in record.tags],
@@ -56,18 +56,17 @@ def image_inspect(record: ImageRecord, store: ImageStore) -> dict[str, Any]:
         "VirtualSize": record.size,
         "GraphDriver": {
             "Name": "overlay2",
-            "Data": {"MergedDir": "", "UpperDir": str(store.layers.diff_path(top)) if top else "",
-                     "WorkDir": ""},
+            "Data": {"MergedDir": "", "UpperDir": images.top_layer_dir(record), "WorkDir": ""},
         },
         "RootFS": {"Type": "layers", "Layers": diff_ids},
         "Metadata": {"LastTagTime": record.last_tag_time or "0001-01-01T00:00:00Z"},
     }
 
 
-def image_history(record: ImageRecord, store: ImageStore) -> list[dict[str, Any]]:
+def image_history(record: ImageRecord, images: ImageService) -> list[dict[str, Any]]:
     """Newest first; the top entry carries the image ID and tags, others ``<missing>``."""
     config = record.config
-    sizes = [size for _, _, size in store.layer_diff_ids(record.chain_ids)]
+    sizes = [size for _, size in images.layers(record)]
     history = config.get("history") or [{"created": record.created} for _ in sizes]
     entries: list[dict[str, Any]] = []
     layer = 0

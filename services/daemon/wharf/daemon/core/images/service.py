@@ -46,6 +46,15 @@ class ImageService:
     def get(self, name: str) -> ImageRecord:
         return self.store.resolve(name)
 
+    def layers(self, record: ImageRecord) -> list[tuple[str, int]]:
+        """(diff_id, size) of each of the image's layers, bottom first (inspect, history)."""
+        return [(diff, size) for _, diff, size in self.store.layer_diff_ids(record.chain_ids)]
+
+    def top_layer_dir(self, record: ImageRecord) -> str:
+        """Where the image's top layer is unpacked ('' for an image without layers)."""
+        top = record.chain_ids[-1] if record.chain_ids else ""
+        return str(self.store.layers.diff_path(top)) if top else ""
+
     async def pull(
         self, text: str, tag: str, auth: AuthConfig | None, platform: str | None
     ) -> AsyncIterator[dict[str, Any]]:

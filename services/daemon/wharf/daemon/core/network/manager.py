@@ -12,19 +12,33 @@ from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.network.dns import DnsServer
 from wharf.daemon.core.network.ipam import Network
 from wharf.daemon.core.network.service import PREDEFINED, NetworkService
-from wharf.errors import Conflict
+from wharf.errors import Conflict, NotFound
 
 log = logging.getLogger("wharf.network")
 
 
 class Networks:
-    """What the API calls for ``/networks``; containers use :attr:`service` directly."""
+    """What the API calls for ``/networks`` (containers use :attr:`service` from the core)."""
 
     def __init__(self, service: NetworkService, events: EventLog,
                  dns: DnsServer | None = None) -> None:
         self.service = service
         self.events = events
         self.dns = dns or DnsServer(service.dns)
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        """Every user-defined network, as ``docker network inspect`` shows it."""
+        return [self.service.inspect(n.id) for n in self.service.list()]
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        return self.service.inspect(ref)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.service.find(name)
+        except NotFound:
+            return False
+        return True
 
     async def restore(self, running: Iterable[str]) -> None:
         """At daemon start: bridges, rules, DNS records and listeners back."""
