@@ -347,7 +347,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="wharf-bench-pull.", dir=args.work_dir))
     try:
         print("# bench/pull.py\n\n" + "\n".join(machine_lines(base)))
-        print(f"wharf:    package {Path(wharf.__file__).parent}, repo {git_head()}")
+        print(f"wharf:    packages {' '.join(sorted(wharf.__path__))}, repo {git_head()}")
         print(f"runs:     {args.runs} per pull/unpack case, {args.startup_runs} per CLI case; "
               f"registry http://{args.registry}")
         images = images_to_bench(args)

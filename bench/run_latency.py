@@ -547,7 +547,7 @@ def main() -> int:
     status = 0
     try:
         print("# bench/run_latency.py\n\n" + "\n".join(machine_lines(base)))
-        print(f"wharf:    package {Path(wharf.__file__).parent}, repo {git_head()}")
+        print(f"wharf:    packages {' '.join(sorted(wharf.__path__))}, repo {git_head()}")
         print(f"runs:     {args.runs} per latency case (after 1 warm-up), {args.concurrent} "
               f"concurrent; image {IMAGE} via mirror http://{args.registry}")
         if not registry_has(args.registry, BUSYBOX):
