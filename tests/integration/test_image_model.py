@@ -7,8 +7,10 @@ step each listed image must inspect, run, save to an archive that skopeo (and ``
 accept, and push; at the end, once everything is removed, no blob, layer or temporary file may be
 left. The walk is printed with its seed; run a longer one with
 
-    WHARF_MODEL_SEED=1234 WHARF_MODEL_STEPS=200 .venv/bin/pytest -s -m slow \
+    WHARF_MODEL_SEED=1234 WHARF_MODEL_STEPS=200 .venv/bin/pytest -s -m slow -o timeout=3600 \
         tests/integration/test_image_model.py
+
+(a step takes about 5 s here: lift pytest's 300 s per-test timeout for a long walk).
 """
 
 from __future__ import annotations
