@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -84,6 +85,17 @@ def running_daemon(base: Path, *, mirrors: list[str] | None = None,
     finally:
         stop_daemon(daemon)
         remove_bridge(env["WHARF_BRIDGE"])
+
+
+@contextmanager
+def busybox_daemon(base: Path, mirror: str) -> Iterator[Daemon]:
+    """wharfd with busybox pulled from ``mirror``; every container it ran is removed at the end."""
+    with running_daemon(base, mirrors=[mirror]) as running:
+        status, _ = running.request("POST", "/images/create?fromImage=busybox&tag=latest")
+        assert status == 200
+        yield running
+        for record in json.loads(running.request("GET", "/containers/json?all=1")[1]):
+            running.request("DELETE", f"/containers/{record['Id']}?force=1")
 
 
 def _bridge_name() -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_fixture import Daemon, running_daemon
+from tests.daemon_fixture import Daemon, busybox_daemon
 from tests.integration.conftest import SeededRegistry
 
 pytestmark = [pytest.mark.integration]
@@ -27,12 +27,8 @@ DOCKER = shutil.which("docker")
 def daemon(seeded_registry: SeededRegistry, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("wharfd-copy")
-    with running_daemon(base, mirrors=[seeded_registry.registry.url]) as running:
-        status, _ = running.request("POST", "/images/create?fromImage=busybox&tag=latest")
-        assert status == 200
+    with busybox_daemon(base, seeded_registry.registry.url) as running:
         yield running
-        for record in json.loads(running.request("GET", "/containers/json?all=1")[1]):
-            running.request("DELETE", f"/containers/{record['Id']}?force=1")
 
 
 def wharf(daemon: Daemon, *args: str, stdin: bytes | None = None

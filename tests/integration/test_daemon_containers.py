@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_fixture import Daemon, running_daemon
+from tests.daemon_fixture import Daemon, busybox_daemon, running_daemon
 from tests.integration.conftest import SeededRegistry
 from tests.integration.registry_fixture import push_layout
 from tests.layout import ROOT
@@ -36,12 +36,8 @@ def daemon(seeded_registry: SeededRegistry, tmp_path_factory: pytest.TempPathFac
                    capture_output=True)
     push_layout(hello, "latest", seeded_registry.registry, "library/hello-world:latest")
     base = tmp_path_factory.mktemp("wharfd-containers")
-    with running_daemon(base, mirrors=[seeded_registry.registry.url]) as running:
-        status, _ = running.request("POST", "/images/create?fromImage=busybox&tag=latest")
-        assert status == 200
+    with busybox_daemon(base, seeded_registry.registry.url) as running:
         yield running
-        for record in json.loads(running.request("GET", "/containers/json?all=1")[1]):
-            running.request("DELETE", f"/containers/{record['Id']}?force=1")
 
 
 def docker(daemon: Daemon, *args: str, timeout: float = 60, stdin: str | None = None

@@ -1,4 +1,7 @@
-"""Merging a Docker create request with the image config; HostConfig validation; records."""
+"""Merging a Docker create request with the image config; records.
+
+HostConfig parsing and checks: test_container_options.
+"""
 
 from __future__ import annotations
 
@@ -41,30 +44,6 @@ def test_no_command_is_dockers_error() -> None:
 def test_ps_command_quotes_like_dockerd() -> None:
     assert cfg.docker_command("sh", ["-c", "echo a; echo b"]) == "sh -c 'echo a; echo b'"
     assert cfg.docker_command("/hello", []) == "/hello"
-
-
-@pytest.mark.parametrize(("host", "message"), [
-    ({"NetworkMode": "container:"}, "network mode"),
-    ({"Links": ["a:b"]}, "--link"),
-    ({"RestartPolicy": {"Name": "sometimes"}}, "invalid restart policy"),
-    ({"RestartPolicy": {"Name": "always"}, "AutoRemove": True}, "AutoRemove"),
-    ({"Memory": 1024}, "Minimum memory limit"),
-    ({"Memory": "lots"}, "must be a number"),
-    ({"SecurityOpt": ["bogus"]}, "invalid --security-opt"),
-])
-def test_host_config_refusals(host: dict[str, object], message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        cfg.check_host_config(host)
-        cfg.security_options(host)
-
-
-def test_resources_and_security_options() -> None:
-    host = cfg.check_host_config({"Memory": 64 << 20, "NanoCpus": 500_000_000, "PidsLimit": 10,
-                                  "SecurityOpt": ["no-new-privileges"]})
-    res = cfg.resources(host)
-    assert (res.memory, res.nano_cpus, res.pids_limit) == (64 << 20, 500_000_000, 10)
-    assert cfg.security_options(host) == (True, False)
-    assert host["NetworkMode"] == "default"
 
 
 def _record(cid: str, name: str) -> ContainerRecord:

@@ -15,7 +15,9 @@ from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.records import ContainerRecords
 from wharf.daemon.core.containers.service import ContainerService, parse_signal
 from wharf.daemon.core.events import EventLog
+from wharf.daemon.core.runtime.cgroups import CgroupManager, CgroupMode
 from wharf.daemon.core.runtime.monitor import CreateRequest, ExitStatus, RuntimeState
+from wharf.daemon.core.runtime.spec import HostInfo
 from wharf.daemon.core.state import StateStore
 from wharf.errors import Conflict, InvalidArgument, NotFound, NotModified
 
@@ -96,6 +98,9 @@ class FakeRuntime:
 
 
 class FakeBundles:
+    host = HostInfo(CgroupMode.HYBRID, CgroupManager.CGROUPFS, frozenset(),
+                    {"nofile": 20000}, True, 2)
+
     def dir(self, container_id: str) -> Path:
         return Path("/containers") / container_id
 

@@ -15,13 +15,13 @@ from wharf.daemon.core.runtime.mounts import Mount
 from wharf.daemon.core.runtime.seccomp_bpf import ANNOTATION
 from wharf.daemon.core.runtime.spec import (
     ContainerSpec,
+    Device,
     HostInfo,
     Resources,
     Ulimit,
     build_config,
 )
 from wharf.daemon.core.runtime.users import UserIds
-from wharf.errors import InvalidArgument
 
 DOCKER = Path("/work/shared/reference/data/docker-oci-config.json")
 CID = "3b8d6926f640864b2e77429f18ce29e7a998723b7c335dc63c2ec7028ad9b824"
@@ -103,26 +103,40 @@ def test_privileged_is_unconfined_with_all_host_caps() -> None:
 
 
 def test_resources() -> None:
+    # checked at create (test_container_options); here they are only written down
     res = Resources(memory=64 << 20, nano_cpus=1_500_000_000, pids_limit=10)
     linux = build_config(_spec(resources=res), HOST)["linux"]["resources"]
     assert linux["memory"] == {"limit": 64 << 20, "swap": 128 << 20}
     assert linux["cpu"] == {"quota": 150_000, "period": 100_000}
     assert linux["pids"] == {"limit": 10}
-    with pytest.raises(InvalidArgument, match="6MB"):
-        build_config(_spec(resources=Resources(memory=1 << 20)), HOST)
-    with pytest.raises(InvalidArgument, match="CPUs"):
-        build_config(_spec(resources=Resources(nano_cpus=3 * 10**9)), HOST)
-    with pytest.raises(InvalidArgument, match="memoryswap"):
-        build_config(_spec(resources=Resources(memory=64 << 20, memory_swap=32 << 20)), HOST)
+    res = Resources(memory=64 << 20, memory_swap=-1, memory_reservation=32 << 20,
+                    cpu_quota=50_000, cpu_period=200_000, cpu_shares=512)
+    linux = build_config(_spec(resources=res), HOST)["linux"]["resources"]
+    assert linux["memory"] == {"limit": 64 << 20, "swap": -1, "reservation": 32 << 20}
+    assert linux["cpu"] == {"quota": 50_000, "period": 200_000, "shares": 512}
+    no_swap_accounting = HostInfo(HOST.cgroup_mode, HOST.cgroup_manager, HOST.bounding,
+                                  HOST.hard_limits, False, 2)
+    linux = build_config(_spec(resources=Resources(memory=64 << 20)), no_swap_accounting)
+    assert linux["linux"]["resources"]["memory"] == {"limit": 64 << 20}
 
 
-def test_rlimits_never_above_the_daemons() -> None:
-    ok = build_config(_spec(ulimits=(Ulimit("nofile", 1024, 20000),)), HOST)
-    assert ok["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 1024}]
-    with pytest.raises(InvalidArgument, match="daemon's own hard limit 20000"):
-        build_config(_spec(ulimits=(Ulimit("nofile", 1024, 1048576),)), HOST)
-    with pytest.raises(InvalidArgument, match="invalid ulimit"):
-        build_config(_spec(ulimits=(Ulimit("bogus", 1, 1),)), HOST)
+def test_rlimits_unlimited_is_rlim_infinity() -> None:
+    ok = build_config(_spec(ulimits=(Ulimit("nofile", 1024, 20000), Ulimit("core", -1, -1))),
+                      HOST)
+    assert ok["process"]["rlimits"] == [
+        {"type": "RLIMIT_NOFILE", "hard": 20000, "soft": 1024},
+        {"type": "RLIMIT_CORE", "hard": 2**64 - 1, "soft": 2**64 - 1}]
+
+
+def test_devices_are_created_and_allowed() -> None:
+    null = Device("/dev/mynull", "c", 1, 3, 0o666, 0, 0, "rw")
+    config = build_config(_spec(devices=(null,)), HOST)
+    assert config["linux"]["devices"] == [{"path": "/dev/mynull", "type": "c", "major": 1,
+                                           "minor": 3, "fileMode": 0o666, "uid": 0, "gid": 0}]
+    rules = config["linux"]["resources"]["devices"]
+    assert rules[0] == {"allow": False, "access": "rwm"}  # Docker's deny-all first
+    assert rules[-1] == {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}
+    assert "devices" not in build_config(_spec(), HOST)["linux"]
 
 
 def test_namespaces_network_modes_and_cgroupns_on_v2() -> None:

@@ -8,9 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from wharf.daemon.core.containers import config as cfg
 from wharf.daemon.core.containers.records import ContainerRecord
-from wharf.daemon.core.runtime import mounts as fsmounts
 from wharf.daemon.core.runtime import rootfs, seccomp
 from wharf.daemon.core.runtime import spec as oci_spec
 from wharf.daemon.core.runtime.seccomp_bpf import BpfCache
@@ -34,11 +32,11 @@ class Bundles:
         """Create the container dir with its hostname, hosts and resolv.conf."""
         cdir = self.dir(record.id)
         cdir.mkdir(parents=True, exist_ok=True)
-        hostname = str(record.config.get("Hostname") or record.short_id)
+        hostname = record.options.process.hostname or record.short_id
         _write(cdir / "hostname", hostname + "\n")
         _write(cdir / "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
                f"ip6-loopback\n127.0.1.1\t{hostname}\n")
-        _write(cdir / "resolv.conf", _resolv_conf(record.host_config))
+        _write(cdir / "resolv.conf", _resolv_conf(record.options.dns))
 
     def mount(self, record: ContainerRecord, lowers: list[Path]) -> Path:
         """The merged rootfs, mounted over the image layers (top first); kept across restarts."""
@@ -53,17 +51,17 @@ class Bundles:
         """/etc/hosts with the container's own addresses, and resolv.conf pointing at the
         network's embedded DNS (``nameserver``; None keeps the host's resolvers), as dockerd."""
         cdir = self.dir(record.id)
-        hostname = str(record.config.get("Hostname") or record.short_id)
+        hostname = record.options.process.hostname or record.short_id
         own = "".join(f"{ip}\t{hostname}\n" for ip in addresses) or f"127.0.1.1\t{hostname}\n"
         _write(cdir / "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
                "ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
                "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n" + own)
-        if nameserver is not None and not record.host_config.get("Dns"):
-            host = [line for line in _resolv_conf({}).splitlines()
+        if nameserver is not None and not record.options.dns:
+            host = [line for line in _resolv_conf([]).splitlines()
                     if line.startswith(("search ", "options "))]
             _write(cdir / "resolv.conf", "\n".join([f"nameserver {nameserver}", *host]) + "\n")
         else:
-            _write(cdir / "resolv.conf", _resolv_conf(record.host_config))
+            _write(cdir / "resolv.conf", _resolv_conf(record.options.dns))
 
     def write_config(self, record: ContainerRecord, merged: Path, takes_bpf: bool,
                      network: str = "private") -> None:
@@ -72,36 +70,42 @@ class Bundles:
         ``takes_bpf``: the runtime loads precompiled seccomp (crun); runc gets the OCI JSON.
         ``network``: "private" (a new netns), "host", or the path of the netns to join.
         """
-        host = record.host_config
-        user = resolve_user(merged, str(record.config.get("User") or ""),
-                            [str(g) for g in host.get("GroupAdd") or []])
-        nnp, unconfined = cfg.security_options(host)
-        spec = oci_spec.ContainerSpec(
-            container_id=record.id,
-            args=(record.path, *record.args),
-            rootfs=merged,
-            container_dir=self.dir(record.id),
-            env=tuple(record.config.get("Env") or ()),
-            cwd=str(record.config.get("WorkingDir") or "/"),
-            user=user,
-            hostname=str(record.config.get("Hostname") or record.short_id),
-            terminal=bool(record.config.get("Tty")),
-            readonly_rootfs=bool(host.get("ReadonlyRootfs")),
-            tmpfs=tuple((str(k), str(v)) for k, v in (host.get("Tmpfs") or {}).items()),
-            mounts=tuple(m.oci() for m in record.mounts),
-            cap_add=tuple(host.get("CapAdd") or ()),
-            cap_drop=tuple(host.get("CapDrop") or ()),
-            privileged=bool(host.get("Privileged")),
-            no_new_privileges=nnp,
-            network=network,
-            resources=cfg.resources(host),
-            shm_size=int(host.get("ShmSize") or fsmounts.DEFAULT_SHM_SIZE),
-        )
+        spec = self.spec(record, merged, network)
+        unconfined = record.options.seccomp_unconfined
         caps = oci_spec.container_capabilities(spec, self.host)
         sec = None if unconfined else seccomp.to_oci(self.profile, caps)
         program = self.bpf.get(sec) if sec is not None and takes_bpf else None
         config = oci_spec.build_config(spec, self.host, seccomp=sec, seccomp_bpf=program)
         _write(self.dir(record.id) / "config.json", json.dumps(config))
+
+    def spec(self, record: ContainerRecord, merged: Path, network: str) -> oci_spec.ContainerSpec:
+        """The runtime's view of the container, from its options (the user resolved in the
+        image, the device nodes read now, as dockerd does at start)."""
+        options, process = record.options, record.options.process
+        return oci_spec.ContainerSpec(
+            container_id=record.id,
+            args=(record.path, *record.args),
+            rootfs=merged,
+            container_dir=self.dir(record.id),
+            env=tuple(process.env),
+            cwd=process.cwd,
+            user=resolve_user(merged, process.user, options.group_add),
+            hostname=process.hostname or record.short_id,
+            terminal=process.tty,
+            readonly_rootfs=options.readonly_rootfs,
+            tmpfs=tuple(options.tmpfs.items()),
+            mounts=tuple(m.oci() for m in record.mounts),
+            cap_add=tuple(options.cap_add),
+            cap_drop=tuple(options.cap_drop),
+            privileged=options.privileged,
+            no_new_privileges=options.no_new_privileges,
+            ulimits=tuple(u.runtime() for u in options.ulimits),
+            devices=tuple(d.node() for d in options.devices),
+            network=network,
+            resources=options.resources.runtime(),
+            shm_size=options.shm_size,
+            oom_score_adj=options.oom_score_adj or None,
+        )
 
     def remove(self, container_id: str) -> None:
         """Unmount the rootfs and delete the container dir (idempotent)."""
@@ -110,8 +114,7 @@ class Bundles:
         shutil.rmtree(cdir, ignore_errors=True)
 
 
-def _resolv_conf(host: dict[str, Any]) -> str:
-    servers = [str(s) for s in host.get("Dns") or []]
+def _resolv_conf(servers: list[str]) -> str:
     if not servers:
         try:
             text = Path("/etc/resolv.conf").read_text()

@@ -1,7 +1,8 @@
 """From a Docker create request and the image config to what the engine records and runs.
 
 Pure functions: the request's ``Config`` is merged with the image's (Cmd/Entrypoint, Env,
-WorkingDir, User, Labels), ``HostConfig`` is validated and turned into runtime options.
+WorkingDir, User, Labels); ``HostConfig`` becomes the container's typed options in
+``options``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from wharf.daemon.core.runtime.spec import Resources
 from wharf.errors import InvalidArgument
-
-RESTART_POLICIES = {"", "no", "always", "on-failure", "unless-stopped"}
 
 
 def merge_config(request: dict[str, Any], image_config: dict[str, Any],
@@ -65,66 +63,6 @@ def docker_command(path: str, args: list[str]) -> str:
     return " ".join(shlex.quote(a) if a else "''" for a in [path, *args])
 
 
-def check_host_config(host: dict[str, Any]) -> dict[str, Any]:
-    """Validate what wharf honours today; refuse, with a clear message, what it cannot yet.
-
-    Mounts (Binds, Mounts, Tmpfs, VolumesFrom) are checked by ``volumes.mountspec.plan``;
-    networks and ports by ``network.attach`` and the container service (they need the store).
-    """
-    mode = str(host.get("NetworkMode") or "default")
-    if mode.startswith("container:") and not mode.removeprefix("container:"):
-        raise InvalidArgument("network mode container: needs a container name or ID")
-    if host.get("Links"):
-        raise InvalidArgument("--link (Links) is not supported by wharf: put the containers on "
-                              "a user-defined network (wharf network create) and use names")
-    policy = host.get("RestartPolicy") or {}
-    if str(policy.get("Name") or "") not in RESTART_POLICIES:
-        raise InvalidArgument(f"invalid restart policy {policy.get('Name')!r}")
-    if policy.get("Name") not in ("on-failure",) and int(policy.get("MaximumRetryCount") or 0):
-        raise InvalidArgument("maximum retry count cannot be used with restart policy "
-                              f"'{policy.get('Name')}'")
-    if host.get("AutoRemove") and policy.get("Name") not in (None, "", "no"):
-        raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
-    resources(host)  # validates the numbers
-    return {**host, "NetworkMode": "default" if mode in ("", "bridge") else mode}
-
-
-def resources(host: dict[str, Any]) -> Resources:
-    memory = _int(host, "Memory")
-    swap = _int(host, "MemorySwap")
-    nano_cpus = _int(host, "NanoCpus")
-    if memory is not None and 0 < memory < 6 * 1024 * 1024:
-        raise InvalidArgument("Minimum memory limit allowed is 6MB")
-    if nano_cpus is not None and nano_cpus < 0:
-        raise InvalidArgument("Range of CPUs is from 0.01 to the number of CPUs")
-    pids = _int(host, "PidsLimit")
-    return Resources(
-        memory=memory or None,
-        memory_swap=swap if swap not in (None, 0) else None,
-        nano_cpus=nano_cpus or None,
-        cpu_shares=_int(host, "CpuShares") or None,
-        pids_limit=pids if pids is not None and pids > 0 else None,
-    )
-
-
-def security_options(host: dict[str, Any]) -> tuple[bool, bool]:
-    """(no_new_privileges, seccomp unconfined) from ``--security-opt``."""
-    nnp, unconfined = False, False
-    for option in host.get("SecurityOpt") or []:
-        key, _, value = str(option).replace(":", "=", 1).partition("=")
-        if key == "no-new-privileges":
-            nnp = value in ("", "true")
-        elif key == "seccomp":
-            unconfined = value == "unconfined"
-            if not unconfined:
-                raise InvalidArgument("custom seccomp profiles are not supported yet")
-        elif key in ("label", "apparmor"):
-            continue  # no LSM on this engine; accepted like Docker on hosts without one
-        else:
-            raise InvalidArgument(f"invalid --security-opt: {option!r}")
-    return nnp, unconfined
-
-
 def _volumes(image: Any, request: Any) -> dict[str, Any] | None:
     """The image's VOLUME paths and the request's, together (dockerd merges them)."""
     for what, value in (("image config Volumes", image), ("Config.Volumes", request)):
@@ -152,12 +90,3 @@ def _strings(value: Any, what: str) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidArgument(f"{what} must be a list of strings")
     return list(value)
-
-
-def _int(host: dict[str, Any], key: str) -> int | None:
-    value = host.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(f"HostConfig.{key} must be a number")
-    return int(value)

@@ -94,10 +94,10 @@ class ExitWatcher:
 
     def _should_restart(self, record: ContainerRecord) -> bool:
         policy = record.restart_policy
-        if record.state.stopped_by_user or policy.Name in ("", "no"):
+        if record.state.stopped_by_user or policy.name in ("", "no"):
             return False
-        if policy.Name == "on-failure":
-            limit = policy.MaximumRetryCount
+        if policy.name == "on-failure":
+            limit = policy.max_retries
             return record.state.exit_code != 0 and (
                 limit == 0 or record.state.restart_count < limit)
         return True  # always, unless-stopped
@@ -161,7 +161,7 @@ class ExitWatcher:
                 else:
                     self.watch(record.id)
             elif (record.state.status is Status.EXITED and self._should_restart(record)
-                  and record.restart_policy.Name in ("always", "unless-stopped")):
+                  and record.restart_policy.name in ("always", "unless-stopped")):
                 asyncio.get_running_loop().create_task(self._restart_after_exit(record))
 
     async def close(self) -> None:

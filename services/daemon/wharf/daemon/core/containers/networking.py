@@ -11,6 +11,7 @@ from typing import Any
 
 from wharf.daemon.core.containers.context import ContainerContext
 from wharf.daemon.core.containers.lifecycle import Status
+from wharf.daemon.core.containers.options import ContainerOptions
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.network import attach
 from wharf.daemon.core.network.service import ContainerNet, NetworkService
@@ -28,40 +29,39 @@ class ContainerNetworking:
 
     # --- create: check the settings --------------------------------------------------------------
 
-    def check(self, host: dict[str, Any], body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Validate the network mode, ports and endpoint settings at create (in place: a
-        ``container:`` mode is recorded with the full ID); returns the endpoint settings."""
+    def check(self, options: ContainerOptions, body: dict[str, Any]
+              ) -> tuple[ContainerOptions, dict[str, dict[str, Any]]]:
+        """Validate the network mode and endpoint settings at create (ports come parsed in
+        ``options``); returns the options, a ``container:`` mode recorded with the full ID,
+        and the endpoint settings."""
         endpoints = attach.endpoints_config(body)
-        attach.port_bindings(host.get("PortBindings"))
-        attach.exposed_ports(body.get("ExposedPorts"))
-        mode = attach.normal_mode(host.get("NetworkMode"))
+        mode = options.network
         if mode.startswith("container:"):
-            if host.get("PortBindings") or host.get("PublishAllPorts"):
+            if options.ports or options.publish_all:
                 raise InvalidArgument("conflicting options: port publishing and the container "
                                       "type network mode")
             other = self.ctx.records.resolve(mode.removeprefix("container:"))
-            host["NetworkMode"] = f"container:{other.id}"
-            return {}
+            return options.model_copy(update={"network_mode": f"container:{other.id}"}), {}
         if mode in ("host", "none"):
             if endpoints.get(mode, {}).get("ip") or endpoints.get(mode, {}).get("aliases"):
                 raise InvalidArgument(f"--ip and --network-alias need a user-defined network, "
                                       f"not {mode}")
-            return {}
+            return options, {}
         if self.ctx.network is None:
             if mode != "bridge":
                 raise NotFound(f"network {mode} not found")
-            return endpoints
+            return options, endpoints
         for ref in {mode, *endpoints}:
             if ref not in ("bridge", "default"):
                 try:
                     self.ctx.network.find(ref)
                 except NotFound:
                     raise NotFound(f"network {ref} not found") from None
-        primary = endpoints.get(mode) or endpoints.get(str(host.get("NetworkMode") or ""))
+        primary = endpoints.get(mode) or endpoints.get(options.network_mode)
         if mode == "bridge" and primary and (primary["ip"] or primary["aliases"]):
             raise InvalidArgument("user specified IP address and aliases are supported only "
                                   "on user defined networks")
-        return endpoints
+        return options, endpoints
 
     # --- start: set up; exit and rm: tear down ---------------------------------------------------
 
@@ -70,7 +70,7 @@ class ContainerNetworking:
         spec's network namespace ("host", "private" or a netns path). Records NetworkSettings
         and writes /etc/hosts and resolv.conf."""
         await self.settle(record.id)  # a previous run's teardown, if still pending
-        mode = attach.normal_mode(record.host_config.get("NetworkMode"))
+        mode = record.options.network
         if self.ctx.network is None or mode == "host":
             record.network = {"Networks": {mode: attach.network_entry("", "", "", 0, "", "", ())},
                               "Ports": {}} if mode == "host" else {}
@@ -105,7 +105,7 @@ class ContainerNetworking:
             other = self.ctx.records.resolve(mode.removeprefix("container:"))
             if other.state.status not in (Status.RUNNING, Status.PAUSED):
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
-            owner = attach.normal_mode(other.host_config.get("NetworkMode"))
+            owner = other.options.network
             if owner == "host":
                 raise Conflict(f"container {other.short_id} uses the host network: use "
                                "--network host instead")
@@ -113,9 +113,8 @@ class ContainerNetworking:
                 return net.setup_container(record.id, owner)
             return net.setup_container(record.id, f"container:{other.id}")
         primary = (record.endpoints.get(mode) or
-                   record.endpoints.get(str(record.host_config.get("NetworkMode") or "")) or {})
-        ports = [] if mode == "none" else attach.port_requests(
-            record.host_config, record.config.get("ExposedPorts"))
+                   record.endpoints.get(record.options.network_mode) or {})
+        ports = [] if mode == "none" else record.options.port_requests()
         ctr = net.setup_container(record.id, mode, name=record.name, ip=primary.get("ip"),
                                   aliases=primary.get("aliases") or (), ports=ports)
         if mode == "none":
@@ -191,7 +190,7 @@ class ContainerNetworking:
         record = self.ctx.records.resolve(text)
         async with self.ctx.locks[record.id]:
             record = self.ctx.records.get(record.id)
-            mode = attach.normal_mode(record.host_config.get("NetworkMode"))
+            mode = record.options.network
             if mode in ("host", "none") or mode.startswith("container:"):
                 raise Conflict(f"container cannot be disconnected from host network or "
                                f"connected to host network (mode {mode})")
@@ -228,7 +227,7 @@ class ContainerNetworking:
         async with self.ctx.locks[record.id]:
             record = self.ctx.records.get(record.id)
             running = record.state.status in (Status.RUNNING, Status.PAUSED)
-            mode = attach.normal_mode(record.host_config.get("NetworkMode"))
+            mode = record.options.network
             primary = net.default_network().id if mode == "bridge" else (
                 net.find(mode).id if mode not in ("host", "none")
                 and not mode.startswith("container:") else "")
@@ -250,6 +249,7 @@ class ContainerNetworking:
             if network.id in configured:
                 record.endpoints = {k: v for k, v in record.endpoints.items()
                                     if k != configured[network.id]}
-            if network.id == primary:
+            if network.id == primary:  # inspect shows the change too
+                record.options = record.options.model_copy(update={"network_mode": "none"})
                 record.host_config = {**record.host_config, "NetworkMode": "none"}
             self.ctx.records.save(record)

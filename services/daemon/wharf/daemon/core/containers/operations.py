@@ -13,31 +13,19 @@ from typing import Any
 from wharf import ids
 from wharf.daemon.core.containers import config as cfg
 from wharf.daemon.core.containers import names
+from wharf.daemon.core.containers import options as opts
 from wharf.daemon.core.containers.containerio import ContainerIO
 from wharf.daemon.core.containers.context import ContainerContext, now
 from wharf.daemon.core.containers.exits import ExitWatcher
 from wharf.daemon.core.containers.lifecycle import Op, Status, next_status
 from wharf.daemon.core.containers.networking import ContainerNetworking
+from wharf.daemon.core.containers.options import parse_signal
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.runtime.monitor import CreateRequest
 from wharf.daemon.core.volumes import mountspec
 from wharf.errors import Conflict, InvalidArgument, NotFound, NotModified, WharfError
 
-
-def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:
-    """Docker's signal argument: a name (KILL, SIGKILL) or a number."""
-    if value in (None, ""):
-        return default
-    text = str(value).upper()
-    if text.isdigit():
-        number = int(text)
-        if not 0 < number < 65:
-            raise InvalidArgument(f"Invalid signal: {value}")
-        return number
-    try:
-        return int(signals.Signals[text if text.startswith("SIG") else "SIG" + text])
-    except KeyError:
-        raise InvalidArgument(f"Invalid signal: {value}") from None
+__all__ = ["Operations", "parse_signal"]  # parse_signal: Docker's signal names (options)
 
 
 class Operations:
@@ -62,18 +50,24 @@ class Operations:
             image = self.ctx.images.resolve(image_ref)
         except NotFound:
             raise NotFound(f"No such image: {image_ref}") from None
-        host = cfg.check_host_config(dict(body.get("HostConfig") or {}))
-        endpoints = self.networking.check(host, body)
+        host = body.get("HostConfig") or {}
+        if not isinstance(host, dict):
+            raise InvalidArgument("HostConfig must be an object")
         container_id = ids.new_id()
         config = cfg.merge_config(body, image.config, container_id[:12])
         argv = cfg.command_line(config)
+        options = opts.parse(host, config)
+        options.check_host(self.ctx.bundles.host)
+        options, endpoints = self.networking.check(options, body)
+        # kept as sent for inspect, with the network mode as resolved
+        host = {**host, "NetworkMode": options.network_mode}
         taken = self.ctx.records.name_taken
         chosen = names.validate(name) if name else names.random_name(taken)
         mounts = mountspec.plan(host, config.get("Volumes"),
                                 inherited=self._volumes_from(host.get("VolumesFrom")))
         record = ContainerRecord(
             id=container_id, name=chosen, image=image_ref, image_id=image.id, created_at=now(),
-            path=argv[0], args=argv[1:], config=config, host_config=host,
+            path=argv[0], args=argv[1:], config=config, host_config=host, options=options,
             runtime=self.ctx.runtime_name(host), mounts=mounts, endpoints=endpoints,
         )
         with self.ctx.records.state.tx():  # the record and its use of volumes, or neither
@@ -120,6 +114,8 @@ class Operations:
         image = self.ctx.images.get(record.image_id)
         lowers = [self.ctx.images.layers.diff_path(c) for c in reversed(image.chain_ids)]
         try:
+            if record.options.refused:  # an older wharfd's record this one cannot run
+                raise InvalidArgument(record.options.refused)
             # a previous run
             await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
             merged = await asyncio.to_thread(self.ctx.bundles.mount, record, lowers)
@@ -129,10 +125,10 @@ class Operations:
             netns = await self.networking.setup(record)
             await asyncio.to_thread(self.ctx.bundles.write_config, record, merged,
                                     self.ctx.rt(record).oci.takes_seccomp_bpf, netns)
-            stdin = bool(record.config.get("OpenStdin"))
-            request = CreateRequest(record.id, record.name,
-                                    terminal=bool(record.config.get("Tty")), stdin=stdin,
-                                    leave_stdin_open=stdin and not record.config.get("StdinOnce"))
+            process = record.options.process
+            request = CreateRequest(record.id, record.name, terminal=process.tty,
+                                    stdin=process.open_stdin,
+                                    leave_stdin_open=process.open_stdin and not process.stdin_once)
             pid = await asyncio.to_thread(self.ctx.rt(record).create, request)
             await self.io.let_attachers_in(record.id)
             await asyncio.to_thread(self.ctx.rt(record).start, record.id)
@@ -164,7 +160,8 @@ class Operations:
         record.state.stopped_by_user = True
         self.ctx.records.save(record)
         exited = self.exits.exit_future(record.id)
-        stop_signal = parse_signal(signal or record.config.get("StopSignal"), signals.SIGTERM)
+        stop_signal = (parse_signal(signal) if signal
+                       else record.options.process.stop_signal)
         grace = 10 if timeout is None else timeout
         with contextlib.suppress(WharfError):
             self.ctx.event(record, "kill", signal=str(stop_signal))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from wharf import dockerapi
+from wharf.daemon.core.containers import options as opts
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.state import StateStore
 from wharf.daemon.core.volumes.mountspec import MountPoint
@@ -20,11 +21,6 @@ from wharf.errors import Conflict, NotFound
 
 ZERO_TIME = dockerapi.ZERO_TIME
 _HEX = re.compile(r"^[0-9a-f]+$")
-
-
-class RestartPolicy(BaseModel):
-    Name: str = "no"
-    MaximumRetryCount: int = 0
 
 
 class ContainerState(BaseModel):
@@ -51,7 +47,8 @@ class ContainerRecord(BaseModel):
     path: str
     args: list[str]
     config: dict[str, Any]  # Docker's Config (Cmd, Env, Tty, OpenStdin, Labels, ...)
-    host_config: dict[str, Any]  # Docker's HostConfig as sent, defaults filled
+    host_config: dict[str, Any]  # Docker's HostConfig as sent (inspect shows it)
+    options: opts.ContainerOptions  # HostConfig and Config as parsed and checked at create
     runtime: str = "crun"
     state: ContainerState = Field(default_factory=ContainerState)
     exec_ids: list[str] = Field(default_factory=list)
@@ -61,17 +58,27 @@ class ContainerRecord(BaseModel):
     # Docker's NetworkSettings while the network is set up ({} after teardown)
     network: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _options_of_older_records(cls, data: Any) -> Any:
+        """A record written before the options were typed has none: derive them from its
+        HostConfig and Config (``options.from_record``), so it loads and starts as before."""
+        if isinstance(data, dict) and data.get("options") is None:
+            data = {**data, "options": opts.from_record(data.get("host_config") or {},
+                                                        data.get("config") or {})}
+        return data
+
     @property
     def short_id(self) -> str:
         return self.id[:12]
 
     @property
     def auto_remove(self) -> bool:
-        return bool(self.host_config.get("AutoRemove"))
+        return self.options.auto_remove
 
     @property
-    def restart_policy(self) -> RestartPolicy:
-        return RestartPolicy.model_validate(self.host_config.get("RestartPolicy") or {})
+    def restart_policy(self) -> opts.RestartOptions:
+        return self.options.restart
 
 
 class ContainerRecords:

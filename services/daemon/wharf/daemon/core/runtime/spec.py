@@ -2,9 +2,10 @@
 
 ``build_config`` is a pure function: everything it needs to know about the host comes in a
 ``HostInfo`` (probed once at daemon start) and the seccomp program comes precompiled. Defaults
-are Docker 20.10's (reference data/docker-oci-config.json); two host facts change them: the
-capability set is clipped to the daemon's bounding set, and rlimits above the daemon's own
-hard limits are refused (podman's defaults break on this exact point).
+are Docker 20.10's (reference data/docker-oci-config.json); the capability set is clipped to
+the daemon's bounding set. The options are checked before they get here (the container's
+``options`` at create: memory, swap, CPUs, ulimits above the daemon's own hard limits, which
+podman's defaults break on), so this module only writes them down.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from wharf.daemon.core.runtime.users import UserIds
 from wharf.errors import InvalidArgument
 
 OCI_VERSION = "1.0.2-dev"
-CPU_PERIOD = 100_000
-MIN_MEMORY = 6 * 1024 * 1024  # Docker's floor ("Minimum memory limit allowed is 6MB")
+CPU_PERIOD = 100_000  # the CFS period --cpus is spread over, as dockerd
 # Docker's --ulimit names → Linux resource numbers (Python's resource module lacks some).
 RLIMITS: Mapping[str, int] = {
     "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7,
@@ -49,13 +49,32 @@ class Ulimit:
 
 @dataclass(frozen=True)
 class Resources:
-    """cgroup limits, None = unset; ``memory_swap`` is memory+swap as in Docker (-1 = no cap)."""
+    """cgroup limits, None = unset; ``memory_swap`` is memory+swap as in Docker (-1 = no cap,
+    unset = twice ``memory``). ``nano_cpus`` wins over ``cpu_quota``/``cpu_period``."""
 
     memory: int | None = None
     memory_swap: int | None = None
+    memory_reservation: int | None = None
     nano_cpus: int | None = None
     cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
     pids_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """A host device node made available in the container (``--device``), with its cgroup
+    access (``r``, ``w``, ``m``)."""
+
+    path: str  # in the container
+    type: str  # "c" or "b"
+    major: int
+    minor: int
+    file_mode: int
+    uid: int = 0
+    gid: int = 0
+    access: str = "rwm"
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,7 @@ class ContainerSpec:
     privileged: bool = False
     no_new_privileges: bool = False
     ulimits: tuple[Ulimit, ...] = ()
+    devices: tuple[Device, ...] = ()
     network: str = "private"  # "private" (new netns), "host", or a netns path
     resources: Resources = field(default_factory=Resources)
     shm_size: int = fsmounts.DEFAULT_SHM_SIZE
@@ -131,8 +151,7 @@ def build_config(
     ``seccomp`` (the OCI JSON, for runc). Neither, or ``privileged``, means unconfined.
 
     Raises:
-        InvalidArgument: an option that cannot be honoured (rlimit above the daemon's, bad
-            resources, unknown capability or ulimit).
+        InvalidArgument: no command, an unknown capability or a relative network namespace.
     """
     if not spec.args:
         raise InvalidArgument(f"container {spec.container_id}: no command specified")
@@ -183,9 +202,7 @@ def _process(spec: ContainerSpec, host: HostInfo, caps: list[str]) -> dict[str, 
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": spec.no_new_privileges,
     }
-    if not spec.cwd.startswith("/"):
-        raise InvalidArgument(f"working directory {spec.cwd!r} must be absolute")
-    rlimits = _rlimits(spec.ulimits, host.hard_limits)
+    rlimits = _rlimits(spec.ulimits)
     if rlimits:
         process["rlimits"] = rlimits
     if spec.oom_score_adj is not None:
@@ -193,21 +210,14 @@ def _process(spec: ContainerSpec, host: HostInfo, caps: list[str]) -> dict[str, 
     return process
 
 
-def _rlimits(ulimits: tuple[Ulimit, ...], hard_limits: Mapping[str, int]) -> list[dict[str, Any]]:
-    out = []
-    for u in ulimits:
-        if u.name not in RLIMITS:
-            raise InvalidArgument(f"invalid ulimit type: {u.name}")
-        soft, hard = (2**64 - 1 if v < 0 else v for v in (u.soft, u.hard))
-        if soft > hard:
-            raise InvalidArgument(f"ulimit {u.name}: soft limit {u.soft} exceeds hard {u.hard}")
-        daemon = hard_limits.get(u.name, -1)
-        if daemon >= 0 and hard > daemon:
-            raise InvalidArgument(
-                f"ulimit {u.name}: hard limit {u.hard} exceeds the daemon's own hard limit "
-                f"{daemon}")
-        out.append({"type": f"RLIMIT_{u.name.upper()}", "hard": hard, "soft": soft})
-    return out
+def rlimit_value(value: int) -> int:
+    """A ``--ulimit`` number as the kernel takes it: -1 (unlimited) is RLIM_INFINITY."""
+    return 2**64 - 1 if value < 0 else value
+
+
+def _rlimits(ulimits: tuple[Ulimit, ...]) -> list[dict[str, Any]]:
+    return [{"type": f"RLIMIT_{u.name.upper()}", "hard": rlimit_value(u.hard),
+             "soft": rlimit_value(u.soft)} for u in ulimits]
 
 
 def _mounts(spec: ContainerSpec) -> list[fsmounts.Mount]:
@@ -241,31 +251,32 @@ def _linux(spec: ContainerSpec, host: HostInfo) -> dict[str, Any]:
                   "net.ipv4.ping_group_range": "0 2147483647"}
     sysctl.update(dict(spec.sysctls))
     resources = _resources(spec, host)
-    return {
+    linux: dict[str, Any] = {
         "sysctl": sysctl,
         "resources": resources,
         "cgroupsPath": cgroups_path(spec.container_id, host.cgroup_manager),
         "namespaces": _namespaces(spec, host),
         **fsmounts.masked_and_readonly(spec.privileged),
     }
+    if spec.devices:
+        linux["devices"] = [{"path": d.path, "type": d.type, "major": d.major,
+                             "minor": d.minor, "fileMode": d.file_mode, "uid": d.uid,
+                             "gid": d.gid} for d in spec.devices]
+    return linux
 
 
 def _resources(spec: ContainerSpec, host: HostInfo) -> dict[str, Any]:
     rules = fsmounts.PRIVILEGED_DEVICE_RULES if spec.privileged else fsmounts.DEVICE_RULES
-    out: dict[str, Any] = {"devices": [dict(r) for r in rules]}
+    out: dict[str, Any] = {"devices": [
+        *(dict(r) for r in rules),
+        *({"allow": True, "type": d.type, "major": d.major, "minor": d.minor,
+           "access": d.access} for d in spec.devices),
+    ]}
     res = spec.resources
     memory = _memory(res, host)
     if memory:
         out["memory"] = memory
-    cpu: dict[str, int] = {}
-    if res.nano_cpus:
-        if not 0 < res.nano_cpus <= host.cpus * 10**9:
-            raise InvalidArgument(
-                f"range of CPUs is from 0.01 to {host.cpus}.00, as there are only "
-                f"{host.cpus} CPUs available")
-        cpu = {"quota": res.nano_cpus * CPU_PERIOD // 10**9, "period": CPU_PERIOD}
-    if res.cpu_shares:
-        cpu["shares"] = res.cpu_shares
+    cpu = _cpu(res)
     if cpu:
         out["cpu"] = cpu
     if res.pids_limit is not None and res.pids_limit > 0:
@@ -273,18 +284,27 @@ def _resources(spec: ContainerSpec, host: HostInfo) -> dict[str, Any]:
     return out
 
 
+def _cpu(res: Resources) -> dict[str, int]:
+    cpu: dict[str, int] = {}
+    if res.nano_cpus:
+        cpu = {"quota": res.nano_cpus * CPU_PERIOD // 10**9, "period": CPU_PERIOD}
+    else:
+        if res.cpu_quota:
+            cpu["quota"] = res.cpu_quota
+        if res.cpu_period:
+            cpu["period"] = res.cpu_period
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    return cpu
+
+
 def _memory(res: Resources, host: HostInfo) -> dict[str, int]:
+    memory: dict[str, int] = {}
+    if res.memory_reservation:
+        memory["reservation"] = res.memory_reservation
     if not res.memory:
-        if res.memory_swap not in (None, 0, -1):
-            raise InvalidArgument("you should always set the memory limit when using a "
-                                  "memoryswap limit")
-        return {}
-    if res.memory < MIN_MEMORY:
-        raise InvalidArgument("minimum memory limit allowed is 6MB")
-    memory = {"limit": res.memory}
-    swap = res.memory_swap or 2 * res.memory  # Docker: unset swap = as much swap as memory
-    if swap != -1 and swap < res.memory:
-        raise InvalidArgument("minimum memoryswap limit should be larger than memory limit")
-    if host.swap_accounting:
-        memory["swap"] = swap
+        return memory
+    memory["limit"] = res.memory
+    if host.swap_accounting:  # Docker: unset swap = as much swap as memory
+        memory["swap"] = res.memory_swap or 2 * res.memory
     return memory
