@@ -250,7 +250,7 @@ class ContainerArchive:
         """
         record = self.containers.get(name)
         running = record.state.status in (Status.RUNNING, Status.PAUSED)
-        if record.host_config.get("ReadonlyRootfs") and not running:
+        if record.options.readonly_rootfs and not running:
             raise PermissionDenied("container rootfs is marked read-only")
         _check_tar(tar_path)
         root = self.root(record)
@@ -276,7 +276,7 @@ class ContainerArchive:
         record = self.containers.get(name)
         upper = rootfs.OverlayPaths(self.containers.bundles.dir(record.id) / "rootfs").upper
         mounts = [m.destination for m in record.mounts]
-        mounts += [str(k) for k in record.host_config.get("Tmpfs") or {}]
+        mounts += list(record.options.tmpfs)
         return container_changes(upper, self._lowers(record), mounts)
 
     def _owner(self, record: ContainerRecord, root: Path) -> list[int]:
