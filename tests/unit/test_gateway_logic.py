@@ -393,3 +393,21 @@ def test_the_openapi_document_names_the_command_parameters(tmp_path: Path) -> No
     assert {"wait", "deadline", "Idempotency-Key", "node", "container"} <= \
         {p["name"] for p in start["parameters"]}
     assert "parameters" not in paths["/v1/nodes"]["get"]  # not a command
+
+
+def test_the_command_history_is_bounded_by_count_but_keeps_pending_commands(
+        tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    now = 10_000.0
+    def at(created: float, **deadline: Any) -> CommandEnvelope:
+        return CommandEnvelope.new("n1", ContainerPayload(type="start", container="web"),
+                                   now=datetime.fromtimestamp(created, UTC), **deadline)
+
+    done = [store.add_command(at(now - 1000 + i), ["n1"], f"k{i}", now=now - 1000 + i)
+            for i in range(20)]  # deadlines 60 s after creation: all passed by ``now``
+    pending = store.add_command(at(now - 2000, deadline=timedelta(hours=1)), ["n1"], None,
+                                now=now - 2000)  # the oldest, but its deadline is ahead
+    assert store.prune(now, keep_seconds=86400, keep=5) == 15  # the newest 5 stay
+    assert store.command(pending.id) is not None
+    assert [store.command(c.id) is not None for c in done] == [False] * 15 + [True] * 5
+    store.close()

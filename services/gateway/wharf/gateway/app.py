@@ -51,7 +51,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
         bus.start()
-        sweeper = asyncio.create_task(_sweep(dispatcher, hub, settings.node_down_after))
+        sweeper = asyncio.create_task(_sweep(dispatcher, hub, settings))
         log.info("wharf-gateway %s (%s) on %s", __version__, settings.gateway_id,
                  settings.listen)
         try:
@@ -98,8 +98,10 @@ async def validation_error(_request: Request, exc: Exception) -> Response:
                          "code": "invalid_argument"}, status_code=400)
 
 
-async def _sweep(dispatcher: Any, hub: Any, down_after: float) -> None:
-    """Turn heartbeat silence into node ``down`` events (and back into ``up``)."""
+async def _sweep(dispatcher: Any, hub: Any, settings: GatewaySettings) -> None:
+    """Turn heartbeat silence into node ``down`` events (and back into ``up``), and prune the
+    command history now and then."""
+    down_after = settings.node_down_after
     known: dict[str, bool] = {}
     quiet_until = time.time() + down_after  # after a restart, heartbeats first catch up
     next_prune = 0.0
@@ -107,7 +109,7 @@ async def _sweep(dispatcher: Any, hub: Any, down_after: float) -> None:
         now = time.time()
         if now >= next_prune:
             next_prune = now + PRUNE_SECONDS
-            dispatcher.store.prune(now)
+            dispatcher.store.prune(now, settings.command_keep_seconds, settings.command_keep)
         for node in dispatcher.store.nodes():
             ready = dispatcher.node_ready(node)
             before = known.get(node.name)

@@ -23,6 +23,10 @@ class GatewaySettings(BaseSettings):
                             pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     node_down_after: float = Field(default=2.5, gt=0, le=600)
     default_deadline: float = Field(default=60.0, gt=0, le=3600)
+    # The command history (GET /v1/commands/{id}, Idempotency-Key): commands older than this go,
+    # and beyond command_keep commands the oldest whose deadline has passed.
+    command_keep_seconds: float = Field(default=7 * 24 * 3600.0, ge=3600, le=365 * 86400)
+    command_keep: int = Field(default=100_000, ge=1000, le=100_000_000)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
     @field_validator("state_dir", "tokens_file")

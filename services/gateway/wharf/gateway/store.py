@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 KEEP_EVENTS = 10_000
 KEEP_COMMANDS_SECONDS = 7 * 24 * 3600
+KEEP_COMMANDS = 100_000
 
 
 @dataclass(frozen=True)
@@ -286,13 +287,19 @@ class ClusterStore:
                           created_at=now, deadline=envelope.deadline.timestamp(),
                           envelope=document, expected=list(expected))
 
-    def prune(self, now: float) -> int:
-        """Forget commands (and their results) older than KEEP_COMMANDS_SECONDS; the gateway's
-        sweeper calls it now and then, so no request pays for it."""
-        cutoff = now - KEEP_COMMANDS_SECONDS
+    def prune(self, now: float, keep_seconds: float = KEEP_COMMANDS_SECONDS,
+              keep: int = KEEP_COMMANDS) -> int:
+        """Forget commands (and their results) older than ``keep_seconds``, and beyond the
+        newest ``keep`` the older ones whose deadline has passed (a pending command stays);
+        the gateway's sweeper calls it now and then, so no request pays for it."""
+        cutoff = now - keep_seconds
         with self._tx() as db:
             gone = db.execute("DELETE FROM commands WHERE created_at < ?", (cutoff,)).rowcount
-            db.execute("DELETE FROM command_results WHERE finished_at < ?", (cutoff,))
+            gone += db.execute(
+                "DELETE FROM commands WHERE id IN (SELECT id FROM commands ORDER BY created_at"
+                " DESC LIMIT -1 OFFSET ?) AND deadline < ?", (keep, now)).rowcount
+            db.execute("DELETE FROM command_results WHERE finished_at < ? OR command_id NOT IN"
+                       " (SELECT id FROM commands)", (cutoff,))
             return int(gone)
 
     def forget_command(self, command_id: str) -> None:
