@@ -1,0 +1,1 @@
+"""Building images: the Dockerfile front end, the build context and (to come) the builder."""
