@@ -1,5 +1,5 @@
-"""The agent: a command consumer on the daemon's asyncio loop and a reporter thread (heartbeats,
-container events, snapshots), each with its own pika connection.
+"""The agent: a command consumer on the daemon's asyncio loop, a reporter thread (container
+events, snapshots) and a heartbeat thread, each with its own pika connection.
 
 Commands run one at a time, in the order the node's queue gives them, on the loop the Engine
 lives on (no thread hop). A command's result is journalled, then published; the command's
@@ -43,6 +43,7 @@ log = logging.getLogger("wharf.agent")
 OUTBOX_SIZE = 10_000  # events waiting for the broker; beyond it a snapshot replaces them
 PREFETCH = 100  # commands delivered ahead; also bounds results waiting for their confirm
 JOURNAL_PRUNE_SECONDS = 600.0
+SLOW_CONFIRM = 2.0  # seconds a report's confirm may take before the log says so
 
 
 class Agent:
@@ -55,8 +56,9 @@ class Agent:
     loop made them; when a report cannot be published (broker down, queue full), the next
     snapshot, sent as soon as the broker answers again, carries the whole state instead.
 
-    The reporter never waits for the loop: a heartbeat says the process and its broker
-    connection are alive, with the load the loop last sampled, even while the loop is busy.
+    Heartbeats have their own thread and connection, without confirms, and never wait for the
+    loop: a heartbeat says the process and its broker connection are alive, with the load the
+    loop last sampled, even while the loop is busy or a report waits for its confirm.
     """
 
     def __init__(self, url: str, node: str, labels: dict[str, str], handler: CommandHandler,
@@ -76,6 +78,8 @@ class Agent:
         self._load: Load | None = None  # sampled on the loop, read by the reporter
         self._reporter = threading.Thread(target=self._report, name="agent-reports",
                                           daemon=True)
+        self._beater = threading.Thread(target=self._beat, name="agent-heartbeats",
+                                        daemon=True)
         self._inbox: asyncio.Queue[AsyncDelivery] = asyncio.Queue()
         self._commands = AsyncBroker(url, prefetch=PREFETCH, setup=self._declare,
                                      on_message=self._inbox.put_nowait)
@@ -87,6 +91,7 @@ class Agent:
     def start(self) -> None:
         """Start consuming and reporting (call it on the daemon's loop)."""
         self._load = self.load()
+        self._beater.start()
         self._reporter.start()
         self._commands.start()
         self._worker = self.loop.create_task(self._run_commands(), name="agent-commands")
@@ -104,6 +109,7 @@ class Agent:
         await asyncio.gather(*self._replies, return_exceptions=True)
         await self._commands.close()
         await asyncio.to_thread(self._reporter.join, 5)
+        await asyncio.to_thread(self._beater.join, 5)
 
     def on_event(self, event: Event) -> None:
         """EventLog listener, called on the daemon's loop right after an event is stored."""
@@ -207,32 +213,40 @@ class Agent:
 
     # --- reports ----------------------------------------------------------------------------
 
-    def _report(self) -> None:
-        broker = Broker(self.url)
-        beat_seq = 0
-        next_beat = next_snapshot = time.monotonic()
+    def _beat(self) -> None:
+        """Heartbeats on a connection of their own, without confirms: a beat is worthless
+        once late (it expires in the queue), and nothing else, neither the loop nor a report
+        waiting for its confirm, may hold it up."""
+        broker = Broker(self.url, confirms=False)
+        seq = 0
         try:
             while not self._stop.is_set():
-                wait = max(0.0, min(next_beat, next_snapshot) - time.monotonic())
+                try:
+                    self._publish(broker, topology.event_key(self.node, "heartbeat"),
+                                  self._heartbeat(seq),
+                                  expiration_ms=int(self.heartbeat_interval * 3000))
+                    seq += 1
+                except WharfError as exc:
+                    log.warning("heartbeat not sent: %s", exc)
+                self.loop.call_soon_threadsafe(self._sample_load)
+                self._stop.wait(self.heartbeat_interval)
+        finally:
+            broker.close()
+
+    def _report(self) -> None:
+        broker = Broker(self.url)
+        next_snapshot = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                wait = max(0.0, next_snapshot - time.monotonic())
                 try:
                     item: NodeEvent | Snapshot | None = self._outbox.get(timeout=min(wait, 0.5))
                 except queue.Empty:
                     item = None
                 try:
-                    if isinstance(item, Snapshot):
-                        self._snapshot_asked.clear()
-                        self._publish(broker, topology.event_key(self.node, "snapshot"), item)
-                    elif item is not None:
-                        self._publish(broker, topology.event_key(self.node, item.type,
-                                                                 item.action), item)
+                    if item is not None:
+                        self._send_report(broker, item)
                     now = time.monotonic()
-                    if now >= next_beat:
-                        next_beat = now + self.heartbeat_interval
-                        self._publish(broker, topology.event_key(self.node, "heartbeat"),
-                                      self._heartbeat(beat_seq),
-                                      expiration_ms=int(self.heartbeat_interval * 3000))
-                        beat_seq += 1
-                        self.loop.call_soon_threadsafe(self._sample_load)
                     if (self._resync.is_set() or now >= next_snapshot) \
                             and not self._snapshot_asked.is_set():
                         self._resync.clear()
@@ -245,6 +259,17 @@ class Agent:
                     self._stop.wait(min(self.heartbeat_interval, 1.0))
         finally:
             broker.close()
+
+    def _send_report(self, broker: Broker, item: NodeEvent | Snapshot) -> None:
+        started = time.monotonic()
+        if isinstance(item, Snapshot):
+            self._snapshot_asked.clear()
+            self._publish(broker, topology.event_key(self.node, "snapshot"), item)
+        else:
+            self._publish(broker, topology.event_key(self.node, item.type, item.action), item)
+        took = time.monotonic() - started
+        if took > SLOW_CONFIRM:
+            log.warning("RabbitMQ took %.1fs to confirm a report", took)
 
     def _publish(self, broker: Broker, key: str, message: BaseModel, *,
                  expiration_ms: int | None = None) -> None:
