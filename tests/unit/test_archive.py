@@ -211,7 +211,7 @@ def test_a_helper_that_fails_after_its_output_began_cuts_the_stream() -> None:
     of passing a broken tar off as a whole one."""
     proc = subprocess.Popen(["sh", "-c", "printf data; echo 'disk on fire' >&2; exit 1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    chunks = archive._stream(proc, "c0ffee")
+    chunks = archive.stream_output(proc, "c0ffee")
     assert next(chunks) == b"data"
     with pytest.raises(Internal, match="archive of c0ffee failed: disk on fire"):
         next(chunks)
@@ -220,4 +220,4 @@ def test_a_helper_that_fails_after_its_output_began_cuts_the_stream() -> None:
 def test_a_helper_that_succeeds_ends_the_stream() -> None:
     proc = subprocess.Popen(["sh", "-c", "printf data"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    assert list(archive._stream(proc, "c0ffee")) == [b"data"]
+    assert list(archive.stream_output(proc, "c0ffee")) == [b"data"]

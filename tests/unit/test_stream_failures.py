@@ -195,6 +195,36 @@ def test_save_to_stdout_fails_after_what_arrived(daemon: CuttingDaemon) -> None:
     assert result.stdout_bytes == b"x" * 1000
 
 
+# -- export --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cut", CUTS)
+def test_export_to_a_file_fails_and_leaves_no_file(daemon: CuttingDaemon, tmp_path: Path,
+                                                   cut: str) -> None:
+    daemon.replies["GET /containers/c1/export"] = CUTS[cut]
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run([WHARF, "-H", daemon.host, "export", "-o", str(out / "c.tar"), "c1"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert CUT in result.stderr and "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []  # neither the file nor its temporary twin
+
+
+def test_export_to_stdout_fails_after_what_arrived(daemon: CuttingDaemon) -> None:
+    daemon.replies["GET /containers/c1/export"] = CUTS["no last chunk"]
+    result = wharf(daemon, "container", "export", "c1")
+    assert result.exit_code == 1 and CUT in result.stderr
+    assert result.stdout_bytes == b"x" * 1000
+
+
+def test_export_refuses_to_write_a_tar_to_a_terminal(daemon: CuttingDaemon) -> None:
+    result = CliRunner().invoke(build_cli(), ["-H", daemon.host, "export", "c1"],
+                                obj=Hooks(stdout_tty=True, stdin_tty=False))
+    assert result.exit_code == 1
+    assert "cowardly refusing to save to a terminal. Use the -o flag or redirect" in result.stderr
+    assert not any("export" in what for what in daemon.seen)
+
+
 # -- cp ------------------------------------------------------------------------------------------
 
 def _archive_head() -> str:

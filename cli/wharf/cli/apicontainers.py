@@ -139,6 +139,10 @@ class ContainerCalls(APIBase):
         self._call("PUT", f"/containers/{name}/archive", params=params, content=tarball,
                    headers={"Content-Type": "application/x-tar"})
 
+    def export(self, name: str) -> Iterator[bytes]:
+        """GET /containers/{name}/export ; the tar of its filesystem as it arrives."""
+        return bytes_then_close(self._stream("GET", f"/containers/{name}/export"))
+
     def changes(self, name: str) -> list[JSONObject]:
         """GET /containers/{name}/changes ; ``[{"Path", "Kind"}]`` (null read as empty)."""
         return list(self._json("GET", f"/containers/{name}/changes") or [])

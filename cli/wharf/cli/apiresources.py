@@ -110,6 +110,19 @@ class ResourceCalls(APIBase):
         return self._messages("POST", "/images/create", params=params, content=body,
                               headers={"Content-Type": "text/plain"})
 
+    def commit(self, container: str, *, repo: str = "", tag: str = "", comment: str = "",
+               author: str = "", changes: list[str] | None = None, pause: bool = True,
+               config: Mapping[str, Any] | None = None) -> str:
+        """POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=… with a
+        Config to merge; the new image's ID."""
+        params: dict[str, str | list[str]] = {
+            "container": container, "repo": repo, "tag": tag, "comment": comment,
+            "author": author, "pause": "1" if pause else "0"}
+        if changes:
+            params["changes"] = list(changes)
+        reply = self._json("POST", "/commit", params=params, json=dict(config or {}))
+        return str((reply or {}).get("Id", ""))
+
     # -- volumes ----------------------------------------------------------------------------
     def volumes(self, filters: Mapping[str, Iterable[str]] | None = None) -> list[JSONObject]:
         """GET /volumes; the ``Volumes`` list (``null`` read as empty)."""

@@ -16,6 +16,7 @@ import click
 
 from wharf.cli.commands import (
     auth,
+    commit,
     containers,
     copy,
     images,
@@ -134,6 +135,7 @@ def build_cli() -> click.Group:
     auth.register(root)
     containers.register(root)
     copy.register(root)
+    commit.register(root)
     nodes.register(root)
     volumes.register(root)
     networks.register(root)

@@ -1,4 +1,5 @@
-"""``wharf cp`` and ``wharf diff``: files between a container and the host, and its changes.
+"""``wharf cp``, ``diff`` and ``export``: files between a container and the host, its changes
+and its whole filesystem as a tar.
 
 The path rules are the docker CLI's (``cli/command/container/cp.go`` and moby's
 ``pkg/archive/copy.go``): the daemon only ever archives one path and extracts into one existing
@@ -16,6 +17,7 @@ import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -352,10 +354,31 @@ def diff_cmd(container: str) -> None:
         click.echo(f"{letter} {change.get('Path', '')}")
 
 
+@click.command("export")
+@click.argument("container")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to a file, instead of STDOUT.")
+def export_cmd(container: str, output: Path | None) -> None:
+    """Export a container's filesystem as a tar archive (streamed to STDOUT by default)."""
+    from wharf.cli.commands.transfer import _write_atomically  # noqa: PLC0415 - lazy
+
+    session = current()
+    if output is None and session.stdout_is_tty():
+        raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    chunks = session.client().export(container)
+    if output is not None:
+        _write_atomically(output, chunks)  # a reply cut short leaves no file
+        return
+    out = sys.stdout.buffer
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()
+
+
 def register(root: click.Group) -> None:
-    """Add ``cp`` and ``diff`` to ``root`` and to its ``container`` group."""
+    """Add ``cp``, ``diff`` and ``export`` to ``root`` and to its ``container`` group."""
     group = root.commands.get("container")
-    for command in (cp_cmd, diff_cmd):
+    for command in (cp_cmd, diff_cmd, export_cmd):
         root.add_command(command)
         if isinstance(group, click.Group):
             group.add_command(command)

@@ -1,4 +1,5 @@
-"""Archive routes (``docker cp``) and ``GET /containers/{id}/changes`` (``docker diff``)."""
+"""Archive routes (``docker cp``), ``GET /containers/{id}/changes`` (``docker diff``) and
+``GET /containers/{id}/export`` (``docker export``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.containers.archive import STAT_HEADER, ContainerArchive
+from wharf.daemon.core.containers.export import export
 from wharf.daemon.core.engine import Engine
 from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument
@@ -72,6 +74,12 @@ async def put_archive(request: Request, archive: Archive, name: str, path: str |
 async def changes(archive: Archive, name: str) -> list[dict[str, Any]]:
     found = await run_in_threadpool(archive.changes, name)
     return [change.docker() for change in found]
+
+
+@router.get("/containers/{name}/export")
+async def export_container(archive: Archive, name: str) -> Response:
+    chunks = await run_in_threadpool(export, archive, name)
+    return StreamingReply(chunks, media_type="application/x-tar")
 
 
 async def _spool_body(request: Request, tmp_dir: Path) -> Path:

@@ -221,6 +221,11 @@ class ContainerArchive:
             proc_root = Path(f"/proc/{pid}/root")
             if proc_root.exists():
                 return proc_root
+        return self.overlay_root(record)
+
+    def overlay_root(self, record: ContainerRecord) -> Path:
+        """The container's overlay as the daemon sees it: its image layers and its own
+        changes, none of its mounts; mounted now if the container has no mount yet."""
         with self._mounting:
             return self.containers.bundles.mount(record, self._lowers(record))
 
@@ -235,9 +240,9 @@ class ContainerArchive:
         root = self.root(record)
         info, resolved = stat_path(root, path, name)
         args = {"path": resolved, "name": info.name if info.name != "/" else "."}
-        proc = _helper(root, "get", args, stdin=subprocess.DEVNULL)
+        proc = start_helper(root, "get", args, stdin=subprocess.DEVNULL)
         self._event(record, "archive-path", path)
-        return info, _stream(proc, record.short_id)
+        return info, stream_output(proc, record.short_id)
 
     def extract(self, name: str, path: str, tar_path: Path, *, no_overwrite_dir_non_dir: bool,
                 copy_uid_gid: bool) -> None:
@@ -258,7 +263,7 @@ class ContainerArchive:
         owner = self._owner(record, root) if copy_uid_gid else None
         args = {"dest": dest, "noOverwriteDirNonDir": no_overwrite_dir_non_dir, "owner": owner}
         with tar_path.open("rb") as body:
-            proc = _helper(root, "put", args, stdin=body)
+            proc = start_helper(root, "put", args, stdin=body)
             _, err = proc.communicate()
         message = err.decode(errors="replace").strip()
         if proc.returncode == _EXIT_NOT_FOUND:
@@ -302,9 +307,10 @@ def _check_tar(tar_path: Path) -> None:
         raise InvalidArgument(text.replace(f"layer {label}: ", "refused archive: ")) from None
 
 
-def _helper(root: Path, op: str, args: Mapping[str, object], *, stdin: int | IO[bytes]
-            ) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-I", "-S", "-c", _HELPER, str(root), op, json.dumps(args)]
+def start_helper(root: Path, op: str, args: Mapping[str, object], *, stdin: int | IO[bytes],
+                 script: str = _HELPER) -> subprocess.Popen[bytes]:
+    """``python -I -S -c script root op args`` with its stdout and stderr piped."""
+    argv = [sys.executable, "-I", "-S", "-c", script, str(root), op, json.dumps(args)]
     try:
         return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
@@ -313,7 +319,7 @@ def _helper(root: Path, op: str, args: Mapping[str, object], *, stdin: int | IO[
                        ) from exc
 
 
-def _stream(proc: subprocess.Popen[bytes], what: str) -> Iterator[bytes]:
+def stream_output(proc: subprocess.Popen[bytes], what: str) -> Iterator[bytes]:
     """The helper's stdout in chunks; it is killed if the reader goes away early. A helper
     that fails after its output began raises Internal at the end, so the reply is cut short
     instead of passing a possibly broken tar for a whole one."""

@@ -13,7 +13,7 @@ from typing import Any
 from wharf.daemon.core.containers.context import ContainerContext
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.records import ContainerRecord
-from wharf.daemon.core.runtime import logs
+from wharf.daemon.core.runtime import logs, rootfs
 from wharf.daemon.core.runtime.attach import AttachConnection
 from wharf.errors import NotFound
 
@@ -57,6 +57,10 @@ class ContainerIO:
 
     def container_dir(self, record: ContainerRecord) -> Path:
         return self.ctx.bundles.dir(record.id)
+
+    def upper_dir(self, record: ContainerRecord) -> Path:
+        """The container's overlay upper dir (absent until its first start)."""
+        return rootfs.OverlayPaths(self.container_dir(record) / "rootfs").upper
 
     def read_logs(self, record: ContainerRecord, **options: Any) -> list[logs.LogEntry]:
         """The log's entries, oldest first (options: stdout, stderr, since, until, tail)."""

@@ -148,6 +148,9 @@ class ContainerService:
     def container_dir(self, record: ContainerRecord) -> Path:
         return self._io.container_dir(record)
 
+    def upper_dir(self, record: ContainerRecord) -> Path:
+        return self._io.upper_dir(record)
+
     def read_logs(self, record: ContainerRecord, **options: Any) -> list[logs.LogEntry]:
         """The log's entries, oldest first (options: stdout, stderr, since, until, tail)."""
         return self._io.read_logs(record, **options)

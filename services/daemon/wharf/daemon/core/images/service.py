@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from wharf import reference
 from wharf.daemon.core.images import archive
 from wharf.daemon.core.images import check as store_check
+from wharf.daemon.core.images import commit as committing
 from wharf.daemon.core.images.filters import ImageFilter
 from wharf.daemon.core.images.gc import Lease
 from wharf.daemon.core.images.pull import fetch_blob, pull
@@ -136,6 +138,28 @@ class ImageService:
         return archive.import_rootfs(
             self.store, tar_path, self.tmp_dir, name=name, changes=changes, message=message
         )
+
+    async def commit(
+        self, source: committing.CommitSource, *, repo: str, tag: str, comment: str,
+        author: str, changes: list[str], config: dict[str, Any] | None,
+        frozen: AbstractAsyncContextManager[object] | None = None,
+    ) -> str:
+        """``docker commit``: a new image from ``source``'s upper dir (core/images/commit.py);
+        the name and the config are checked before anything is written or ``frozen`` (the
+        container's pause) is entered. Returns the image ID."""
+        name = None
+        if repo:
+            ref = reference.parse(_join_tag(repo, tag)).with_default_tag()
+            if ref.digest:
+                raise InvalidArgument("refusing to create a tag with a digest reference")
+            name = ref.string
+        elif tag:
+            raise InvalidArgument("a tag needs a repository")
+        image_config = committing.commit_config(source.config, config, changes)
+        async with frozen or nullcontext():
+            return await asyncio.to_thread(
+                committing.commit, self.store, self.tmp_dir, source, image_config,
+                comment=comment, author=author, name=name)
 
     def temp_dirs(self) -> list[Path]:
         """Where writes in progress keep their temporary files."""
