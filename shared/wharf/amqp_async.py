@@ -87,6 +87,13 @@ class AsyncBroker:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="amqp")
 
+    def reconnect(self) -> None:
+        """Give up the current connection (for one that stopped answering): what waits on it
+        fails, and the run loop connects anew."""
+        self._lost.set()
+        self._drop(_Lost("given up: no answer"))
+        self._shut()
+
     async def close(self) -> None:
         self._closing = True
         self._shut()

@@ -61,14 +61,11 @@ def declare_node_queues(channel: BlockingChannel, node: str) -> str:
 
 
 class Broker:
-    """One connection and channel, with confirms on (unless ``confirms=False``: a publish then
-    returns once written, for messages that are worthless if late, such as heartbeats); not
-    thread-safe (one per thread)."""
+    """One connection and channel, with confirms on; not thread-safe (one per thread)."""
 
-    def __init__(self, url: str, *, prefetch: int = 100, confirms: bool = True) -> None:
+    def __init__(self, url: str, *, prefetch: int = 100) -> None:
         self.url = url
         self.prefetch = prefetch
-        self.confirms = confirms
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
@@ -85,8 +82,7 @@ class Broker:
             params = pika.URLParameters(self.url)
             self._connection = pika.BlockingConnection(params)
             channel = self._connection.channel()
-            if self.confirms:
-                channel.confirm_delivery()
+            channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.prefetch)
             declare_topology(channel)
         except pika.exceptions.AMQPError as exc:

@@ -163,6 +163,10 @@ def test_a_rabbitmq_restart_loses_no_command_and_runs_none_twice(cluster: LocalC
                 time.sleep(0.05)
 
     with cluster.http() as client:  # every node has the image, so create needs no pull
+        # every node heard from (an earlier test cut node3 off; a stalled heartbeat connection
+        # is replaced within two intervals)
+        wait_for(lambda: all(n["Status"] == "ready" for n in nodes(client).values()),
+                 timeout=20)
         for node in ("node1", "node2", "node3"):
             pulled = client.post(f"/v1/nodes/{node}/images/create",
                                  params={"fromImage": "busybox", "tag": "latest"})

@@ -214,24 +214,35 @@ class Agent:
     # --- reports ----------------------------------------------------------------------------
 
     def _beat(self) -> None:
-        """Heartbeats on a connection of their own, without confirms: a beat is worthless
-        once late (it expires in the queue), and nothing else, neither the loop nor a report
-        waiting for its confirm, may hold it up."""
-        broker = Broker(self.url, confirms=False)
+        """Heartbeats on a loop and a connection of their own: neither the daemon's loop nor
+        a report waiting for its confirm may hold them up. A beat not confirmed within two
+        intervals gives its connection up for a new one (a connection can stall while
+        others flow; seen in the cluster tests)."""
+        asyncio.run(self._beat_forever())
+
+    async def _beat_forever(self) -> None:
+        broker = AsyncBroker(self.url, connect_wait=self.heartbeat_interval)
+        broker.start()
+        patience = max(2 * self.heartbeat_interval, 1.0)
         seq = 0
         try:
             while not self._stop.is_set():
+                beat = self._heartbeat(seq).model_dump_json().encode()
                 try:
-                    self._publish(broker, topology.event_key(self.node, "heartbeat"),
-                                  self._heartbeat(seq),
-                                  expiration_ms=int(self.heartbeat_interval * 3000))
+                    await asyncio.wait_for(broker.publish(
+                        topology.EVENTS_EXCHANGE, topology.event_key(self.node, "heartbeat"),
+                        beat, mandatory=False,
+                        expiration_ms=int(self.heartbeat_interval * 3000)), patience)
                     seq += 1
+                except TimeoutError:
+                    log.warning("heartbeat not confirmed within %.1fs; reconnecting", patience)
+                    broker.reconnect()
                 except WharfError as exc:
                     log.warning("heartbeat not sent: %s", exc)
                 self.loop.call_soon_threadsafe(self._sample_load)
-                self._stop.wait(self.heartbeat_interval)
+                await asyncio.to_thread(self._stop.wait, self.heartbeat_interval)
         finally:
-            broker.close()
+            await broker.close()
 
     def _report(self) -> None:
         broker = Broker(self.url)
