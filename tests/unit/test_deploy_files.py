@@ -1,9 +1,10 @@
 """The deployment files (docs/deploy.md): docker-compose.dev.yml, its image and the Vagrantfile.
 
 Nothing here can run them (no internet for the stack's base images, no Vagrant), so the tests
-check what can be checked offline: the compose file against the Compose schema (Debian's docker-compose 1.29,
-`config -q`), and the cross-references a schema cannot see: files and scripts that exist,
-privileged daemons, environment names and flags the programs really read, script syntax.
+check what can be checked offline: the compose file against the Compose schema (Debian's
+docker-compose 1.29, `config -q`), and the cross-references a schema cannot see: files and
+scripts that exist, privileged daemons, environment names and flags the programs really read,
+script syntax.
 """
 
 from __future__ import annotations
