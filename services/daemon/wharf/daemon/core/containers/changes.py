@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from wharf.daemon.core.images.whiteouts import OPAQUE_XATTR
+
 # Mount points crun creates in the rootfs (Docker keeps them in its -init layer).
 RUNTIME_MOUNT_POINTS = frozenset({
     "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console", "/proc", "/sys",

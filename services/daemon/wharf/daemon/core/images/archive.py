@@ -358,11 +358,7 @@ def _store_blob(store: ImageStore, lease: Lease, path: Path) -> tuple[str, str]:
             h.update(chunk)
     digest = "sha256:" + h.hexdigest()
     lease.hold(digest)
-    if not store.content.has(digest):
-        with path.open("rb") as f, store.content.writer(digest) as writer:
-            while chunk := f.read(_CHUNK):
-                writer.write(chunk)
-            writer.commit()
+    store.content.put_file(path, digest)
     return digest, sniff_media_type(path)
 
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wharf.daemon.core.containers.changes import RUNTIME_MOUNT_POINTS
+from wharf.daemon.core.containers.changes import RUNTIME_MOUNT_POINTS, is_opaque, is_whiteout
 from wharf.daemon.core.images.changes import apply_changes
 from wharf.daemon.core.images.gc import Lease
 from wharf.daemon.core.images.layers import chain_ids
 from wharf.daemon.core.images.store import ImageRecord, ImageStore, now_rfc3339
-from wharf.daemon.core.images.whiteouts import OPAQUE_XATTR
+from wharf.daemon.core.images.tarsafety import OPAQUE, WHITEOUT_PREFIX
 from wharf.errors import Conflict
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
@@ -46,9 +46,6 @@ _MEDIA_TYPES = {
     DOCKER_MANIFEST: ("application/vnd.docker.container.image.v1+json",
                       "application/vnd.docker.image.rootfs.diff.tar"),
 }
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-_CHUNK = 1 << 20
 # The Config fields an image keeps (the rest of a container's Config is per container).
 _IMAGE_FIELDS = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "Volumes", "WorkingDir",
                  "Labels", "OnBuild", "StopSignal")
@@ -129,17 +126,6 @@ class _HashingFile:
         return "sha256:" + self._hash.hexdigest()
 
 
-def is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path: Path) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
 def write_layer(upper: Path, target: Path, skip: Iterable[str] = ()) -> tuple[str, int]:
     """Write the tar of ``upper`` (overlay form) to ``target`` in OCI form; returns (digest,
     number of entries). A missing ``upper`` gives an empty tar."""
@@ -179,7 +165,7 @@ def _add_dir(tar: tarfile.TarFile, upper: Path, rel: str, skip: frozenset[str]) 
         count += 1
         if stat.S_ISDIR(st.st_mode):
             if is_opaque(host):
-                tar.addfile(_empty(f"{child}/{OPAQUE_MARKER}", st))
+                tar.addfile(_empty(f"{child}/{OPAQUE}", st))
                 count += 1
             count += _add_dir(tar, upper, child, skip)
     return count
@@ -251,11 +237,7 @@ def _store_layer(store: ImageStore, lease: Lease, spool: Path, digest: str,
                  parent: ImageRecord) -> tuple[str, int]:
     """Put the tar into the content store and unpack it as the next layer; (digest, size)."""
     lease.hold(digest)
-    if not store.content.has(digest):
-        with spool.open("rb") as f, store.content.writer(digest) as writer:
-            while chunk := f.read(_CHUNK):
-                writer.write(chunk)
-            writer.commit()
+    store.content.put_file(spool, digest)
     diff_ids = [*_diff_ids(parent), digest]
     chain = chain_ids(diff_ids)[-1]
     lease.hold_layers(chain)

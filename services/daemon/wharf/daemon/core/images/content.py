@@ -80,6 +80,16 @@ class ContentStore:
             w.write(data)
             return w.commit()
 
+    def put_file(self, path: Path, expected: str) -> None:
+        """Copy the file at ``path`` in as blob ``expected`` (verified while it is copied),
+        unless the store has it already."""
+        if self.has(expected):
+            return
+        with path.open("rb") as f, self.writer(expected) as writer:
+            while chunk := f.read(1 << 20):
+                writer.write(chunk)
+            writer.commit()
+
     def writer(self, expected_digest: str, expected_size: int | None = None) -> BlobWriter:
         """A streaming writer that commits only bytes hashing to ``expected_digest``."""
         target = self.path(expected_digest)
