@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from wharf.daemon.adapters.api.streaming import StreamingReply
+from wharf.daemon.adapters.api.streaming import StreamingReply, spool_body
 from wharf.daemon.core.containers.archive import STAT_HEADER, ContainerArchive
 from wharf.daemon.core.containers.export import export
 from wharf.daemon.core.engine import Engine
@@ -60,7 +59,7 @@ async def put_archive(request: Request, archive: Archive, name: str, path: str |
                       copyUIDGID: str | None = None) -> Response:  # noqa: N803
     target = _path(path)
     archive.containers.get(name)  # 404 before reading a body that would be thrown away
-    spool = await _spool_body(request, archive.tmp_dir)
+    spool = await spool_body(request, archive.tmp_dir, "cp-")
     try:
         await run_in_threadpool(archive.extract, name, target, spool,
                                 no_overwrite_dir_non_dir=qbool(noOverwriteDirNonDir),
@@ -80,17 +79,3 @@ async def changes(archive: Archive, name: str) -> list[dict[str, Any]]:
 async def export_container(archive: Archive, name: str) -> Response:
     chunks = await run_in_threadpool(export, archive, name)
     return StreamingReply(chunks, media_type="application/x-tar")
-
-
-async def _spool_body(request: Request, tmp_dir: Path) -> Path:
-    """The request body in a temp file: the tar scanner needs to read it twice."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False, prefix="cp-",
-                                     suffix=".tar") as spool:
-        try:
-            async for chunk in request.stream():
-                spool.write(chunk)
-        except BaseException:
-            Path(spool.name).unlink(missing_ok=True)
-            raise
-    return Path(spool.name)

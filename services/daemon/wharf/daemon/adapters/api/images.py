@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api.params import Filters
-from wharf.daemon.adapters.api.streaming import StreamingReply
+from wharf.daemon.adapters.api.streaming import StreamingReply, spool_body
 from wharf.daemon.adapters.views import images as shapes
 from wharf.daemon.core.images.filters import ImageFilter
 from wharf.daemon.core.images.service import ImageService
@@ -54,7 +52,7 @@ async def create_image(
     if fromSrc:
         if fromSrc != "-":
             raise InvalidArgument("importing from a URL is not supported; pipe the file instead")
-        path = await _spool_body(request, images.tmp_dir)
+        path = await spool_body(request, images.tmp_dir)
         try:
             image_id = await run_in_threadpool(
                 images.import_rootfs, path, repo, tag, changes or [], message)
@@ -77,7 +75,7 @@ async def save_images(images: Images, names: Annotated[list[str], Query()]) -> R
 @router.post("/images/load")
 async def load_images(request: Request, images: Images, quiet: str | None = None) -> Response:
     del quiet
-    path = await _spool_body(request, images.tmp_dir)
+    path = await spool_body(request, images.tmp_dir)
     try:
         lines = await run_in_threadpool(images.load, path)
     finally:
@@ -170,17 +168,3 @@ def _line(message: dict[str, Any]) -> bytes:
 
 def _json_lines(messages: list[dict[str, Any]]) -> Response:
     return Response(b"".join(_line(m) for m in messages), media_type=_JSON_STREAM)
-
-
-async def _spool_body(request: Request, tmp_dir: Path) -> Path:
-    """Write the request body to a temp file (archives can be far larger than memory)."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False, suffix=".tar") as spool:
-        try:
-            async for chunk in request.stream():
-                spool.write(chunk)
-        except BaseException:
-            Path(spool.name).unlink(missing_ok=True)
-            raise
-    return Path(spool.name)
-

@@ -1,4 +1,5 @@
-"""Streamed replies whose body may fail after the head went out (:class:`StreamingReply`).
+"""Streamed bodies: replies whose body may fail after the head went out (:class:`StreamingReply`),
+and request bodies spooled to a file (:func:`spool_body`).
 
 Once a 200 and its headers are sent, the only way left to tell a client that a streamed body
 (an image tar, a container archive, logs, events) is not complete is to end the connection
@@ -14,7 +15,10 @@ so only what escapes that ends here.
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -54,3 +58,18 @@ class StreamingReply(StreamingResponse):
             log.warning(what, self._request, exc.message)
         else:  # a bug: its traceback is worth the lines
             log.error(what, self._request, f"{type(exc).__name__}: {exc}", exc_info=exc)
+
+
+async def spool_body(request: Request, tmp_dir: Path, prefix: str | None = None) -> Path:
+    """The request body in a temp file under ``tmp_dir`` (archives can be far larger than
+    memory, and a tar scanner reads them twice); nothing is left when the upload fails."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, delete=False, prefix=prefix,
+                                     suffix=".tar") as spool:
+        try:
+            async for chunk in request.stream():
+                spool.write(chunk)
+        except BaseException:
+            Path(spool.name).unlink(missing_ok=True)
+            raise
+    return Path(spool.name)
