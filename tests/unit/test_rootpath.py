@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wharf.daemon.core.rootpath import MAX_SYMLINKS, host_path, resolve_in_root
+from wharf.daemon.core.rootpath import MAX_SYMLINKS, OutsideRoot, host_path, resolve_in_root
 from wharf.errors import InvalidArgument, NotFound
 
 
@@ -51,6 +51,17 @@ def test_absolute_symlinks_mean_the_containers_paths(root: Path) -> None:
     with pytest.raises(NotFound):
         resolve_in_root(root, "/host/secret", must_exist=True)
     assert _inside(root, resolve_in_root(root, "/host/secret"))
+
+
+def test_confined_paths_refuse_what_leads_out_instead_of_clamping_it(root: Path) -> None:
+    # a build context: its links may not point out of it at all
+    for path in ("abs/passwd", "rel/passwd", "data/deep/er/out", "escape", "..", "data/../.."):
+        with pytest.raises(OutsideRoot):
+            resolve_in_root(root, path, must_exist=True, confine=True)
+    assert resolve_in_root(root, "data/up/etc/passwd", must_exist=True,
+                           confine=True) == "/etc/passwd"
+    with pytest.raises(InvalidArgument, match="too many levels"):
+        resolve_in_root(root, "loop", must_exist=True, confine=True)
 
 
 def test_dotdot_chains_stop_at_the_root(root: Path) -> None:

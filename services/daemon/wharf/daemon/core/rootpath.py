@@ -24,6 +24,10 @@ from wharf.errors import InvalidArgument, NotFound
 MAX_SYMLINKS = 40
 
 
+class OutsideRoot(InvalidArgument):
+    """With ``confine``: the path, or a link on its way, leads out of the root."""
+
+
 def _components(path: str, *, dots: bool = False) -> list[str]:
     """The names in ``path``; with ``dots``, ``.`` and empty names (``a//b``, ``dir/``) stay as
     ``.``, which a non-directory before them cannot have (ENOTDIR)."""
@@ -32,7 +36,8 @@ def _components(path: str, *, dots: bool = False) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
-def resolve_in_root(root: Path, path: str, *, must_exist: bool = False) -> str:
+def resolve_in_root(root: Path, path: str, *, must_exist: bool = False,
+                    confine: bool = False) -> str:
     """``path`` with every symlink followed as if ``root`` were ``/``: a clean, absolute
     container path (``/`` for the root itself; see :func:`host_path`).
 
@@ -40,11 +45,14 @@ def resolve_in_root(root: Path, path: str, *, must_exist: bool = False) -> str:
     so is what follows it (a later ``..`` still removes it), as moby's ``FollowSymlinkInScope``
     does: ``docker cp`` must be able to name a path that does not exist yet. With
     ``must_exist`` the walk is the kernel's (ENOENT, ENOTDIR): such a path is NotFound, and so
-    is a non-directory with anything after it (``file/..``, ``file/.``, ``file/``).
+    is a non-directory with anything after it (``file/..``, ``file/.``, ``file/``). With
+    ``confine`` (a build context: its links may not point out of it at all) an absolute link
+    target or a ``..`` past the root is refused instead of read inside the root.
 
     Raises:
         InvalidArgument: more than MAX_SYMLINKS links (a loop; the kernel's ELOOP).
         NotFound: ``must_exist`` and the path does not name an existing file.
+        OutsideRoot: ``confine`` and the path leads out of the root.
     """
     pending = _components(path, dots=must_exist)[::-1]  # a stack: the next component last
     resolved: list[str] = []
@@ -56,6 +64,8 @@ def resolve_in_root(root: Path, path: str, *, must_exist: bool = False) -> str:
         if part == "..":
             if resolved:
                 resolved.pop()
+            elif confine:
+                raise OutsideRoot(f"{path} leads outside its root")
             continue
         host = root.joinpath(*resolved, part)
         try:
@@ -75,6 +85,8 @@ def resolve_in_root(root: Path, path: str, *, must_exist: bool = False) -> str:
             raise InvalidArgument(f"too many levels of symbolic links in {path}")
         target = os.readlink(host)
         if target.startswith("/"):
+            if confine:
+                raise OutsideRoot(f"{path} leads outside its root")
             resolved = []
         pending.extend(reversed(_components(target, dots=must_exist)))
     return "/" + "/".join(resolved)

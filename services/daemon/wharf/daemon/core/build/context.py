@@ -46,8 +46,8 @@ from wharf.daemon.core.build.dockerignore import (
 from wharf.daemon.core.images.compression import TAR_GZIP, TAR_ZSTD, decompressed, sniff_media_type
 from wharf.daemon.core.images.tarsafety import scan
 from wharf.daemon.core.images.untar import extract
-from wharf.daemon.core.rootpath import MAX_SYMLINKS
-from wharf.errors import InvalidArgument
+from wharf.daemon.core.rootpath import host_path, resolve_in_root
+from wharf.errors import InvalidArgument, NotFound
 
 MIB = 1 << 20
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -225,33 +225,13 @@ class _Outside(Exception):
 
 def _resolve(root: Path, rel: str) -> Path:
     """The host path ``rel`` names in the context, every symlink followed; an absolute link
-    target or a ``..`` past the root is _Outside, a missing component _Missing."""
-    pending = [p for p in rel.split("/") if p not in ("", ".")][::-1]
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if not resolved:
-                raise _Outside
-            resolved.pop()
-            continue
-        host = root.joinpath(*resolved, part)
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            raise _Missing from None
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            target = os.readlink(host)
-            if target.startswith("/") or links > MAX_SYMLINKS:
-                raise _Outside
-            pending.extend([p for p in target.split("/") if p not in ("", ".")][::-1])
-            continue
-        if pending and not stat.S_ISDIR(st.st_mode):
-            raise _Missing
-        resolved.append(part)
-    return root.joinpath(*resolved)
+    target, a ``..`` past the root or a link loop is _Outside, a missing component _Missing."""
+    try:
+        return host_path(root, resolve_in_root(root, rel, must_exist=True, confine=True))
+    except NotFound:
+        raise _Missing from None
+    except InvalidArgument:  # OutsideRoot, or more links than the kernel follows (a loop)
+        raise _Outside from None
 
 
 def read_dockerfile(context_dir: Path, name: str = DEFAULT_DOCKERFILE) -> tuple[str, bytes]:
