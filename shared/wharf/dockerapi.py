@@ -1,10 +1,12 @@
 """Docker Engine API wire helpers, one copy for the daemon, the gateway and the CLI: query
-booleans, integers and filters exactly as dockerd parses them, RFC 3339 times, the ``ps`` status
-text and the multiplexed stream frame."""
+booleans, integers and filters exactly as dockerd parses them, RFC 3339 times, Go durations
+(the health-check flags and messages), the ``ps`` status text and the multiplexed stream
+frame."""
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from datetime import UTC, datetime
 
@@ -70,6 +72,71 @@ def parse_time(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# --- Go durations ---------------------------------------------------------------------------
+
+_GO_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6,
+             "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+_GO_UNIT = re.compile(r"[^0-9.]*")
+
+
+def go_duration(text: str) -> int:
+    """Go's ``time.ParseDuration`` ("1m30s", "1.5h", "300ms") in nanoseconds; InvalidArgument
+    with Go's message (``time: invalid duration "x"``) for anything else."""
+    rest, sign = text, 1
+    if rest[:1] in ("+", "-"):
+        sign, rest = (-1 if rest[0] == "-" else 1), rest[1:]
+    if rest == "0":
+        return 0
+    if not rest:
+        raise InvalidArgument(f'time: invalid duration "{text}"')
+    total = 0
+    while rest:
+        number = _GO_NUMBER.match(rest)
+        if number is None or not (number.group(1) or number.group(2)):
+            raise InvalidArgument(f'time: invalid duration "{text}"')
+        whole, fraction = number.group(1), number.group(2)
+        rest = rest[number.end():]
+        unit_match = _GO_UNIT.match(rest)
+        unit = unit_match.group() if unit_match else ""
+        rest = rest[len(unit):]
+        if not unit:
+            raise InvalidArgument(f'time: missing unit in duration "{text}"')
+        if unit not in _GO_UNITS:
+            raise InvalidArgument(f'time: unknown unit "{unit}" in duration "{text}"')
+        scale = _GO_UNITS[unit]
+        total += int(whole or "0") * scale
+        if fraction:
+            total += int(fraction) * scale // 10 ** len(fraction)
+    return sign * total
+
+
+def go_duration_text(nanoseconds: int) -> str:
+    """Go's ``Duration.String()``: "0s", "500ms", "1.5µs", "30s", "1m30s", "1h0m0s"."""
+    sign, value = ("-" if nanoseconds < 0 else ""), abs(nanoseconds)
+    if value == 0:
+        return "0s"
+    if value < 10**3:
+        return f"{sign}{value}ns"
+    if value < 10**9:
+        unit, scale = ("\u00b5s", 10**3) if value < 10**6 else ("ms", 10**6)
+        return sign + _go_fraction(value, scale) + unit
+    seconds = _go_fraction(value % (60 * 10**9), 10**9) + "s"
+    minutes, hours = value // (60 * 10**9) % 60, value // (3600 * 10**9)
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return sign + seconds
+
+
+def _go_fraction(value: int, scale: int) -> str:
+    """``value / scale`` with the fraction's trailing zeros (and a bare point) left out."""
+    whole, fraction = divmod(value, scale)
+    digits = str(fraction).rjust(len(str(scale)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
 # --- container status text ------------------------------------------------------------------
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Docker's "never" for StartedAt/FinishedAt
@@ -78,10 +145,15 @@ UP_STATES = frozenset({"running", "paused", "restarting"})
 
 
 def status_text(state: str, exit_code: int, started_at: str, finished_at: str,
-                now: datetime | None = None) -> str:
+                now: datetime | None = None, health: str = "") -> str:
     """``ps`` STATUS as dockerd's ``State.String()`` words it, from the list entry's ``State``
-    (created, running, paused, restarting, removing, exited, dead) and its times."""
+    (created, running, paused, restarting, removing, exited, dead) and its times; a running
+    container's ``health`` status (starting, healthy, unhealthy; "" without a check) follows in
+    brackets."""
     now = now or datetime.now(UTC)
+    if state == "running" and health:
+        shown = "health: starting" if health == "starting" else health
+        return f"Up {_since(started_at, now)} ({shown})"
     if state == "running":
         return f"Up {_since(started_at, now)}"
     if state == "paused":

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from wharf.cli.commands.healthopts import HEALTH_OPTIONS, healthcheck
 from wharf.cli.failure import CLIError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,6 +88,7 @@ def create_options(fn: F) -> F:
                      '("always"|"missing"|"never").'),
         click.option("--platform", default="", help="Set platform if server is multi-platform "
                      "capable."),
+        *HEALTH_OPTIONS,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -339,6 +341,10 @@ def create_body(opts: Mapping[str, Any], image: str, command: Sequence[str], *,
         exposed.update({f"{p}/{proto or 'tcp'}": {} for p in range(low, high + 1)})
     entrypoint = opts["entrypoint"]
     stdin = attach and opts["interactive"]
+    try:
+        health = healthcheck(opts)
+    except ValueError as exc:
+        raise FlagError(str(exc)) from exc
     body: dict[str, Any] = {
         "Hostname": opts["hostname"], "Domainname": "", "User": opts["user"],
         "AttachStdin": stdin, "AttachStdout": attach, "AttachStderr": attach,
@@ -347,7 +353,8 @@ def create_body(opts: Mapping[str, Any], image: str, command: Sequence[str], *,
         body["ExposedPorts"] = exposed
     body.update({
         "Tty": opts["tty"], "OpenStdin": opts["interactive"], "StdinOnce": stdin,
-        "Env": env or None, "Cmd": list(command) or None, "Image": image,
+        "Env": env or None, "Cmd": list(command) or None,
+        **({"Healthcheck": health} if health is not None else {}), "Image": image,
         "Volumes": {v: {} for v in opts["volumes"] if ":" not in v},
         "WorkingDir": opts["workdir"],
         "Entrypoint": None if entrypoint is None else [entrypoint],

@@ -98,12 +98,14 @@ def build_engine(settings: DaemonSettings) -> Any:
         chain_prefix="WHARF" if default else "WHARF-" + settings.bridge.upper()[:9]))
     containers = ContainerService(ContainerRecords(state), store, runtime, bundles, events, others,
                                   volumes=volumes, network=network)
+    execs = ExecService(containers)
+    containers.use_prober(execs)  # HEALTHCHECKs run as execs
     return Engine(
         daemon_id=_daemon_id(root),
         data_root=str(root),
         images=images,
         containers=containers,
-        execs=ExecService(containers),
+        execs=execs,
         volumes=volumes,
         networks=Networks(network, events),
         events=events,

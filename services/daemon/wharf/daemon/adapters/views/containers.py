@@ -15,7 +15,8 @@ from wharf.dockerapi import unix_seconds
 def status_text(record: ContainerRecord) -> str:
     state = record.state
     return dockerapi.status_text(state.status.value, state.exit_code, state.started_at,
-                                 state.finished_at)
+                                 state.finished_at,
+                                 health=state.health.status.value if state.health else "")
 
 
 def container_summary(record: ContainerRecord) -> dict[str, Any]:
@@ -66,6 +67,27 @@ def network_settings(record: ContainerRecord) -> dict[str, Any]:
     }
 
 
+def _state(record: ContainerRecord) -> dict[str, Any]:
+    """Docker's ``State``; ``Health`` once a container with a HEALTHCHECK has started."""
+    state = record.state
+    shown: dict[str, Any] = {
+        "Status": state.status.value,
+        "Running": state.status in (Status.RUNNING, Status.PAUSED),
+        "Paused": state.status is Status.PAUSED,
+        "Restarting": state.status is Status.RESTARTING,
+        "OOMKilled": state.oom_killed,
+        "Dead": state.status is Status.DEAD,
+        "Pid": state.pid,
+        "ExitCode": state.exit_code,
+        "Error": state.error,
+        "StartedAt": state.started_at,
+        "FinishedAt": state.finished_at,
+    }
+    if state.health is not None:
+        shown["Health"] = state.health.docker()
+    return shown
+
+
 def container_inspect(record: ContainerRecord, container_dir: str, log_path: str
                       ) -> dict[str, Any]:
     state = record.state
@@ -85,19 +107,7 @@ def container_inspect(record: ContainerRecord, container_dir: str, log_path: str
         "Created": record.created_at,
         "Path": record.path,
         "Args": record.args,
-        "State": {
-            "Status": state.status.value,
-            "Running": state.status in (Status.RUNNING, Status.PAUSED),
-            "Paused": state.status is Status.PAUSED,
-            "Restarting": state.status is Status.RESTARTING,
-            "OOMKilled": state.oom_killed,
-            "Dead": state.status is Status.DEAD,
-            "Pid": state.pid,
-            "ExitCode": state.exit_code,
-            "Error": state.error,
-            "StartedAt": state.started_at,
-            "FinishedAt": state.finished_at,
-        },
+        "State": _state(record),
         "Image": record.image_id,
         "ResolvConfPath": f"{container_dir}/resolv.conf" if started else "",
         "HostnamePath": f"{container_dir}/hostname" if started else "",

@@ -1,7 +1,7 @@
 """From a Docker create request and the image config to what the engine records and runs.
 
 Pure functions: the request's ``Config`` is merged with the image's (Cmd/Entrypoint, Env,
-WorkingDir, User, Labels); ``HostConfig`` becomes the container's typed options in
+WorkingDir, User, Labels, Healthcheck); ``HostConfig`` becomes the container's typed options in
 ``options``.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from wharf.daemon.core.containers import health
 from wharf.errors import InvalidArgument
 
 
@@ -47,7 +48,17 @@ def merge_config(request: dict[str, Any], image_config: dict[str, Any],
     elif entrypoint == [""]:  # --entrypoint "" clears the image's entrypoint
         entrypoint = None
     config["Entrypoint"], config["Cmd"] = entrypoint, cmd
+    healthcheck = _healthcheck(request.get("Healthcheck"), image.get("Healthcheck"))
+    if healthcheck is not None:  # absent, not null, without one (dockerd's omitempty)
+        config["Healthcheck"] = healthcheck.docker()
     return config
+
+
+def _healthcheck(request: Any, image: Any) -> health.HealthConfig | None:
+    """The request's Healthcheck, checked as dockerd checks it, merged with the image's."""
+    asked = health.parse(request, "Config.Healthcheck")
+    health.check(asked)
+    return health.merge(asked, health.parse(image, "image config Healthcheck"))
 
 
 def command_line(config: dict[str, Any]) -> list[str]:

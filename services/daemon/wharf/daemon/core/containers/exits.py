@@ -1,6 +1,7 @@
 """Exit watching and restart policies: one asyncio task per running container polls conmon's
-exit file, records the exit, applies ``--rm`` and the restart policy, and wakes the waiters
-(``wait``, ``stop``); after a daemon (re)start, ``restore`` reconciles the records (live-restore).
+exit file, records the exit (its health check stops), applies ``--rm`` and the restart policy,
+and wakes the waiters (``wait``, ``stop``); after a daemon (re)start, ``restore`` reconciles the
+records (live-restore) and resumes the health checks of the running containers.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import logging
 from collections import defaultdict
 from typing import Protocol
 
+from wharf.daemon.core.containers import health
 from wharf.daemon.core.containers.context import ContainerContext, now
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.networking import ContainerNetworking
+from wharf.daemon.core.containers.probes import HealthMonitors
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.runtime.monitor import ExitStatus, alive
 from wharf.errors import Conflict, Internal, NotFound, WharfError
@@ -36,10 +39,11 @@ class ExitWatcher:
     """The exit watchers, the restart policy and the waiters of the containers in ``ctx``."""
 
     def __init__(self, ctx: ContainerContext, networking: ContainerNetworking,
-                 ops: LifecycleOps) -> None:
+                 ops: LifecycleOps, checks: HealthMonitors) -> None:
         self.ctx = ctx
         self.networking = networking
         self.ops = ops
+        self.checks = checks
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._exited: defaultdict[str, list[asyncio.Future[int]]] = defaultdict(list)
         self._removed: defaultdict[str, list[asyncio.Future[int]]] = defaultdict(list)
@@ -73,9 +77,13 @@ class ExitWatcher:
                 return
             if record.state.status not in (Status.RUNNING, Status.PAUSED):
                 return
+            self.checks.stop(container_id)
+            checked = record.state.health
             record.state = record.state.model_copy(update={
                 "status": Status.EXITED, "pid": 0, "exit_code": status.code,
                 "oom_killed": status.oom_killed, "finished_at": now(),
+                # dockerd: "unhealthy when the monitor has stopped for compatibility reasons"
+                "health": health.on_stop(checked) if checked is not None else None,
             })
             self.ctx.records.save(record)
             if status.oom_killed:
@@ -160,11 +168,14 @@ class ExitWatcher:
                     await self._on_exit(record.id, status or ExitStatus(255, False, 0))
                 else:
                     self.watch(record.id)
+                    if record.state.status is Status.RUNNING:  # a paused one's check is off
+                        self.checks.start(record)
             elif (record.state.status is Status.EXITED and self._should_restart(record)
                   and record.restart_policy.name in ("always", "unless-stopped")):
                 asyncio.get_running_loop().create_task(self._restart_after_exit(record))
 
     async def close(self) -> None:
-        """Stop watching (containers keep running: live-restore)."""
+        """Stop watching and checking (containers keep running: live-restore)."""
         for task in list(self._watchers.values()):
             task.cancel()
+        await self.checks.close()

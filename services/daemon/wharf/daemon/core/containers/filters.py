@@ -1,4 +1,4 @@
-"""Docker's ``ps`` filters: status, name, id, label, ancestor, exited."""
+"""Docker's ``ps`` filters: status, name, id, label, ancestor, exited, health."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wharf.daemon.core.containers import health
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.dockerapi import UP_STATES
 from wharf.errors import InvalidArgument
 
-KNOWN = {"status", "name", "id", "label", "ancestor", "exited"}
+KNOWN = {"status", "name", "id", "label", "ancestor", "exited", "health"}
 LISTED = frozenset(Status(state) for state in UP_STATES)  # what `ps` lists without -a
 
 
@@ -30,6 +31,9 @@ class ContainerFilter:
                         raise InvalidArgument(f"invalid filter 'status={value}'")
             if key == "exited" and not all(v.lstrip("-").isdigit() for v in values):
                 raise InvalidArgument("invalid filter 'exited': not a number")
+            for value in values if key == "health" else ():
+                if value not in health.FILTER_VALUES:
+                    raise InvalidArgument(f"Unrecognised filter value for health: {value}")
         return cls(terms)
 
     def matches(self, record: ContainerRecord) -> bool:
@@ -41,6 +45,7 @@ class ContainerFilter:
             "ancestor": lambda v: v in (record.image, record.image_id, record.image_id[7:19]),
             "exited": lambda v: (record.state.status is Status.EXITED
                                  and record.state.exit_code == int(v)),
+            "health": lambda v: health.filter_value(record.state.health) == v,
         }
         return all(any(checks[key](value) for value in values)
                    for key, values in self.terms.items() if values)

@@ -1,5 +1,6 @@
-"""Looking into running containers: ``top`` (host ps filtered to the container's cgroup) and
-``stats`` (cgroup files, in Docker's stats shape)."""
+"""Looking into running containers: ``top`` (host ps filtered to the container's cgroup),
+``stats`` (cgroup files, in Docker's stats shape) and a process's descendants
+(``process_tree``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def container_pids(container_id: str) -> set[int]:
         except (OSError, ValueError):
             continue
     return pids
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process it started, parents first, from ``/proc/<pid>/task/*/children``
+    (what is gone meanwhile is left out)."""
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop(0)
+        tree.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending += [int(child) for child in children.read_text().split()]
+            except (OSError, ValueError):
+                continue
+    return tree
 
 
 def top(container_id: str, ps_args: str = "-ef") -> dict[str, Any]:

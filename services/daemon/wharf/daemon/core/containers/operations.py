@@ -12,7 +12,7 @@ from typing import Any
 
 from wharf import ids
 from wharf.daemon.core.containers import config as cfg
-from wharf.daemon.core.containers import names
+from wharf.daemon.core.containers import health, names
 from wharf.daemon.core.containers import options as opts
 from wharf.daemon.core.containers.containerio import ContainerIO
 from wharf.daemon.core.containers.context import ContainerContext, now
@@ -20,6 +20,7 @@ from wharf.daemon.core.containers.exits import ExitWatcher
 from wharf.daemon.core.containers.lifecycle import Op, Status, next_status
 from wharf.daemon.core.containers.networking import ContainerNetworking
 from wharf.daemon.core.containers.options import parse_signal
+from wharf.daemon.core.containers.probes import HealthMonitors
 from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.runtime.monitor import CreateRequest
 from wharf.daemon.core.volumes import mountspec
@@ -30,14 +31,15 @@ __all__ = ["Operations", "parse_signal"]  # parse_signal: Docker's signal names 
 
 class Operations:
     """Create, start, stop, remove (and the rest) the containers in ``ctx``; owns their exit
-    watcher, which calls back here for ``--rm`` and restarts."""
+    watcher, which calls back here for ``--rm`` and restarts, and their health checks."""
 
     def __init__(self, ctx: ContainerContext, networking: ContainerNetworking,
                  io: ContainerIO) -> None:
         self.ctx = ctx
         self.networking = networking
         self.io = io
-        self.exits = ExitWatcher(ctx, networking, self)
+        self.health = HealthMonitors(ctx)
+        self.exits = ExitWatcher(ctx, networking, self, self.health)
 
     # --- create ---------------------------------------------------------------------------
 
@@ -141,14 +143,17 @@ class Operations:
             self.ctx.records.save(record)
             self.exits.fail_waiters(record.id)
             raise _start_error(exc) from exc
+        checked = record.healthcheck is not None and record.healthcheck.command() is not None
         record.state = record.state.model_copy(update={
             "status": Status.RUNNING, "pid": pid, "exit_code": 0, "error": "",
             "oom_killed": False, "started_at": now(), "stopped_by_user": False,
             "conmon_pid": self.ctx.runtime.conmon_pid(record.id) or 0,
+            "health": health.on_start(record.state.health) if checked else record.state.health,
         })
         self.ctx.records.save(record)
         self.ctx.event(record, "start")
         self.exits.watch(record.id)
+        self.health.start(record)
 
     # --- stop, kill, wait, remove ------------------------------------------------------------
 
@@ -220,6 +225,7 @@ class Operations:
                 with contextlib.suppress(WharfError):
                     await asyncio.to_thread(self.ctx.rt(record).kill, record.id,
                                             signals.SIGKILL, True)
+        self.health.stop(record.id)
         await self.exits.wait_recorded(record.id)  # records the exit (and the die event) first
         async with self.ctx.locks[record.id]:
             await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
@@ -242,9 +248,15 @@ class Operations:
                                  name=text)
             await asyncio.to_thread(self.ctx.rt(record).oci.run,
                                     "resume" if resume else "pause", record.id)
+            record = self.ctx.records.get(record.id)  # a health check may have saved meanwhile
             record.state.status = target
+            if not resume and record.state.health is not None:
+                self.health.stop(record.id)  # dockerd stops the check of a paused container
+                record.state.health = health.on_stop(record.state.health)
             self.ctx.records.save(record)
             self.ctx.event(record, "unpause" if resume else "pause")
+            if resume:
+                self.health.start(record)
 
     def rename(self, text: str, new_name: str) -> None:
         record = self.ctx.records.resolve(text)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from wharf import dockerapi
 from wharf.daemon.core.containers import options as opts
+from wharf.daemon.core.containers.health import HealthConfig, HealthState
+from wharf.daemon.core.containers.health import parse as parse_healthcheck
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.state import StateStore
 from wharf.daemon.core.volumes.mountspec import MountPoint
@@ -34,6 +36,7 @@ class ContainerState(BaseModel):
     conmon_pid: int = 0
     restart_count: int = 0
     stopped_by_user: bool = False  # unless-stopped and always need to know who stopped it
+    health: HealthState | None = None  # since its first start with a HEALTHCHECK
 
 
 class ContainerRecord(BaseModel):
@@ -49,6 +52,7 @@ class ContainerRecord(BaseModel):
     config: dict[str, Any]  # Docker's Config (Cmd, Env, Tty, OpenStdin, Labels, ...)
     host_config: dict[str, Any]  # Docker's HostConfig as sent (inspect shows it)
     options: opts.ContainerOptions  # HostConfig and Config as parsed and checked at create
+    healthcheck: HealthConfig | None = None  # Config.Healthcheck, merged and checked
     runtime: str = "crun"
     state: ContainerState = Field(default_factory=ContainerState)
     exec_ids: list[str] = Field(default_factory=list)
@@ -66,6 +70,17 @@ class ContainerRecord(BaseModel):
         if isinstance(data, dict) and data.get("options") is None:
             data = {**data, "options": opts.from_record(data.get("host_config") or {},
                                                         data.get("config") or {})}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_healthcheck(cls, data: Any) -> Any:
+        """The typed Healthcheck from the Config that ``config.merge_config`` made and checked
+        (a record written before health checks has none in its Config either)."""
+        if isinstance(data, dict) and "healthcheck" not in data:
+            config = data.get("config") or {}
+            data = {**data, "healthcheck": parse_healthcheck(config.get("Healthcheck"),
+                                                            "Config.Healthcheck")}
         return data
 
     @property

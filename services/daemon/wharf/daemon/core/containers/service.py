@@ -7,9 +7,9 @@ per-container lock; the state machine (``lifecycle``) decides what is allowed.
 
 The service is the face of parts that share one ``ContainerContext`` (``context``):
 ``operations`` (create, start, stop, kill, restart, pause, remove, rename, prune, wait),
-``exits`` (exit watching, restart policies, waiters, live-restore), ``networking`` (network
-set-up and teardown, ``network connect``/``disconnect``) and ``containerio`` (logs, attach,
-resize).
+``exits`` (exit watching, restart policies, waiters, live-restore), ``probes`` (the health
+checks; their state machine is ``health``), ``networking`` (network set-up and teardown,
+``network connect``/``disconnect``) and ``containerio`` (logs, attach, resize).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from wharf.daemon.core.containers.containerio import ATTACH_GRACE, ContainerIO
 from wharf.daemon.core.containers.context import ContainerContext, now
 from wharf.daemon.core.containers.networking import ContainerNetworking
 from wharf.daemon.core.containers.operations import Operations, parse_signal
+from wharf.daemon.core.containers.probes import ProbeRunner
 from wharf.daemon.core.containers.records import ContainerRecord, ContainerRecords
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.store import ImageStore
@@ -125,6 +126,12 @@ class ContainerService:
     async def disconnect(self, network_ref: str, text: str, force: bool = False) -> None:
         """``network disconnect``: detach now (running) and forget it for the next start."""
         await self._networking.disconnect(network_ref, text, force)
+
+    # --- health checks ------------------------------------------------------------------------
+
+    def use_prober(self, runner: ProbeRunner) -> None:
+        """Run the HEALTHCHECKs with ``runner`` (the exec service; until then none runs)."""
+        self._ops.health.runner = runner
 
     # --- daemon start-up: live-restore ---------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""The health-check flags of ``run`` and ``create`` and the ``Healthcheck`` they make, as the
+docker CLI has them (``--health-*``, ``--no-healthcheck``): Go durations, docker's messages for a
+bad value (exit 125), nothing sent when no flag is given (the image's HEALTHCHECK applies)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from wharf.dockerapi import go_duration
+from wharf.errors import InvalidArgument
+
+# (flag, option key, Docker's HealthConfig field) of each duration flag
+_DURATIONS = (("--health-interval", "health_interval", "Interval"),
+              ("--health-timeout", "health_timeout", "Timeout"),
+              ("--health-start-period", "health_start_period", "StartPeriod"),
+              ("--health-start-interval", "health_start_interval", "StartInterval"))
+
+HEALTH_OPTIONS = [
+    click.option("--health-cmd", default="", help="Command to run to check health."),
+    click.option("--health-interval", default="0s", metavar="DURATION",
+                 help="Time between running the check (ms|s|m|h) (default 0s)."),
+    click.option("--health-retries", default="0", metavar="INT",
+                 help="Consecutive failures needed to report unhealthy."),
+    click.option("--health-start-interval", default="0s", metavar="DURATION",
+                 help="Time between running the check during the start period (ms|s|m|h) "
+                 "(default 0s)."),
+    click.option("--health-start-period", default="0s", metavar="DURATION",
+                 help="Start period for the container to initialize before starting "
+                 "health-retries countdown (ms|s|m|h) (default 0s)."),
+    click.option("--health-timeout", default="0s", metavar="DURATION",
+                 help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)."),
+    click.option("--no-healthcheck", is_flag=True,
+                 help="Disable any container-specified HEALTHCHECK."),
+]
+
+
+def healthcheck(opts: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``Config.Healthcheck`` from the flags: ``{"Test": ["NONE"]}`` for ``--no-healthcheck``,
+    None when no health flag is set (zero values are left out, as docker sends them).
+
+    Raises:
+        ValueError: docker's message for an unparsable or negative value, or for
+            ``--no-healthcheck`` with a ``--health-*`` flag.
+    """
+    durations: dict[str, int] = {}
+    for flag, key, field in _DURATIONS:
+        try:
+            durations[field] = go_duration(str(opts[key]))
+        except InvalidArgument as exc:
+            raise ValueError(f'invalid argument "{opts[key]}" for "{flag}" flag: '
+                             f"{exc.message}") from exc
+    text = str(opts["health_retries"])
+    try:
+        retries = int(text, 10)
+    except ValueError:
+        raise ValueError(f'invalid argument "{text}" for "--health-retries" flag: '
+                         f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
+    command = str(opts["health_cmd"])
+    given = bool(command or retries or any(durations.values()))
+    if opts["no_healthcheck"]:
+        if given:
+            raise ValueError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    for flag, _, field in _DURATIONS[:2]:
+        if durations[field] < 0:
+            raise ValueError(f"{flag} cannot be negative")
+    if retries < 0:
+        raise ValueError("--health-retries cannot be negative")
+    for flag, _, field in _DURATIONS[2:]:
+        if durations[field] < 0:
+            raise ValueError(f"{flag} cannot be negative")
+    config: dict[str, Any] = {"Test": ["CMD-SHELL", command]} if command else {}
+    config.update({field: value for field, value in durations.items() if value})
+    if retries:
+        config["Retries"] = retries
+    return config
