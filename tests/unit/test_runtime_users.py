@@ -27,13 +27,15 @@ def test_default_is_root_with_its_groups(rootfs: Path) -> None:
 
 
 def test_names_and_numbers(rootfs: Path) -> None:
-    assert resolve_user(rootfs, "www-data:www-data") == UserIds(33, 33, (), "/var/www")
-    assert resolve_user(rootfs, "app") == UserIds(1000, 1000, (10, 999), "/home/app")
-    assert resolve_user(rootfs, "1000") == UserIds(1000, 1000, (10, 999), "/home/app")
-    assert resolve_user(rootfs, "4242") == UserIds(4242, 0, (), "/")
-    assert resolve_user(rootfs, "4242:77") == UserIds(4242, 77, (), "/")
+    # the primary group comes first among the supplementary ones, as dockerd sets them
+    # (`docker run --user 4242:77 busybox id` prints groups=77)
+    assert resolve_user(rootfs, "www-data:www-data") == UserIds(33, 33, (33,), "/var/www")
+    assert resolve_user(rootfs, "app") == UserIds(1000, 1000, (1000, 10, 999), "/home/app")
+    assert resolve_user(rootfs, "1000") == UserIds(1000, 1000, (1000, 10, 999), "/home/app")
+    assert resolve_user(rootfs, "4242") == UserIds(4242, 0, (0,), "/")
+    assert resolve_user(rootfs, "4242:77") == UserIds(4242, 77, (77,), "/")
     assert resolve_user(rootfs, "app", group_add=("www-data", "5")).additional_gids == (
-        10, 999, 33, 5)
+        1000, 10, 999, 33, 5)
 
 
 def test_unknown_names_are_not_found(rootfs: Path) -> None:
@@ -46,7 +48,7 @@ def test_unknown_names_are_not_found(rootfs: Path) -> None:
 
 
 def test_missing_files(tmp_path: Path) -> None:
-    assert resolve_user(tmp_path, "1000:1000") == UserIds(1000, 1000, (), "/")
+    assert resolve_user(tmp_path, "1000:1000") == UserIds(1000, 1000, (1000,), "/")
     with pytest.raises(NotFound):
         resolve_user(tmp_path, "www-data")
 

@@ -108,11 +108,23 @@ def build_engine(settings: DaemonSettings) -> Any:
         execs=execs,
         volumes=volumes,
         networks=Networks(network, events),
+        builds=_builds(settings, images, containers),
         events=events,
         default_runtime=settings.default_runtime,
         registry_mirrors=settings.registry_mirrors,
         insecure_registries=settings.insecure_registries,
     )
+
+
+def _builds(settings: DaemonSettings, images: Any, containers: Any) -> Any:
+    """The build service, what a build of an earlier daemon left removed."""
+    from wharf.daemon.core.build.context import ContextLimits  # noqa: PLC0415
+    from wharf.daemon.core.build.service import BuildService  # noqa: PLC0415
+
+    builds = BuildService(images, containers, settings.data_root / "builds",
+                          ContextLimits(max_bytes=settings.build_context_max_bytes))
+    builds.clean_leftovers()
+    return builds
 
 
 def check_image_store(images: Any) -> None:

@@ -74,6 +74,8 @@ class DaemonSettings(BaseSettings):
     # command deadline, one hour), and beyond journal_keep entries the oldest go.
     journal_keep_seconds: float = Field(default=86400.0, ge=3600, le=90 * 86400)
     journal_keep: int = Field(default=10_000, ge=100, le=10_000_000)
+    # The largest build context (POST /build) accepted, compressed as sent and unpacked.
+    build_context_max_bytes: int = Field(default=2 << 30, ge=1 << 20, le=1 << 40)
     # Containers' cgroups live under this parent (/sys/fs/cgroup/<parent>/<id>, or
     # <parent>.slice with systemd); daemons sharing a host each need their own.
     cgroup_parent: str = Field(default="wharf", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")

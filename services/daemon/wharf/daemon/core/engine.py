@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from wharf.daemon.core.build.service import BuildService
 from wharf.daemon.core.containers.execs import ExecService
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.daemon.core.events import EventLog
@@ -28,6 +29,7 @@ class Engine:
     registry_mirrors: list[str]
     insecure_registries: list[str]
     networks: Networks | None = None
+    builds: BuildService | None = None
     default_runtime: str = "crun"
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     host: HostFacts = field(default_factory=host_facts)

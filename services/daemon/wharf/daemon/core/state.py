@@ -143,6 +143,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX published_ports_container ON published_ports(container_id);
     """,
+    # 2: an image's parent (the image a build step or commit started from, as Docker's
+    # classic builder records it) and the build cache: a step's key -> the image it made.
+    """
+    ALTER TABLE images ADD COLUMN parent TEXT;
+    CREATE INDEX images_parent ON images(parent);
+    CREATE TABLE build_cache (
+        key        TEXT PRIMARY KEY,             -- sha256 of parent, step and its inputs
+        image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        last_used  TEXT NOT NULL
+    );
+    CREATE INDEX build_cache_image ON build_cache(image_id);
+    """,
 ]
 
 

@@ -36,9 +36,10 @@ _JSON_STREAM = "application/json"
 @router.get("/images/json")
 async def list_images(images: Images, filters: Filters, all: str | None = None,
                       digests: str | None = None) -> list[dict[str, Any]]:
-    del all, digests  # no intermediate images; digests are always reported
+    del digests  # digests are always reported
     image_filter = ImageFilter.parse(filters) if filters else None
-    return [shapes.image_summary(r) for r in images.list_images(image_filter)]
+    records = images.list_images(image_filter, intermediate=qbool(all))
+    return [shapes.image_summary(r) for r in records]
 
 
 @router.post("/images/create")

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wharf.daemon.adapters.api import (
     archive,
+    build,
     commit,
     containers,
     events,
@@ -73,6 +74,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(volumes.router)
     app.include_router(archive.router)
     app.include_router(commit.router)
+    app.include_router(build.router)
     app.include_router(networks.router)
     app.add_exception_handler(WharfError, _wharf_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

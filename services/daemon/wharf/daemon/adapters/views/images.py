@@ -8,6 +8,7 @@ from wharf import reference
 from wharf.daemon.core.images.service import ImageService
 from wharf.daemon.core.images.store import ImageRecord
 from wharf.dockerapi import unix_seconds
+from wharf.errors import NotFound
 
 
 def familiar_tag(name: str) -> str:
@@ -24,7 +25,7 @@ def image_summary(record: ImageRecord, containers: int = -1) -> dict[str, Any]:
         "Created": unix_seconds(record.created),
         "Id": record.id,
         "Labels": config.get("Labels"),
-        "ParentId": "",
+        "ParentId": record.parent,
         "RepoDigests": [familiar_tag(d) for d in record.repo_digests] or None,
         "RepoTags": [familiar_tag(t) for t in record.tags] or None,
         "SharedSize": -1,
@@ -41,11 +42,11 @@ def image_inspect(record: ImageRecord, images: ImageService) -> dict[str, Any]:
         "Id": record.id,
         "RepoTags": [familiar_tag(t) for t in record.tags],
         "RepoDigests": [familiar_tag(d) for d in record.repo_digests],
-        "Parent": "",
+        "Parent": record.parent,
         "Comment": _last_comment(config),
         "Created": record.created,
-        "Container": "",
-        "ContainerConfig": _container_config({}),
+        "Container": config.get("container", ""),
+        "ContainerConfig": _container_config(config.get("container_config") or {}),
         "DockerVersion": config.get("docker_version", ""),
         "Author": config.get("author", ""),
         "Config": container_config,
@@ -64,7 +65,8 @@ def image_inspect(record: ImageRecord, images: ImageService) -> dict[str, Any]:
 
 
 def image_history(record: ImageRecord, images: ImageService) -> list[dict[str, Any]]:
-    """Newest first; the top entry carries the image ID and tags, others ``<missing>``."""
+    """Newest first; the top entry carries the image ID and tags, the next ones those of its
+    parent, grandparent... while they are here (a build's steps), the rest ``<missing>``."""
     config = record.config
     sizes = [size for _, size in images.layers(record)]
     history = config.get("history") or [{"created": record.created} for _ in sizes]
@@ -83,9 +85,16 @@ def image_history(record: ImageRecord, images: ImageService) -> list[dict[str, A
             "Comment": item.get("comment", ""),
         })
     entries.reverse()
-    if entries:
-        entries[0]["Id"] = record.id
-        entries[0]["Tags"] = [familiar_tag(t) for t in record.tags] or None
+    current: ImageRecord | None = record
+    for entry in entries:  # dockerd names each entry after the next image up the parents
+        if current is None:
+            break
+        entry["Id"] = current.id
+        entry["Tags"] = [familiar_tag(t) for t in current.tags] or None
+        try:
+            current = images.get(current.parent) if current.parent else None
+        except NotFound:
+            current = None
     return entries
 
 

@@ -223,11 +223,12 @@ class _Outside(Exception):
     """Internal: the path, or a symlink on its way, leads out of the context."""
 
 
-def _resolve(root: Path, rel: str) -> Path:
+def _resolve(root: Path, rel: str, confine: bool = True) -> Path:
     """The host path ``rel`` names in the context, every symlink followed; an absolute link
-    target, a ``..`` past the root or a link loop is _Outside, a missing component _Missing."""
+    target, a ``..`` past the root or a link loop is _Outside, a missing component _Missing.
+    Without ``confine`` (an image's root, for COPY --from) links are read inside the root."""
     try:
-        return host_path(root, resolve_in_root(root, rel, must_exist=True, confine=True))
+        return host_path(root, resolve_in_root(root, rel, must_exist=True, confine=confine))
     except NotFound:
         raise _Missing from None
     except InvalidArgument:  # OutsideRoot, or more links than the kernel follows (a loop)
@@ -261,7 +262,7 @@ def apply_dockerignore(context_dir: Path) -> list[str]:
 
 
 def resolve_sources(context_dir: Path, sources: Sequence[str], *,
-                    instruction: str = "COPY") -> list[Path]:
+                    instruction: str = "COPY", confine: bool = True) -> list[Path]:
     """The context paths COPY/ADD ``sources`` name, in order (a wildcard source gives its
     matches in Go's walk order). Each is ``context_dir/<clean relative path>`` as written,
     not resolved: its name is the one the copy takes; every symlink on it stays inside.
@@ -275,20 +276,26 @@ def resolve_sources(context_dir: Path, sources: Sequence[str], *,
         path = source[1:] if len(source) > 1 and source.startswith("/") else source
         path = path.removeprefix("./")
         if has_wildcards(path):
-            found += _wildcard_sources(context_dir, path, instruction)
+            found += _wildcard_sources(context_dir, path, instruction, confine)
         else:
-            found.append(_source(context_dir, path, instruction))
+            found.append(_source(context_dir, path, instruction, confine))
     if not found:
         raise InvalidArgument(f"{instruction} failed: no source files were specified")
     return found
 
 
-def _source(context_dir: Path, path: str, instruction: str) -> Path:
+def _source(context_dir: Path, path: str, instruction: str, confine: bool = True) -> Path:
+    """One source: the context path as written (its links stay inside), or, in an image's
+    root (not ``confine``), the host path it resolves to (its links read inside the root)."""
     rel = go_clean(path)
     try:
         if rel == ".." or rel.startswith("../"):
-            raise _Outside
-        _resolve(context_dir, rel)
+            if confine:
+                raise _Outside
+            rel = go_clean("/" + rel).lstrip("/") or "."
+        resolved = _resolve(context_dir, rel, confine)
+        if not confine:
+            return resolved
     except _Outside:
         raise InvalidArgument(
             f"{instruction} failed: forbidden path outside the build context: {path}") from None
@@ -299,7 +306,8 @@ def _source(context_dir: Path, path: str, instruction: str) -> Path:
     return context_dir if rel == "." else context_dir / rel
 
 
-def _wildcard_sources(context_dir: Path, pattern: str, instruction: str) -> list[Path]:
+def _wildcard_sources(context_dir: Path, pattern: str, instruction: str,
+                      confine: bool = True) -> list[Path]:
     """Docker matches the pattern (Go filepath.Match) against every path of the context; a
     malformed pattern matches nothing (Docker ignores Match's error)."""
     try:
@@ -307,7 +315,7 @@ def _wildcard_sources(context_dir: Path, pattern: str, instruction: str) -> list
     except InvalidArgument:
         return []
     depth = pattern.count("/") + 1  # "*", "?" and classes never match "/" but "[/]"
-    return [_source(context_dir, rel, instruction)
+    return [_source(context_dir, rel, instruction, confine)
             for rel, _ in _walk(context_dir, depth) if regex.fullmatch(rel)]
 
 

@@ -48,7 +48,7 @@ _MEDIA_TYPES = {
 }
 # The Config fields an image keeps (the rest of a container's Config is per container).
 _IMAGE_FIELDS = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "Volumes", "WorkingDir",
-                 "Labels", "OnBuild", "StopSignal")
+                 "Labels", "OnBuild", "StopSignal", "Healthcheck", "Shell")
 
 
 @dataclass(frozen=True)
@@ -199,24 +199,57 @@ def _xattrs(path: Path) -> dict[str, str]:
 # --- recording the image -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewImage:
+    """An image to record on top of ``parent`` (None: from scratch): its Config, the history
+    entry it adds (``created``, ``empty_layer`` and the diff_id are filled in), and what
+    dockerd records of the container that made it."""
+
+    parent: ImageRecord | None
+    config: dict[str, Any]
+    history: dict[str, Any]
+    author: str = ""
+    container_id: str = ""
+    container_config: dict[str, Any] | None = None
+
+
 def commit(store: ImageStore, tmp_dir: Path, source: CommitSource, config: dict[str, Any], *,
            comment: str, author: str, name: str | None) -> str:
     """Write the layer, the config and the image record (tagged ``name``, a normalised
     reference, when given); returns the image ID."""
+    entry: dict[str, Any] = {"created_by": " ".join(source.config.get("Cmd") or [])}
+    if author:
+        entry["author"] = author
+    if comment:
+        entry["comment"] = comment
+    with store.lease():  # the parent, until the new image names it
+        new = NewImage(parent=store.get(source.image_id), config=config, history=entry,
+                       author=author, container_id=source.container_id,
+                       container_config=source.config)
+        return record_image(store, tmp_dir, new, source.upper, source.skip, name=name)
+
+
+def record_image(store: ImageStore, tmp_dir: Path, new: NewImage, upper: Path | None,
+                 skip: Iterable[str] = (), *, name: str | None = None) -> str:
+    """Record ``new``, with ``upper`` (an overlay upper dir) as its new layer when it holds
+    anything (else the history entry is an ``empty_layer``), tagged ``name`` when given; all
+    under a lease (docs/image-store.md, invariants 1 and 4). Returns the image ID."""
     with store.lease() as lease:
-        parent = store.get(source.image_id)
-        _hold_parent(store, lease, parent)
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, spool_name = tempfile.mkstemp(dir=tmp_dir, prefix="commit-", suffix=".tar")
-        os.close(fd)
-        spool = Path(spool_name)
-        try:
-            digest, entries = write_layer(source.upper, spool, source.skip)
-            layer = _store_layer(store, lease, spool, digest, parent) if entries else None
-        finally:
-            spool.unlink(missing_ok=True)
-        raw = image_config(parent, source, config, layer, comment=comment, author=author)
-        image_id = _record(store, parent, raw, layer)
+        if new.parent is not None:
+            _hold_parent(store, lease, new.parent)
+        layer = None
+        if upper is not None and upper.is_dir():
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, spool_name = tempfile.mkstemp(dir=tmp_dir, prefix="commit-", suffix=".tar")
+            os.close(fd)
+            spool = Path(spool_name)
+            try:
+                digest, entries = write_layer(upper, spool, skip)
+                layer = _store_layer(store, lease, spool, digest, new.parent) if entries else None
+            finally:
+                spool.unlink(missing_ok=True)
+        raw = image_config(new, layer)
+        image_id = _record(store, new.parent, raw, layer)
         if name:  # under the lease: an untagged image is what `image prune` takes
             store.tag(image_id, name)
         return image_id
@@ -234,7 +267,7 @@ def _hold_parent(store: ImageStore, lease: Lease, parent: ImageRecord) -> None:
 
 
 def _store_layer(store: ImageStore, lease: Lease, spool: Path, digest: str,
-                 parent: ImageRecord) -> tuple[str, int]:
+                 parent: ImageRecord | None) -> tuple[str, int]:
     """Put the tar into the content store and unpack it as the next layer; (digest, size)."""
     lease.hold(digest)
     store.content.put_file(spool, digest)
@@ -243,53 +276,48 @@ def _store_layer(store: ImageStore, lease: Lease, spool: Path, digest: str,
     lease.hold_layers(chain)
     if not store.has_layer(chain):
         result = store.layers.unpack(chain, store.content.path(digest), LAYER_MEDIA_TYPE, digest)
-        store.register_layer(chain, result.diff_id, parent.chain_ids[-1] if parent.chain_ids
-                             else None, result.size)
+        below = parent.chain_ids[-1] if parent is not None and parent.chain_ids else None
+        store.register_layer(chain, result.diff_id, below, result.size)
     return digest, store.content.size(digest)
 
 
-def _diff_ids(record: ImageRecord) -> list[str]:
+def _diff_ids(record: ImageRecord | None) -> list[str]:
+    if record is None:
+        return []
     return [str(d) for d in (record.config.get("rootfs") or {}).get("diff_ids") or []]
 
 
-def image_config(parent: ImageRecord, source: CommitSource, config: dict[str, Any],
-                 layer: tuple[str, int] | None, *, comment: str, author: str) -> bytes:
-    """The new image config, as dockerd writes it for a commit."""
-    base = parent.config
+def image_config(new: NewImage, layer: tuple[str, int] | None) -> bytes:
+    """The new image config, as dockerd writes it for a commit or a build step."""
+    base = new.parent.config if new.parent is not None else {}
     now = now_rfc3339()
-    entry: dict[str, Any] = {"created": now, "created_by": " ".join(
-        source.config.get("Cmd") or [])}
-    if author:
-        entry["author"] = author
-    if comment:
-        entry["comment"] = comment
+    entry = {"created": now, **new.history}
     if layer is None:
         entry["empty_layer"] = True
     doc: dict[str, Any] = {
         "architecture": base.get("architecture") or _host_arch(),
         "os": base.get("os") or "linux",
         **({"variant": base["variant"]} if base.get("variant") else {}),
-        "author": author,
+        **({"author": new.author} if new.author else {}),
         "created": now,
-        "config": config,
-        "container": source.container_id,
-        "container_config": source.config,
+        "config": new.config,
+        **({"container": new.container_id} if new.container_id else {}),
+        **({"container_config": new.container_config} if new.container_config else {}),
         "rootfs": {"type": "layers",
-                   "diff_ids": _diff_ids(parent) + ([layer[0]] if layer else [])},
+                   "diff_ids": _diff_ids(new.parent) + ([layer[0]] if layer else [])},
         "history": [*(base.get("history") or []), entry],
     }
-    if not author:
-        del doc["author"]
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _record(store: ImageStore, parent: ImageRecord, raw: bytes,
+def _record(store: ImageStore, parent: ImageRecord | None, raw: bytes,
             layer: tuple[str, int] | None) -> str:
-    base = json.loads(parent.manifest or b"{}")
-    kind = base.get("mediaType") if base.get("mediaType") in _MEDIA_TYPES else OCI_MANIFEST
+    base = json.loads(parent.manifest or b"{}") if parent is not None else {}
+    kind = str(base.get("mediaType") or "")
+    kind = kind if kind in _MEDIA_TYPES else OCI_MANIFEST
     config_type, layer_type = _MEDIA_TYPES[kind]
     layers = list(base.get("layers") or [])
-    chains = list(parent.chain_ids)
+    chains = list(parent.chain_ids) if parent is not None else []
     if layer is not None:
         layers.append({"mediaType": layer_type, "digest": layer[0], "size": layer[1]})
         chains = chain_ids([*_diff_ids(parent), layer[0]])
@@ -302,7 +330,7 @@ def _record(store: ImageStore, parent: ImageRecord, raw: bytes,
     }, separators=(",", ":")).encode()
     return store.add_image(config=raw, manifest=manifest,
                            manifest_digest="sha256:" + hashlib.sha256(manifest).hexdigest(),
-                           chain_ids=chains)
+                           chain_ids=chains, parent=parent.id if parent is not None else "")
 
 
 def _host_arch() -> str:

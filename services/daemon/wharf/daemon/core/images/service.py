@@ -39,10 +39,19 @@ class ImageService:
         self.registry = registry
         self.tmp_dir = tmp_dir
 
-    def list_images(self, image_filter: ImageFilter | None = None) -> list[ImageRecord]:
+    def list_images(self, image_filter: ImageFilter | None = None, *,
+                    intermediate: bool = True) -> list[ImageRecord]:
+        """The images, newest first; without ``intermediate``, as ``docker images`` lists
+        them: untagged images that are another's parent (a build's steps) left out. An image
+        is dangling when it is untagged and no image's parent."""
         records = self.store.list_images()
+        parents = self.store.parents()
+        if not intermediate:
+            records = [r for r in records if r.tags or r.repo_digests or r.id not in parents]
         if image_filter is None:
             return records
+        if image_filter.dangling:
+            records = [r for r in records if r.id not in parents]
         return [r for r in records if image_filter.matches(r, self.store)]
 
     def get(self, name: str) -> ImageRecord:
@@ -116,12 +125,19 @@ class ImageService:
     def prune(self, dangling_only: bool, image_filter: ImageFilter | None) -> PruneReport:
         """Remove unused images: untagged ones, or every unused one with ``dangling_only=False``."""
         removed: list[Removal] = []
-        for record in self.list_images(image_filter):
-            held = self.store.leases.held()  # a pull or load recording it: not unused
-            if (self.store.users(record.id) or (dangling_only and record.tags)
-                    or record.id in held):
-                continue
-            removed.append(remove(self.store, record.id, force=True, prune=False))
+        while True:  # a pass can leave a tagged parent unused: another pass then takes it
+            taken = len(removed)
+            for record in self.list_images(image_filter):
+                held = self.store.leases.held()  # a pull or load recording it: not unused
+                if (self.store.users(record.id) or (dangling_only and record.tags)
+                        or record.id in held or self.store.children(record.id)):
+                    continue  # a parent goes with the last image built on it
+                try:
+                    removed.append(remove(self.store, record.id, force=True, collect=False))
+                except NotFound:  # went as an untagged parent of one removed before it
+                    continue
+            if dangling_only or len(removed) == taken:
+                break
         _, reclaimed = self.store.collect_garbage()
         return PruneReport(deleted=removed, space_reclaimed=reclaimed)
 

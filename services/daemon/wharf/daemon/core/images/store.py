@@ -58,6 +58,7 @@ class ImageRecord:
     last_tag_time: str | None
     tags: list[str] = field(default_factory=list)
     repo_digests: list[str] = field(default_factory=list)
+    parent: str = ""  # the image a build step or commit started from ("" when none)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -138,6 +139,7 @@ class ImageStore:
         manifest_digest: str | None,
         chain_ids: list[str],
         repo_digest: str | None = None,
+        parent: str = "",
     ) -> str:
         """Record an image whose layers are all registered and whose manifest's blobs are all in
         the content store (the caller holds them with a lease); returns its ID (config digest).
@@ -156,14 +158,14 @@ class ImageStore:
                         f"image {image_id}: not recording it, blob {missing[0]} of its manifest "
                         "is not in the content store")
             replaced = self._insert_image(image_id, config, manifest, manifest_digest,
-                                          chain_ids, repo_digest)
+                                          chain_ids, repo_digest, parent)
         if replaced:  # the blobs only the old manifest named are garbage now
             self.collect_garbage()
         return image_id
 
     def _insert_image(self, image_id: str, config: bytes, manifest: bytes | None,
                       manifest_digest: str | None, chain_ids: list[str],
-                      repo_digest: str | None) -> bool:
+                      repo_digest: str | None, parent: str = "") -> bool:
         """Insert or update the image row; whether it replaced another manifest."""
         replaced = False
         with self.state.tx() as db:
@@ -173,7 +175,7 @@ class ImageStore:
             if existing is None:
                 db.execute(
                     "INSERT INTO images (id, config, manifest, manifest_digest, chain_ids, size,"
-                    " created_at) VALUES (?,?,?,?,?,?,?)",
+                    " created_at, parent) VALUES (?,?,?,?,?,?,?,?)",
                     (
                         image_id,
                         config.decode(),
@@ -182,6 +184,7 @@ class ImageStore:
                         json.dumps(chain_ids),
                         sum(sizes),
                         now_rfc3339(),
+                        parent or None,
                     ),
                 )
             elif manifest is not None:
@@ -227,6 +230,19 @@ class ImageStore:
         with self.state.tx() as db:
             rows = db.execute("SELECT * FROM images ORDER BY created_at DESC").fetchall()
             return [_record(db, row) for row in rows]
+
+    def children(self, image_id: str) -> list[str]:
+        """The images whose parent is ``image_id``."""
+        with self.state.tx() as db:
+            rows = db.execute("SELECT id FROM images WHERE parent = ?", (image_id,)).fetchall()
+        return [str(row["id"]) for row in rows]
+
+    def parents(self) -> set[str]:
+        """Every image that is another's parent (Docker hides those untagged from ``images``
+        and never counts them as dangling)."""
+        with self.state.tx() as db:
+            rows = db.execute("SELECT DISTINCT parent FROM images WHERE parent IS NOT NULL")
+            return {str(row["parent"]) for row in rows}
 
     def resolve(self, text: str) -> ImageRecord:
         """Find an image by full ID, unique ID prefix, name[:tag] or name@digest, like Docker."""
@@ -314,6 +330,7 @@ def _record(db: sqlite3.Connection, row: sqlite3.Row) -> ImageRecord:
         last_tag_time=row["last_tag_time"],
         tags=tags,
         repo_digests=digests,
+        parent=str(row["parent"] or ""),
     )
 
 

@@ -109,7 +109,9 @@ def resolve_user(rootfs: Path, spec: str = "", group_add: Sequence[str] = ()) ->
     elif user is not None:
         extra = [g.id for g in groups if user.name in g.members]
     extra += [_resolve_group(groups, g) for g in group_add]
-    return UserIds(uid, gid, tuple(dict.fromkeys(extra)), home)
+    # dockerd (since the CVE-2023-25173 fix) lists the primary group first among the
+    # supplementary ones: `id` in the container shows it in groups=
+    return UserIds(uid, gid, tuple(dict.fromkeys([gid, *extra])), home)
 
 
 def _resolve_group(groups: list[_Entry], arg: str) -> int:
