@@ -32,16 +32,14 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` and `bench` from any cwd
 
@@ -58,9 +56,10 @@ from bench.common import (
     run_timed,
     summary_row,
 )
+from bench.engines import call, conmon_pids, engine_check, leftovers, once, wharfd
 from bench.pull import BUSYBOX, git_head, registry_has
 from bench.runtime_probe import Probe
-from tests.daemon_fixture import Daemon, UnixConnection, running_daemon
+from tests.daemon_fixture import Daemon, UnixConnection
 from wharf.daemon.core.runtime import oci, rootfs
 
 WHARF = str(VENV_BIN / "wharf")
@@ -87,19 +86,6 @@ def parse_args() -> argparse.Namespace:
 
 # ---- Docker API over the unix socket -----------------------------------------------------------
 
-def call(conn: UnixConnection, method: str, path: str, body: object = None,
-         expect: tuple[int, ...] = (200, 201, 204)) -> Any:
-    """One request; the decoded JSON body (None when empty). RuntimeError on another status."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    conn.request(method, path, body=data, headers=headers)
-    response = conn.getresponse()
-    raw = response.read()
-    if response.status not in expect:
-        raise RuntimeError(f"{method} {path} -> {response.status}: {raw[:400]!r}")
-    return json.loads(raw) if raw.strip() else None
-
-
 def create(conn: UnixConnection, cmd: list[str]) -> str:
     reply = call(conn, "POST", "/containers/create", {"Image": IMAGE, "Cmd": cmd})
     return str(reply["Id"])
@@ -118,31 +104,6 @@ def finish_wait(response: http.client.HTTPResponse, cid: str) -> None:
     body = json.loads(response.read())
     if body.get("StatusCode") != 0:
         raise RuntimeError(f"container {cid[:12]} exited: {body}")
-
-
-def remove_all(sock: Path, attempts: int = 5) -> int:
-    """Force-remove every container the daemon knows, retrying those that fail (a removal
-    still in flight from an interrupted section answers 409); how many were found."""
-    found: set[str] = set()
-    for _ in range(attempts):
-        ids = [c["Id"] for c in once(sock, "GET", "/containers/json?all=1")]
-        if not ids:
-            break
-        found.update(ids)
-        for cid in ids:
-            with suppress(RuntimeError, OSError, http.client.HTTPException):
-                once(sock, "DELETE", f"/containers/{cid}?force=1", expect=(204, 404))
-        time.sleep(0.5)
-    return len(found)
-
-
-def once(sock: Path, method: str, path: str, expect: tuple[int, ...] = (200, 204)) -> Any:
-    """One request on a fresh connection (cleanup: no state left from a failed call)."""
-    conn = UnixConnection(sock)
-    try:
-        return call(conn, method, path, expect=expect)
-    finally:
-        conn.close()
 
 
 # ---- 1. end to end -----------------------------------------------------------------------------
@@ -265,20 +226,6 @@ def floor_section(base: Path, runs: int, daemon_total: float) -> None:
 
 
 # ---- 4. other engines and reference figures ----------------------------------------------------
-
-def engine_check(argv: list[str]) -> str | None:
-    """None when ``argv`` (an engine's info command) succeeds, else why it did not."""
-    if shutil.which(argv[0]) is None:
-        return f"shutil.which({argv[0]!r}) is None"
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-    except subprocess.TimeoutExpired:
-        return f"`{' '.join(argv)}` timed out"
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["(no output)"]
-        return f"`{' '.join(argv)}` exited {proc.returncode}: {lines[-1][:160]}"
-    return None
-
 
 def engines_section(registry: str, runs: int, wharf_e2e: float, daemon_total: float) -> None:
     ref = f"{registry}/library/busybox:latest"
@@ -472,60 +419,11 @@ def _proc_kib(path: Path, key: str) -> int:
     return 0
 
 
-def conmon_pids(base: Path) -> list[int]:
-    """PIDs of conmon processes whose command line mentions ``base`` (this run's only)."""
-    out: list[int] = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with suppress(OSError):
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if argv and argv[0].endswith(b"conmon") and str(base).encode() in b" ".join(argv):
-                out.append(int(proc.name))
-    return out
-
-
 def running_count(sock: Path) -> int:
     return len(once(sock, "GET", "/containers/json"))
 
 
-def mounts_under(base: Path) -> list[str]:
-    prefix = str(base.resolve()) + "/"
-    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-            if line.split()[1].startswith(prefix)]
-
-
 # ---- main --------------------------------------------------------------------------------------
-
-@contextmanager
-def wharfd(base: Path, registry: str) -> Iterator[Daemon]:
-    """A private wharfd; every container removed before it stops."""
-    with running_daemon(base, mirrors=[f"http://{registry}"]) as daemon:
-        try:
-            yield daemon
-        finally:
-            try:
-                left = remove_all(daemon.socket)
-                if left:
-                    print(f"cleanup: removed {left} leftover container(s)")
-            except (OSError, RuntimeError, http.client.HTTPException) as exc:
-                print(f"cleanup: removing the containers failed: {exc!r}", file=sys.stderr)
-
-
-def leftovers(base: Path) -> None:
-    """Report (and clear) conmon processes and mounts of this run that outlived the daemon."""
-    pids = conmon_pids(base)
-    mounts = mounts_under(base)
-    print(f"\ncleanup check: conmon processes under {base}: {pids or 'none'}; "
-          f"mounts under it: {len(mounts) or 'none'} {mounts[:3] if mounts else ''}".rstrip())
-    if pids or mounts:
-        print("cleanup: killing those conmon processes and unmounting (umount -l) those mounts")
-    for pid in pids:
-        with suppress(OSError):
-            os.kill(pid, 9)
-    for mount in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", mount], check=False)
-
 
 def bench(args: argparse.Namespace, base: Path) -> None:
     with wharfd(base / "daemon", args.registry) as daemon:

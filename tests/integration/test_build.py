@@ -205,6 +205,30 @@ CMD ["cat", "/copy.txt"]
     assert left_behind(daemon) == []
 
 
+def test_system_df_shows_the_cached_steps_and_builder_prune_removes_them(
+        daemon: Daemon, base_image: str, tmp_path: Path) -> None:
+    context = make_context(tmp_path / "ctx", f"""\
+FROM {base_image}
+LABEL purpose=df-{uuid.uuid4().hex}
+RUN echo data > /data
+""")
+    status, messages = api_build(daemon, context_tar(context), "t=wharf-test/df:1")
+    assert status == 200, messages
+    usage = json.loads(daemon.request("GET", "/system/df")[1])
+    steps = [c for c in usage["BuildCache"] if "purpose=df-" in c["Description"]
+             or "echo data" in c["Description"]]
+    assert len(steps) == 2 and all(c["InUse"] for c in steps), usage["BuildCache"]
+    assert next(c for c in steps if "echo data" in c["Description"])["Size"] > 0
+    assert "wharf-test/df:1" in str(usage["Images"]) and len(usage["Images"]) == len(
+        json.loads(daemon.request("GET", "/images/json")[1]))  # the steps are not images
+    wharf_cli(daemon, "rmi", "--no-prune", "wharf-test/df:1")
+    out = wharf_cli(daemon, "builder", "prune", "-f").stdout
+    assert "Total reclaimed space:" in out
+    usage = json.loads(daemon.request("GET", "/system/df")[1])
+    assert not [c for c in usage["BuildCache"] if "purpose=df-" in c["Description"]]
+    assert left_behind(daemon) == []
+
+
 def test_bad_input_is_a_clear_error_and_leaves_nothing(daemon: Daemon, base_image: str,
                                                        tmp_path: Path) -> None:
     images_before = _image_ids(daemon)

@@ -1,5 +1,6 @@
-""".dockerignore (``core.build.dockerignore``): reading, Docker's pattern matching and the walk
-that drops excluded paths. Cases from Docker's documentation and moby/patternmatcher's tests."""
+""".dockerignore (``wharf.dockerignore``): reading, Docker's pattern matching and the walks
+(the client's, which picks what to send, and the daemon's, which drops excluded paths). Cases from
+Docker's documentation and moby/patternmatcher's tests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wharf.daemon.core.build.dockerignore import (
+from wharf.dockerignore import (
     PatternMatcher,
     go_clean,
     go_match_regex,

@@ -41,8 +41,10 @@ def error_for(status: int, body: bytes, content_type: str) -> WharfError:
 
 
 def filters_param(filters: Mapping[str, Iterable[str]]) -> str:
-    """Docker's map form: ``{"dangling": {"true": true}}``."""
-    return json.dumps({k: dict.fromkeys(v, True) for k, v in filters.items()})
+    """Docker's map form, byte for byte as the docker CLI sends it (Go sorts map keys):
+    ``{"dangling":{"true":true},"label":{"a=b":true}}``."""
+    return json.dumps({k: dict.fromkeys(v, True) for k, v in filters.items()}, sort_keys=True,
+                      separators=(",", ":"))
 
 
 def decode_messages(lines: Iterable[str]) -> Iterator[JSONObject]:

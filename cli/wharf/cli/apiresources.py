@@ -3,12 +3,55 @@ networks."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from wharf.cli.apibase import APIBase
 from wharf.cli.apireplies import EMPTY_AUTH, JSONObject, bytes_then_close, filters_param
 from wharf.cli.transport import Params
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What ``POST /build`` is asked besides the context (Docker's ``ImageBuildOptions``).
+
+    ``build_args`` maps a name to its value, or to None for a name given alone and unset in
+    the environment (the daemon then keeps the ARG's default)."""
+
+    tags: tuple[str, ...] = ()
+    dockerfile: str = ""
+    build_args: Mapping[str, str | None] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    target: str = ""
+    network: str = ""
+    nocache: bool = False
+    pull: bool = False
+    quiet: bool = False
+    rm: bool = True
+    forcerm: bool = False
+
+    def params(self) -> dict[str, str | list[str]]:
+        """The query as the docker CLI (28) sends it: what differs from the daemon's defaults
+        (``rm=0`` only to keep intermediate containers; ``buildargs`` and ``labels`` as JSON
+        objects when there are some), and ``version=1``, the classic builder."""
+        params: dict[str, str | list[str]] = {"version": "1"}
+        if self.tags:
+            params["t"] = list(self.tags)
+        if self.build_args:
+            params["buildargs"] = json.dumps(dict(self.build_args), sort_keys=True)
+        if self.labels:
+            params["labels"] = json.dumps(dict(self.labels), sort_keys=True)
+        flags = {"nocache": self.nocache, "pull": self.pull, "q": self.quiet,
+                 "forcerm": self.forcerm}
+        params.update({name: "1" for name, on in flags.items() if on})
+        if not self.rm:
+            params["rm"] = "0"
+        network = "" if self.network == "default" else self.network
+        texts = {"dockerfile": self.dockerfile, "target": self.target, "networkmode": network}
+        params.update({name: text for name, text in texts.items() if text})
+        return params
 
 
 class ResourceCalls(APIBase):
@@ -32,6 +75,24 @@ class ResourceCalls(APIBase):
         """POST /system/check?repair= (wharf's own route); ``{"Problems", "Errors"}``."""
         return dict(self._json("POST", "/system/check",
                                params={"repair": "1" if repair else "0"}) or {})
+
+    def disk_usage(self, kinds: Iterable[str] = ()) -> JSONObject:
+        """GET /system/df[?type=…] (``type`` is API 1.42's; wharfd takes it at 1.41 too)."""
+        params: Params = {"type": list(kinds)} if kinds else {}
+        return dict(self._json("GET", "/system/df", params=params) or {})
+
+    def prune_build_cache(self, all: bool = False,  # Docker's own parameter name
+                          filters: Mapping[str, Iterable[str]] | None = None,
+                          keep_storage: int = 0) -> JSONObject:
+        """POST /build/prune?all=&keep-storage=&filters= ; ``{"CachesDeleted",
+        "SpaceReclaimed"}``. ``filters`` is sent even when empty, as the docker CLI sends it."""
+        params: dict[str, str | list[str]] = {}
+        if all:
+            params["all"] = "1"
+        if keep_storage:
+            params["keep-storage"] = str(keep_storage)
+        params["filters"] = filters_param(filters) if filters else ""
+        return dict(self._json("POST", "/build/prune", params=params) or {})
 
     def auth(self, auth_config: Mapping[str, str]) -> JSONObject:
         """POST /auth with an AuthConfig body; returns ``{"Status", "IdentityToken"}``."""
@@ -110,6 +171,15 @@ class ResourceCalls(APIBase):
         return self._messages("POST", "/images/create", params=params, content=body,
                               headers={"Content-Type": "text/plain"})
 
+    def build(self, context: Iterable[bytes], options: BuildOptions,
+              registry_config: str = EMPTY_AUTH) -> Iterator[JSONObject]:
+        """POST /build with the context archive as the body (``X-Registry-Config``: the
+        credentials for the FROM images); the build's messages: ``stream`` text, ``aux``
+        with the image ``ID``, ``errorDetail`` when it fails."""
+        return self._messages("POST", "/build", params=options.params(), content=context,
+                              headers={"Content-Type": "application/x-tar",
+                                       "X-Registry-Config": registry_config})
+
     def commit(self, container: str, *, repo: str = "", tag: str = "", comment: str = "",
                author: str = "", changes: list[str] | None = None, pause: bool = True,
                config: Mapping[str, Any] | None = None) -> str:
@@ -165,9 +235,10 @@ class ResourceCalls(APIBase):
         """DELETE /networks/{ref}."""
         self._call("DELETE", f"/networks/{ref}")
 
-    def prune_networks(self) -> JSONObject:
+    def prune_networks(self, filters: Mapping[str, Iterable[str]] | None = None) -> JSONObject:
         """POST /networks/prune; ``{"NetworksDeleted"}``."""
-        return dict(self._json("POST", "/networks/prune") or {})
+        params: Params = {"filters": filters_param(filters)} if filters else {}
+        return dict(self._json("POST", "/networks/prune", params=params) or {})
 
     def connect_network(self, ref: str, container: str, ip: str = "",
                         aliases: Iterable[str] = ()) -> None:

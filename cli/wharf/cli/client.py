@@ -2,7 +2,7 @@
 
 Every method is one API call. Non-2xx replies raise the ``wharf.errors`` kind for the status
 (``from_http_status``) with the daemon's ``message``; streaming methods return an iterator of the
-JSON messages the daemon sends (pull, push, load, import) or of raw bytes (save, logs).
+JSON messages the daemon sends (pull, push, load, import, build) or of raw bytes (save, logs).
 Attach and exec start hijack the connection through a :class:`~wharf.cli.hijack.Hijacker` and
 return its :class:`~wharf.cli.hijack.RawStream`.
 
@@ -22,10 +22,10 @@ from wharf.cli.apireplies import (
     error_for,
     filters_param,
 )
-from wharf.cli.apiresources import ResourceCalls
+from wharf.cli.apiresources import BuildOptions, ResourceCalls
 
-__all__ = ["EMPTY_AUTH", "APIClient", "JSONObject", "WaitHandle", "decode_messages",
-           "error_for", "filters_param"]
+__all__ = ["EMPTY_AUTH", "APIClient", "BuildOptions", "JSONObject", "WaitHandle",
+           "decode_messages", "error_for", "filters_param"]
 
 
 class APIClient(ResourceCalls, ContainerCalls):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 
 from wharf.humanize import human_duration
 
@@ -48,6 +49,16 @@ def go_time(unix_seconds: float) -> str:
     """Go's ``time.Time.String()`` in local time: ``2026-11-28 01:00:50 +0000 UTC``."""
     local = time.localtime(unix_seconds)
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", local)
+
+
+def go_time_text(value: datetime) -> str:
+    """Go's ``time.Time.String()`` of a time decoded from JSON, in the zone it was written in:
+    ``2026-01-02 03:04:05.5 +0000 UTC`` (fractional seconds only when there are any)."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    offset = value.strftime("%z") or "+0000"
+    return f"{text} {offset} " + ("UTC" if offset in ("+0000", "-0000") else offset)
 
 
 def rfc3339(unix_seconds: float) -> str:

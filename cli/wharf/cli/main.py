@@ -16,12 +16,14 @@ import click
 
 from wharf.cli.commands import (
     auth,
+    build,
     commit,
     containers,
     copy,
     images,
     networks,
     nodes,
+    prune,
     system,
     volumes,
 )
@@ -136,9 +138,11 @@ def build_cli() -> click.Group:
     containers.register(root)
     copy.register(root)
     commit.register(root)
+    build.register(root)
     nodes.register(root)
     volumes.register(root)
     networks.register(root)
+    prune.register(root)
     return root
 
 

@@ -69,7 +69,8 @@ def image_rows(image: Mapping[str, Any], digests: bool) -> list[tuple[str, str, 
     return rows
 
 
-def _image_context(image: Mapping[str, Any], row: tuple[str, str, str], no_trunc: bool) -> Row:
+def image_context(image: Mapping[str, Any], row: tuple[str, str, str], no_trunc: bool) -> Row:
+    """docker's ``imageContext``: SIZE to 3 significant digits, the other sizes to 4."""
     created = int(image.get("Created") or 0)
     containers = int(image.get("Containers", -1) if image.get("Containers") is not None else -1)
     shared = int(image.get("SharedSize", -1) if image.get("SharedSize") is not None else -1)
@@ -77,10 +78,10 @@ def _image_context(image: Mapping[str, Any], row: tuple[str, str, str], no_trunc
     return Row({
         "ID": short_id(str(image.get("Id", "")), no_trunc), "Repository": row[0], "Tag": row[1],
         "Digest": row[2], "CreatedSince": since(created), "CreatedAt": go_time(created),
-        "Size": human_size(size, 3), "VirtualSize": human_size(image.get("VirtualSize", size), 3),
+        "Size": human_size(size, 3), "VirtualSize": human_size(size),
         "Containers": "N/A" if containers < 0 else str(containers),
-        "SharedSize": "N/A" if shared < 0 else human_size(shared, 3),
-        "UniqueSize": "N/A" if shared < 0 else human_size(size - shared, 3),
+        "SharedSize": "N/A" if shared < 0 else human_size(shared),
+        "UniqueSize": "N/A" if shared < 0 or size < 0 else human_size(size - shared),
     }, "*formatter.imageContext")
 
 
@@ -107,7 +108,7 @@ def ls_cmd(*, repository: str | None, all_: bool, digests: bool, filters: tuple[
     if repository:
         wanted.setdefault("reference", []).append(repository)
     images = current().client().images(all=all_, filters=wanted)
-    rows = [_image_context(img, row, no_trunc) for img in images
+    rows = [image_context(img, row, no_trunc) for img in images
             for row in image_rows(img, digests)]
     if quiet:
         fmt = "{{.ID}}"
@@ -172,13 +173,16 @@ def history_cmd(image: str, fmt: str | None, human: bool, no_trunc: bool, quiet:
         click.echo(text)
 
 
-def print_deletions(items: Iterable[Mapping[str, Any]], lower: bool = False) -> None:
-    """``Untagged: …`` / ``Deleted: …`` lines (prune prints them in lower case)."""
-    for item in items:
-        for key in ("Untagged", "Deleted"):
-            if item.get(key):
-                label = key.lower() if lower else key
-                click.echo(f"{label}: {item[key]}")
+def deletion_lines(items: Iterable[Mapping[str, Any]], lower: bool = False) -> list[str]:
+    """``Untagged: …`` / ``Deleted: …`` lines (prune writes them in lower case)."""
+    return [f"{key.lower() if lower else key}: {item[key]}"
+            for item in items for key in ("Untagged", "Deleted") if item.get(key)]
+
+
+def print_deletions(items: Iterable[Mapping[str, Any]]) -> None:
+    """What ``rmi`` prints for the daemon's ``Untagged``/``Deleted`` items."""
+    for line in deletion_lines(items):
+        click.echo(line)
 
 
 @click.command("rm")
@@ -217,13 +221,18 @@ _PRUNE_WARNING = {
 }
 
 
-def confirm(message: str) -> bool:
-    """Docker's ``[y/N]`` prompt; no input (EOF) means no."""
-    click.echo(f"{message}\nAre you sure you want to continue? [y/N] ", nl=False)
+def ask(question: str) -> bool:
+    """Docker's prompt (``prompt.Confirm``): ``question [y/N] ``, then one line of stdin, a
+    terminal or not; only ``y`` or ``Y`` (spaces around it trimmed) is yes, EOF is no. Nothing
+    is echoed after the answer: a terminal echoes the user's newline itself."""
+    click.echo(f"{question} [y/N] ", nl=False)
     answer = sys.stdin.readline()
-    if not answer:
-        click.echo()
-    return answer.strip().lower() in ("y", "yes")
+    return answer.strip().lower() == "y"
+
+
+def confirm(message: str) -> bool:
+    """``message`` on its own line, then docker's ``Are you sure you want to continue?``."""
+    return ask(f"{message}\nAre you sure you want to continue?")
 
 
 @click.command("prune")
@@ -235,16 +244,11 @@ def confirm(message: str) -> bool:
 def prune_cmd(all_: bool, filters: tuple[str, ...], force: bool) -> None:
     """Remove unused images."""
     wanted = parse_filters(filters)
-    wanted["dangling"] = ["false" if all_ else "true"]
     if not force and not confirm(_PRUNE_WARNING[all_]):
         return
-    report = current().client().prune_images(wanted)
-    deleted = report.get("ImagesDeleted") or []
-    if deleted:
-        click.echo("Deleted Images:")
-        print_deletions(deleted, lower=True)
-        click.echo()
-    click.echo(f"Total reclaimed space: {human_size(int(report.get('SpaceReclaimed') or 0))}")
+    from wharf.cli.commands.prune import print_outcome, prune_images  # noqa: PLC0415 - cycle
+
+    print_outcome([prune_images(current().client(), all_, wanted)])
 
 
 def register(root: click.Group) -> None:

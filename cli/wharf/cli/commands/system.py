@@ -1,4 +1,5 @@
-"""``wharf version`` and ``wharf info`` (also ``wharf system info``), laid out like docker's."""
+"""``wharf version`` and ``wharf info`` (also ``wharf system info``), laid out like docker's, and
+the ``system`` group (``check``; ``df`` from ``diskusage``, ``prune`` from ``prune``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import click
 
+from wharf.cli.commands import diskusage, prune
 from wharf.cli.failure import CLIError
 from wharf.cli.formatting import bytes_size
 from wharf.cli.session import Session, current
@@ -178,10 +180,11 @@ def check_cmd(repair: bool) -> None:
 
 
 def register(root: click.Group) -> None:
-    """Add ``version``, ``info``, ``system info`` and ``system check`` to ``root``."""
+    """Add ``version``, ``info`` and the ``system`` group (``info``, ``check``, ``df``,
+    ``prune``) to ``root``."""
     group = click.Group("system", help="Manage wharf.")
-    group.add_command(info_cmd)
-    group.add_command(check_cmd)
+    for command in (info_cmd, check_cmd, diskusage.df_cmd, prune.system_prune_cmd):
+        group.add_command(command)
     root.add_command(group)
     root.add_command(version_cmd)
     root.add_command(info_cmd)

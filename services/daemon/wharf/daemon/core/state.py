@@ -152,7 +152,8 @@ MIGRATIONS: list[str] = [
         key        TEXT PRIMARY KEY,             -- sha256 of parent, step and its inputs
         image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
         created_at TEXT NOT NULL,
-        last_used  TEXT NOT NULL
+        last_used  TEXT NOT NULL,
+        uses       INTEGER NOT NULL DEFAULT 0    -- builds that took the step from the cache
     );
     CREATE INDEX build_cache_image ON build_cache(image_id);
     """,

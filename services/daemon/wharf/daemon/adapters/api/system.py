@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from wharf.daemon.adapters.api.volumes import volume_shape
+from wharf.daemon.adapters.views import diskusage as usage_shapes
+from wharf.daemon.core import diskusage
 from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.system import runtime_paths
 from wharf.dockerapi import qbool
@@ -90,6 +94,17 @@ async def info(engine: EngineDep) -> dict[str, Any]:
         "Labels": [], "ExperimentalBuild": False, "Warnings": None,
         "SystemTime": engine.started_at.isoformat(),
     }
+
+
+@router.get("/system/df")
+async def disk_usage(engine: EngineDep, kinds: Annotated[list[str] | None, Query(alias="type")]
+                     = None) -> dict[str, Any]:
+    """``docker system df``; ``type=`` (API 1.42: container, image, volume, build-cache) limits
+    the report, the other parts are null."""
+    usage = await run_in_threadpool(diskusage.disk_usage, engine, diskusage.parse_kinds(kinds))
+    volumes = None if usage.volumes is None else [
+        volume_shape(v.volume, (v.size, v.ref_count)) for v in usage.volumes]
+    return usage_shapes.disk_usage(usage, volumes)
 
 
 @router.post("/auth")

@@ -26,6 +26,7 @@ class CacheEntry:
     description: str  # the step's created_by
     created_at: str
     last_used: str
+    uses: int  # builds that took it from the cache
     size: int  # bytes of the layer the step added (0 for a metadata step)
     in_use: bool  # an image that is tagged, or a container's, descends from it
 
@@ -50,7 +51,7 @@ class BuildCache:
                              (key,)).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE build_cache SET last_used = ? WHERE key = ?",
+            db.execute("UPDATE build_cache SET last_used = ?, uses = uses + 1 WHERE key = ?",
                        (now_rfc3339(), key))
         return str(row["image_id"])
 
@@ -64,7 +65,7 @@ class BuildCache:
         """Every cached step, oldest first."""
         with self.store.state.tx() as db:
             rows = db.execute(
-                "SELECT key, image_id, created_at, last_used FROM build_cache "
+                "SELECT key, image_id, created_at, last_used, uses FROM build_cache "
                 "ORDER BY created_at").fetchall()
         kept = self._kept()
         out = []
@@ -79,7 +80,7 @@ class BuildCache:
                 key=str(row["key"]), image_id=image.id, parent=image.parent,
                 description=str(top.get("created_by") or ""),
                 created_at=str(row["created_at"]), last_used=str(row["last_used"]),
-                size=size, in_use=image.id in kept))
+                uses=int(row["uses"]), size=size, in_use=image.id in kept))
         return out
 
     def prune(self, *, everything: bool = False) -> PruneResult:

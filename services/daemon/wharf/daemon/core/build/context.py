@@ -34,7 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from wharf.daemon.core.build.dockerignore import (
+from wharf.daemon.core.images.compression import TAR_GZIP, TAR_ZSTD, decompressed, sniff_media_type
+from wharf.daemon.core.images.tarsafety import scan
+from wharf.daemon.core.images.untar import extract
+from wharf.daemon.core.rootpath import host_path, resolve_in_root
+from wharf.dockerignore import (
     DOCKERIGNORE,
     PatternMatcher,
     go_clean,
@@ -43,10 +47,6 @@ from wharf.daemon.core.build.dockerignore import (
     prune,
     read_patterns,
 )
-from wharf.daemon.core.images.compression import TAR_GZIP, TAR_ZSTD, decompressed, sniff_media_type
-from wharf.daemon.core.images.tarsafety import scan
-from wharf.daemon.core.images.untar import extract
-from wharf.daemon.core.rootpath import host_path, resolve_in_root
 from wharf.errors import InvalidArgument, NotFound
 
 MIB = 1 << 20

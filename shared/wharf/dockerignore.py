@@ -1,4 +1,4 @@
-""".dockerignore: reading the file, matching paths, and the walk that drops what it excludes.
+""".dockerignore: reading the file, matching paths, and the walk that keeps or drops each entry.
 
 A port of Docker's behaviour, not of its code (moby/patternmatcher, its ``ignorefile`` reader and
 the build-context walk of moby/go-archive ``TarWithOptions``, which the docker CLI runs):
@@ -22,9 +22,11 @@ the build-context walk of moby/go-archive ``TarWithOptions``, which the docker C
   does not see it either). Inside a walk, a pattern's result for a directory carries over to what
   is below it (``MatchesUsingParentResults``).
 
-The Dockerfile and ``.dockerignore`` are always sent by the docker CLI, whatever the patterns say
-(:func:`keep_build_files`); the daemon reads them and then hides them from COPY/ADD when the
-patterns exclude them, which :func:`prune` does with every excluded path.
+Both sides use it: the CLI (``wharf build``) sends what :func:`walk` keeps, and the daemon runs
+the same walk again on the context it received (:func:`prune`). The Dockerfile and
+``.dockerignore`` are always sent, whatever the patterns say (:func:`keep_build_files`, the
+client's rule); the daemon reads them and then hides them from COPY/ADD when the patterns
+exclude them, which :func:`prune` does with every excluded path.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import enum
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from wharf.errors import InvalidArgument
@@ -92,15 +94,15 @@ def go_clean(path: str) -> str:
     return text or "."
 
 
-def keep_build_files(patterns: list[str], dockerfile: str) -> list[str]:
+def keep_build_files(patterns: list[str], dockerfile: str | None) -> list[str]:
     """The docker CLI's rule (``TrimBuildFilesFromExcludes``): exceptions appended so that the
-    ``.dockerignore`` and the Dockerfile (``dockerfile``, relative to the context) are always
-    sent, even when the patterns exclude them."""
+    ``.dockerignore`` and the Dockerfile (``dockerfile``, relative to the context; None when it
+    comes from elsewhere, as ``-f -``) are always sent, even when the patterns exclude them."""
     matcher = PatternMatcher(patterns)
     kept = list(patterns)
     if matcher.matches(DOCKERIGNORE):
         kept.append("!" + DOCKERIGNORE)
-    if matcher.matches(dockerfile):
+    if dockerfile is not None and matcher.matches(dockerfile):
         kept.append("!" + dockerfile)
     return kept
 
@@ -311,32 +313,54 @@ class PatternMatcher:
         return any(p.exclusion and (p.text + "/").startswith(prefix) for p in self.patterns)
 
 
+class Verdict(enum.Enum):
+    """What the docker CLI's walk makes of one entry."""
+
+    SEND = "send"  # sent; a directory is walked into
+    SKIP = "skip"  # excluded and not sent; a directory is not walked into
+    OPEN = "open"  # an excluded directory walked into for an exception; its own entry not sent
+
+
+def walk(root: Path, matcher: PatternMatcher) -> Iterator[tuple[str, bool, Verdict]]:
+    """The walk of the module docstring over the tree at ``root``: (relative path, is a
+    directory, verdict) for each entry, depth first in byte order as Go walks, parents before
+    what they hold. Symlinks are never followed. A directory's entries are listed only after
+    its own tuple was consumed, so a caller may remove a skipped one before the walk goes on."""
+    pending: list[tuple[str, bool, MatchInfo | None]] = _listing(root, "", None)
+    while pending:
+        rel, is_dir, parent = pending.pop()
+        excluded, own = matcher.walk_match(rel, parent)
+        verdict = Verdict.SEND
+        if excluded:
+            opened = is_dir and matcher.exclusions and matcher.may_reinclude(rel)
+            verdict = Verdict.OPEN if opened else Verdict.SKIP
+        yield rel, is_dir, verdict
+        if is_dir and verdict is not Verdict.SKIP:
+            pending += _listing(root, rel, own)
+
+
+def _listing(root: Path, directory: str,
+             info: MatchInfo | None) -> list[tuple[str, bool, MatchInfo | None]]:
+    """The entries of ``directory``, last first (popped from the end, they come in order)."""
+    with os.scandir(root / directory) as entries:
+        names = sorted(((e.name, e.is_dir(follow_symlinks=False)) for e in entries),
+                       key=lambda pair: os.fsencode(pair[0]), reverse=True)
+    return [(f"{directory}/{name}" if directory else name, is_dir, info)
+            for name, is_dir in names]
+
+
 def prune(root: Path, matcher: PatternMatcher) -> list[str]:
     """Remove from the tree at ``root`` what the docker CLI would not have sent with
-    ``matcher``'s patterns (the walk of the module docstring); returns the removed paths,
-    relative (walk order; opened directories left empty come last). Symlinks are removed,
-    never followed."""
+    ``matcher``'s patterns (:func:`walk`); returns the removed paths, relative (walk order;
+    opened directories left empty come last). Symlinks are removed, never followed."""
     removed: list[str] = []
     opened: list[str] = []   # excluded directories Docker walks into: kept only if not empty
-    stack: list[tuple[str, MatchInfo | None]] = [("", None)]
-    while stack:
-        directory, info = stack.pop()
-        below: list[tuple[str, MatchInfo | None]] = []
-        with os.scandir(root / directory) as entries:
-            names = sorted(((e.name, e.is_dir(follow_symlinks=False)) for e in entries),
-                           key=lambda pair: os.fsencode(pair[0]))  # Go walks in byte order
-        for name, is_dir in names:
-            rel = f"{directory}/{name}" if directory else name
-            excluded, own = matcher.walk_match(rel, info)
-            if excluded and not (is_dir and matcher.exclusions and matcher.may_reinclude(rel)):
-                _remove(root / rel, is_dir)
-                removed.append(rel)
-                continue
-            if is_dir:
-                if excluded:
-                    opened.append(rel)
-                below.append((rel, own))
-        stack.extend(reversed(below))
+    for rel, is_dir, verdict in walk(root, matcher):
+        if verdict is Verdict.SKIP:
+            _remove(root / rel, is_dir)
+            removed.append(rel)
+        elif verdict is Verdict.OPEN:
+            opened.append(rel)
     for rel in reversed(opened):  # deepest first
         if not any(os.scandir(root / rel)):
             os.rmdir(root / rel)
