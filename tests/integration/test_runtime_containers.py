@@ -141,7 +141,8 @@ def test_exit_code(env: Env) -> None:
 
 def test_hostname_and_user(env: Env) -> None:
     _, out = env.run(("/bin/sh", "-c", "hostname; id"), hostname="box-1", user="www-data")
-    assert out.splitlines() == ["box-1", "uid=33(www-data) gid=33(www-data)"]
+    # the primary group is among the supplementary ones, as dockerd sets them
+    assert out.splitlines() == ["box-1", "uid=33(www-data) gid=33(www-data) groups=33(www-data)"]
 
 
 def test_hardening_inside(env: Env) -> None:

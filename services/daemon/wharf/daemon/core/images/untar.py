@@ -8,7 +8,8 @@ Why it cannot escape even if ``tarsafety.scan`` missed something (defence in dep
 containers/storage's chrootarchive): a chroot is impossible here (a dynamically linked tar cannot
 be exec'd inside an empty root), so tar runs through a tiny helper that, in a new private mount
 namespace, makes every mount read-only, bind-mounts the target directory onto itself and makes
-only that mount writable, then execs tar. A write through a symlink that points out of the layer
+only that mount writable, then execs tar (``confined``: one helper process per daemon, started
+once, forks each tar). A write through a symlink that points out of the layer
 then fails with EROFS, and a hardlink to a host file fails with EXDEV (links never cross mounts).
 When the namespace cannot be set up (no CAP_SYS_ADMIN) the layer is refused, not extracted
 unconfined. GNU tar's own protections stay on too: no ``--absolute-names``, no ``-h``.
@@ -16,15 +17,16 @@ unconfined. GNU tar's own protections stay on too: no ``--absolute-names``, no `
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import subprocess
-import sys
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from wharf.daemon.core.images.compression import compression, decompressed
+from wharf.daemon.core.images.confined import CONFINE_FAILED, LAUNCHER
 from wharf.errors import Internal, InvalidArgument
 
 # ``compression`` is the layer store's too (layers.py imports it from here).
@@ -32,28 +34,6 @@ __all__ = ["TAR_BINARY", "compression", "decompress_to", "extract"]
 
 TAR_BINARY = "/usr/bin/tar"
 _CHUNK = 1 << 20
-
-# Run as `python -I -S -c _CONFINE <target> <tar argv...>`; see the module docstring.
-_CONFINE = r"""
-import ctypes, os, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-def ok(rc, what):
-    if rc != 0:
-        sys.stderr.write("wharf-untar: %s: %s\n" % (what, os.strerror(ctypes.get_errno())))
-        sys.exit(125)
-target = sys.argv[1].encode()
-ok(libc.unshare(0x20000), "unshare(CLONE_NEWNS)")
-ok(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None), "make mounts private")
-ok(libc.mount(target, target, None, 0x1000, None), "bind the layer directory")
-def setattr(path, flags, attr_set, attr_clr):
-    attr = ctypes.create_string_buffer(struct.pack("QQQQ", attr_set, attr_clr, 0, 0), 32)
-    return libc.syscall(442, -100, path, flags, attr, 32)
-ok(setattr(b"/", 0x8000, 1, 0), "make every mount read-only")
-ok(setattr(target, 0, 0, 1), "make the layer directory writable")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
-
 
 def decompress_to(
     blob: Path, kind: str, out: BinaryIO | None, layer: str,
@@ -80,27 +60,26 @@ def extract(tar_path: Path, skipped: list[tuple[int, int, str]], target: Path, l
     in ``skipped``; InvalidArgument (with tar's message) when tar fails."""
     _refuse_global_headers(tar_path, skipped, layer)
     argv = [
-        sys.executable, "-I", "-S", "-c", _CONFINE, str(target),
         TAR_BINARY, "-x", "-f", "-", "-C", str(target), "--numeric-owner", "--same-owner",
         "--same-permissions", "--xattrs", "--xattrs-include=*",
         "--xattrs-exclude=trusted.overlay.*", "--no-overwrite-dir",
     ]
     with tar_path.open("rb") as src, tempfile.TemporaryFile() as err:
         if not skipped:
-            rc = subprocess.run(argv, stdin=src, stderr=err, check=False).returncode
+            rc = LAUNCHER.run(str(target), argv, src.fileno(), err.fileno())
         else:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err)
-            assert proc.stdin is not None
+            read_end, write_end = os.pipe()
             try:
-                _copy_ranges(src, proc.stdin, skipped)
-            except BrokenPipeError:
-                pass  # tar died; its message is in err
+                done = LAUNCHER.submit(str(target), argv, read_end, err.fileno())
             finally:
-                proc.stdin.close()
-            rc = proc.wait()
+                os.close(read_end)
+            with contextlib.suppress(BrokenPipeError), \
+                    os.fdopen(write_end, "wb", buffering=0) as sink:
+                _copy_ranges(src, sink, skipped)  # a broken pipe: tar died, its message in err
+            rc = done.result()
         err.seek(0)
         message = err.read().decode(errors="replace").strip()
-    if rc == 125:
+    if rc == CONFINE_FAILED:
         raise Internal(f"layer {layer}: cannot confine the extraction: {message}")
     if rc != 0:
         raise InvalidArgument(f"layer {layer}: extraction failed: {message}")
