@@ -35,7 +35,7 @@ from wharf.daemon.core.build.stages import (
     resolve_workdir,
     stages,
 )
-from wharf.daemon.core.build.syntax import go_duration
+from wharf.dockerapi import go_duration
 from wharf.errors import InvalidArgument
 
 HOST = "linux/amd64"

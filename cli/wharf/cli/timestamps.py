@@ -11,9 +11,10 @@ import re
 import time
 from datetime import datetime
 
+from wharf import dockerapi
+from wharf.errors import InvalidArgument
+
 _UNIX = re.compile(r"^-?\d+(\.\d{1,9})?$")
-_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
-_SCALE = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _LOCAL_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
                   "%Y-%m-%dT%H", "%Y-%m-%d")
 
@@ -24,18 +25,10 @@ class TimestampError(ValueError):
 
 def go_duration(text: str) -> float | None:
     """Seconds in a Go duration string (``1h30m``, ``500ms``); None when it is not one."""
-    body = text.lstrip("+-")
-    if not body:
+    try:
+        return dockerapi.go_duration(text) / 1e9
+    except InvalidArgument:
         return None
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(body):
-        if match.start() != pos:
-            return None
-        total += float(match.group(1)) * _SCALE[match.group(2)]
-        pos = match.end()
-    if pos != len(body):
-        return None
-    return -total if text.startswith("-") else total
 
 
 def _parse_date(text: str) -> float:

@@ -41,7 +41,6 @@ from wharf.daemon.core.build.instructions import (
 )
 from wharf.daemon.core.build.syntax import (
     WHITESPACE,
-    go_duration,
     go_quote,
     parse_flags,
     parse_json,
@@ -50,6 +49,7 @@ from wharf.daemon.core.build.syntax import (
     split_command,
     whitespace_words,
 )
+from wharf.dockerapi import go_duration
 from wharf.errors import InvalidArgument
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")

@@ -157,43 +157,6 @@ def parse_flags(raw: tuple[str, ...], spec: Mapping[str, bool]) -> dict[str, str
     return values
 
 
-_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6,
-          "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-_NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
-_UNIT = re.compile(r"[^0-9.]*")
-
-
-def go_duration(text: str) -> int:
-    """Go's ``time.ParseDuration`` ("1m30s", "1.5h", "300ms") in nanoseconds."""
-    rest, sign = text, 1
-    if rest[:1] in ("+", "-"):
-        sign, rest = (-1 if rest[0] == "-" else 1), rest[1:]
-    if rest == "0":
-        return 0
-    if not rest:
-        raise InvalidArgument(f"time: invalid duration {go_quote(text)}")
-    total = 0
-    while rest:
-        number = _NUMBER.match(rest)
-        if number is None or not (number.group(1) or number.group(2)):
-            raise InvalidArgument(f"time: invalid duration {go_quote(text)}")
-        whole, frac = number.group(1), number.group(2)
-        rest = rest[number.end():]
-        unit_match = _UNIT.match(rest)
-        unit = unit_match.group() if unit_match else ""
-        rest = rest[len(unit):]
-        if not unit:
-            raise InvalidArgument(f"time: missing unit in duration {go_quote(text)}")
-        if unit not in _UNITS:
-            raise InvalidArgument(
-                f"time: unknown unit {go_quote(unit)} in duration {go_quote(text)}")
-        scale = _UNITS[unit]
-        total += int(whole or "0") * scale
-        if frac:
-            total += int(frac) * scale // 10 ** len(frac)
-    return sign * total
-
-
 def parse_mode(chmod: str) -> int:
     """--chmod as an octal mode (0 to 07777); symbolic modes are refused."""
     if re.fullmatch(r"[0-7]{1,4}", chmod):
