@@ -118,11 +118,13 @@ def docker(host: str, *args: str, check: bool = True, input_: bytes | None = Non
 
 
 def left_behind(daemon: Daemon) -> list[str]:
-    """What a finished build must not leave: containers, build dirs, overlay mounts."""
+    """What a finished build must not leave: containers, work dirs, overlay mounts (received
+    contexts are kept for the next build of the same archive: core/build/contexts.py)."""
     found = [f"container {c['Id'][:12]}" for c in
              json.loads(daemon.request("GET", "/containers/json?all=1")[1])]
     builds = daemon.data_root / "builds"
-    found += [f"build dir {p.name}" for p in builds.iterdir()] if builds.is_dir() else []
+    work = builds / "work"
+    found += [f"build dir {p.name}" for p in work.iterdir()] if work.is_dir() else []
     mounts = Path("/proc/self/mountinfo").read_text()
     found += [f"mount {line.split()[4]}" for line in mounts.splitlines()
               if str(builds) in line.split()[4]]
@@ -271,6 +273,8 @@ def test_a_context_over_the_limit_is_refused(seeded_registry: SeededRegistry,
         assert "build context is larger than the limit of 1 MiB" in str(messages[0]["message"])
         assert left_behind(small) == []
         assert not list((small.data_root / "tmp").glob("build-*"))
+        contexts = small.data_root / "builds" / "contexts"
+        assert not contexts.is_dir() or not list(contexts.iterdir())
 
 
 def test_the_cache_survives_a_restart_and_a_client_going_away_stops_the_build(

@@ -67,8 +67,7 @@ async def build(
         auth=_auth_lookup(request.headers.get("x-registry-config")))
     spooled = await spool_body(request, builds.images.tmp_dir, prefix="build-")
     try:
-        with spooled.open("rb") as body:
-            prepared = await run_in_threadpool(builds.prepare, body, options)
+        prepared = await run_in_threadpool(builds.prepare, spooled, options)
     finally:
         spooled.unlink(missing_ok=True)
     return StreamingReply(_lines(builds.run(prepared)), media_type=_JSON_STREAM)

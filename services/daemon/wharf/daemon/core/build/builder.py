@@ -23,6 +23,7 @@ from typing import Any
 from wharf import reference
 from wharf.daemon.core.build import steps
 from wharf.daemon.core.build.cache import BuildCache
+from wharf.daemon.core.build.contexts import Context
 from wharf.daemon.core.build.dockerfile import parse_trigger
 from wharf.daemon.core.build.expansion import Scope, expand
 from wharf.daemon.core.build.instructions import FileTransfer, Instruction, Run, Workdir
@@ -58,7 +59,7 @@ class Builder:
     """One build: ``run`` returns the final image's ID."""
 
     def __init__(self, images: ImageService, containers: ContainerService, cache: BuildCache,
-                 request: BuildRequest, prepared: Prepared, context: Path, work: Path,
+                 request: BuildRequest, prepared: Prepared, context: Context, work: Path,
                  say: Say) -> None:
         self.images = images
         self.containers = containers

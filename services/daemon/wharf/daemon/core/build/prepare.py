@@ -78,6 +78,11 @@ def prepare(context: Path, request: BuildRequest) -> Prepared:
     """Read the Dockerfile, hide what .dockerignore excludes, plan the stages."""
     _, raw = read_dockerfile(context, request.dockerfile)
     apply_dockerignore(context)
+    return plan_build(raw, request)
+
+
+def plan_build(raw: bytes, request: BuildRequest) -> Prepared:
+    """Plan the build of the Dockerfile ``raw`` (its bytes as read from the context)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

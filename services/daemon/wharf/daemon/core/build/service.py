@@ -1,12 +1,12 @@
 """BuildService: ``POST /build`` and ``POST /build/prune`` for every front door.
 
-A build lives in its own directory under ``<data root>/builds/<id>``: ``context`` (the received
-context) and ``work`` (the steps' mounts and downloads). :meth:`prepare` receives the context
-and plans the build (an error there is the request's error); :meth:`run` runs the builder in
-its own task and yields its messages. When the reader stops early (the client went away), the
-task is cancelled: the running step removes its container and mounts, and the build's
-directory goes once the task has ended. A directory left by a daemon that died mid-build is
-removed (its mounts first) when the service starts.
+Under ``<data root>/builds``: ``contexts/<id>`` the received contexts (``contexts``: kept for
+the next build of the same archive) and ``work/<id>`` each build's own directory (its steps'
+mounts and downloads). :meth:`prepare` receives the context and plans the build (an error there
+is the request's error); :meth:`run` runs the builder in its own task and yields its messages.
+When the reader stops early (the client went away), the task is cancelled: the running step
+removes its container and mounts, and the build's directory goes once the task has ended. What
+a daemon that died left there is removed (its mounts first) when the service starts.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import asyncio
 import logging
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from wharf.daemon.core.build.builder import Builder
 from wharf.daemon.core.build.cache import BuildCache, PruneResult
-from wharf.daemon.core.build.context import ContextLimits, receive_context
-from wharf.daemon.core.build.prepare import BuildRequest, Prepared, prepare
+from wharf.daemon.core.build.context import ContextLimits
+from wharf.daemon.core.build.contexts import Context, ContextStore
+from wharf.daemon.core.build.prepare import BuildRequest, Prepared, plan_build
 from wharf.daemon.core.build.runstep import StepFailed
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.daemon.core.images.service import ImageService
@@ -36,15 +37,14 @@ _QUEUE = 256  # messages a slow reader may lag behind before the build waits for
 
 @dataclass(frozen=True)
 class PreparedBuild:
-    """A received context and its plan, ready to run (or to be discarded)."""
+    """A received context and its plan, ready to run (or to be discarded): ``directory`` is
+    the build's work dir, ``release`` hands the context back."""
 
     directory: Path
     request: BuildRequest
     prepared: Prepared
-
-    @property
-    def context(self) -> Path:
-        return self.directory / "context"
+    context: Context
+    release: Callable[[], None]
 
 
 class BuildService:
@@ -57,36 +57,39 @@ class BuildService:
         self.root = root
         self.limits = limits or ContextLimits()
         self.cache = BuildCache(images.store)
+        self.contexts = ContextStore(root / "contexts", self.limits)
 
     def clean_leftovers(self) -> None:
         """Remove what builds of an earlier daemon left (their mounts first)."""
         if not self.root.is_dir():
             return
-        for build in self.root.iterdir():
-            for mount in (build / "work").glob("*/merged"):
-                rootfs.unmount_overlay(mount.parent)
-            shutil.rmtree(build, ignore_errors=True)
+        for mount in self.root.glob("work/*/*/merged"):
+            rootfs.unmount_overlay(mount.parent)
+        shutil.rmtree(self.root, ignore_errors=True)
 
-    def prepare(self, body: BinaryIO, request: BuildRequest) -> PreparedBuild:
-        """Receive the context tar from ``body`` and plan the build (blocking: call it in a
-        thread). InvalidArgument for a bad context or Dockerfile; nothing is then left."""
-        directory = self.root / uuid.uuid4().hex
+    def prepare(self, archive: Path, request: BuildRequest) -> PreparedBuild:
+        """Take the context the archive (the request body, spooled) unpacks to and plan the
+        build (blocking: call it in a thread). InvalidArgument for a bad context or
+        Dockerfile; nothing is then left."""
+        context, release = self.contexts.acquire(archive, request.dockerfile)
         try:
-            receive_context(body, directory / "context", self.limits)
-            (directory / "work").mkdir()
-            return PreparedBuild(directory, request, prepare(directory / "context", request))
+            prepared = plan_build(context.dockerfile, request)
+            directory = self.root / "work" / uuid.uuid4().hex
+            directory.mkdir(parents=True)
         except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
+            release()
             raise
+        return PreparedBuild(directory, request, prepared, context, release)
 
     def discard(self, build: PreparedBuild) -> None:
         shutil.rmtree(build.directory, ignore_errors=True)
+        build.release()
 
     async def run(self, build: PreparedBuild) -> AsyncIterator[dict[str, Any]]:
         """The build's messages as it runs; the last is an ``errorDetail`` when it fails."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(_QUEUE)
         builder = Builder(self.images, self.containers, self.cache, build.request,
-                          build.prepared, build.context, build.directory / "work", queue.put)
+                          build.prepared, build.context, build.directory, queue.put)
         task = asyncio.create_task(self._run(builder, queue))
         task.add_done_callback(lambda _: self.discard(build))
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wharf.daemon.core.build import steps
+from wharf.daemon.core.build.contexts import Context
 from wharf.daemon.core.build.context import (
     copy_target,
     dest_path,
@@ -51,9 +52,10 @@ def _is_url(source: str) -> bool:
 class Transfers:
     """The file steps of one build, working under ``work``."""
 
-    def __init__(self, images: ImageService, context: Path, work: Path) -> None:
+    def __init__(self, images: ImageService, context: Context, work: Path) -> None:
         self.images = images
-        self.context = context
+        self.context = context.root
+        self._digest = context.digest  # its sources' digests, computed once per context
         self.work = work
         self._numbers = itertools.count(1)
 
@@ -70,7 +72,8 @@ class Transfers:
         root, release = await self._source_root(builder, state, instruction)
         try:
             sources = await in_thread(self._sources, root, instruction, keyword)
-            digest = await in_thread(digest_sources, sources)
+            local = root == self.context and not any(_is_url(s) for s in instruction.sources)
+            digest = await in_thread(self._digest if local else digest_sources, sources)
             workdir = str(state.config.config.get("WorkingDir") or "/")
             dest = dest_path(workdir, instruction.dest, sources, instruction=keyword)
             kinds = ["dir" if p.is_dir() else "file" for p in sources]
