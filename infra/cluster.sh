@@ -151,10 +151,27 @@ ensure_netns() {
     ip -n "$ns" route replace default via "$HOST_ADDR"
 }
 
+# The host's registry at the node's own 127.0.0.1:$WHARF_REGISTRY_PORT, so that an image named
+# 127.0.0.1:5000/me/app:1 (built and pushed on the host) is pulled by that name on every node.
+ensure_node_registry() {
+    local i=$1 pidfile pid
+    pidfile="$CLUSTER_RUN/node$i-registry.pid"
+    if pid=$(pid_of "$pidfile" forward.py); then
+        return
+    fi
+    start_background "$pidfile" "$CLUSTER_LOG/node$i-registry.log" \
+        nsenter "--net=/run/netns/$(node_ns "$i")" python3 "$WHARF_REPO/infra/cluster/forward.py" \
+        "127.0.0.1:$WHARF_REGISTRY_PORT=$HOST_ADDR:$WHARF_REGISTRY_PORT"
+    await "node$i registry forwarder" "$STARTED_PID" "$CLUSTER_LOG/node$i-registry.log" \
+        nsenter "--net=/run/netns/$(node_ns "$i")" \
+        bash -c "exec 3<>/dev/tcp/127.0.0.1/$WHARF_REGISTRY_PORT" 2>/dev/null
+}
+
 ensure_node() {
     local i=$1 pidfile pid node_url amqp
     pidfile=$(node_pidfile "$i")
     ensure_netns "$i"
+    ensure_node_registry "$i"
     if pid=$(pid_of "$pidfile" wharfd); then
         await "node$i" "$pid" "$CLUSTER_LOG/node$i.log" node_answers "$i"
         return
@@ -173,7 +190,7 @@ ensure_node() {
         --tlscacert "$TLS_DIR/ca.pem" --tlscert "$TLS_DIR/server-cert.pem" \
         --tlskey "$TLS_DIR/server-key.pem" --config-file "$CLUSTER_ETC/no-daemon.json" \
         --registry-mirror "http://$HOST_ADDR:$WHARF_REGISTRY_PORT" \
-        --insecure-registry "$NET.0/24"
+        --insecure-registry "$NET.0/24" --insecure-registry 127.0.0.0/8
     await "node$i" "$STARTED_PID" "$CLUSTER_LOG/node$i.log" node_answers "$i"
 }
 
@@ -232,6 +249,7 @@ down_node() {
         fi
     fi
     stop "node$i" "$(node_pidfile "$i")" wharfd
+    stop "node$i registry forwarder" "$CLUSTER_RUN/node$i-registry.pid" forward.py
     rm -f "$(node_sock "$i")"
     ip link del "$(node_veth "$i")" 2>/dev/null || true
     ip netns del "$(node_ns "$i")" 2>/dev/null || true
