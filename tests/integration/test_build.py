@@ -231,6 +231,55 @@ RUN echo data > /data
     assert left_behind(daemon) == []
 
 
+def test_add_unpacks_archives_and_fetches_urls_and_onbuild_triggers_run(
+        daemon: Daemon, base_image: str, tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("from the web\n")
+    server = subprocess.Popen(["python3", "-m", "http.server", "--bind", "127.0.0.1", "0",
+                               "--directory", str(served)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split("port ")[1].split()[0]
+        parent = f"wharf-test/onbuild-{uuid.uuid4().hex[:8]}:1"
+        child = f"wharf-test/child-{uuid.uuid4().hex[:8]}:1"
+        context = make_context(tmp_path / "ctx", f"""\
+FROM {base_image}
+ADD bundle.tar.gz /opt/
+ADD http://127.0.0.1:{port}/remote.txt /opt/
+HEALTHCHECK --interval=5s CMD test -f /opt/remote.txt
+ONBUILD RUN echo triggered > /onbuild
+""")
+        with tarfile.open(context / "bundle.tar.gz", "w:gz") as bundle:
+            bundle.add(context / "src", arcname="unpacked")
+        status, messages = api_build(daemon, context_tar(context), f"t={quote(parent)}")
+        assert status == 200, messages
+        out = run_output(daemon.host, parent, "sh", "-c",
+                         "cat /opt/unpacked/msg.txt /opt/remote.txt; stat -c %a /opt/remote.txt")
+        assert out == "hello from src\nfrom the web\n600\n"
+        inspect = json.loads(daemon.request("GET", f"/images/{quote(parent, safe='')}/json")[1])
+        assert inspect["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "test -f /opt/remote.txt"]
+        assert inspect["Config"]["OnBuild"] == ["RUN echo triggered > /onbuild"]
+        status, messages = api_build(daemon, context_tar(make_context(
+            tmp_path / "child", f"FROM {parent}\nCMD [\"cat\", \"/onbuild\"]\n")),
+            f"t={quote(child)}")
+        assert "# Executing 1 build trigger" in stream_text(messages), messages
+        assert run_output(daemon.host, child) == "triggered\n"
+        config = json.loads(daemon.request("GET", f"/images/{quote(child, safe='')}/json")[1])
+        assert not config["Config"]["OnBuild"]
+        gone = make_context(tmp_path / "gone", f"FROM {base_image}\n"
+                            f"ADD http://127.0.0.1:{port}/missing.txt /x\n")
+        status, messages = api_build(daemon, context_tar(gone))
+        assert "ADD failed: http://127.0.0.1:" in str(messages[-1].get("error")), messages
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        for name in ("child", "parent"):
+            tag = child if name == "child" else parent
+            daemon.request("DELETE", f"/images/{quote(tag, safe='')}")
+    assert left_behind(daemon) == []
+
+
 def test_bad_input_is_a_clear_error_and_leaves_nothing(daemon: Daemon, base_image: str,
                                                        tmp_path: Path) -> None:
     images_before = _image_ids(daemon)
