@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply, spool_body
+from wharf.daemon.core import prunefilter
 from wharf.daemon.core.build.prepare import BuildRequest, normalise_tags
 from wharf.daemon.core.build.service import BuildService
 from wharf.daemon.core.engine import Engine
@@ -85,9 +86,9 @@ async def prune(request: Request, filters: Filters, all: str | None = None,
     """Forget cached steps (those no kept image needs; every one with ``all``) and remove
     their images where nothing else needs them."""
     del keep_storage  # accepted as dockerd does for the classic cache: nothing to keep
-    if filters:
-        raise InvalidArgument(f"build cache filters are not supported: {sorted(filters)}")
-    result = await run_in_threadpool(lambda: _builds(request).prune(everything=qbool(all)))
+    wanted = prunefilter.parse(filters)  # until, label, label! (steps carry no labels)
+    result = await run_in_threadpool(
+        lambda: _builds(request).prune(everything=qbool(all), wanted=wanted))
     return {"CachesDeleted": result.deleted or None, "SpaceReclaimed": result.space_reclaimed}
 
 

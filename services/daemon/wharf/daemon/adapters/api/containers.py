@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.adapters.views import containers as shapes
+from wharf.daemon.core import prunefilter
 from wharf.daemon.core.containers import observe
 from wharf.daemon.core.containers.filters import select
 from wharf.daemon.core.containers.service import ContainerService
@@ -128,8 +129,7 @@ async def remove(containers: Containers, name: str, force: str | None = None,
 
 @router.post("/containers/prune")
 async def prune(containers: Containers, filters: Filters) -> dict[str, Any]:
-    del filters
-    removed, space = await containers.prune()
+    removed, space = await containers.prune(prunefilter.parse(filters))
     return {"ContainersDeleted": removed if removed else None, "SpaceReclaimed": space}
 
 

@@ -86,12 +86,8 @@ async def load_images(request: Request, images: Images, quiet: str | None = None
 
 @router.post("/images/prune")
 async def prune_images(images: Images, filters: Filters) -> dict[str, Any]:
-    dangling = True
-    terms = dict(filters)
-    if "dangling" in terms:
-        dangling = qbool(terms.pop("dangling")[0])
-    report = await run_in_threadpool(
-        images.prune, dangling, ImageFilter.parse(terms) if terms else None)
+    dangling, image_filter = ImageFilter.for_prune(filters)
+    report = await run_in_threadpool(images.prune, dangling, image_filter)
     deleted: list[dict[str, str]] = []
     for removal in report.deleted:
         deleted += [{"Untagged": shapes.familiar_tag(n)} for n in removal.untagged]

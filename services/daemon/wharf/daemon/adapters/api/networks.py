@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
 from wharf.daemon.adapters.api.params import Filters
+from wharf.daemon.core import prunefilter
 from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.network import attach
 from wharf.daemon.core.network.manager import Networks
@@ -175,12 +176,8 @@ async def remove(request: Request, ref: str) -> Response:
 
 @router.post("/networks/prune")
 async def prune(request: Request, filters: Filters) -> dict[str, Any]:
-    for key in filters:
-        if key not in ("label", "until"):
-            raise InvalidArgument(f"invalid filter '{key}'")
-    if filters:
-        raise InvalidArgument("network prune filters are not supported yet")
-    removed = await _networks(request).prune()
+    wanted = prunefilter.parse(filters)
+    removed = await _networks(request).prune(wanted)
     return {"NetworksDeleted": removed or None}
 
 

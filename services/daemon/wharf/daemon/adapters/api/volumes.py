@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 
 from wharf.daemon.adapters.api.params import Filters
+from wharf.daemon.core import prunefilter
 from wharf.daemon.core.volumes.options import string_map
-from wharf.daemon.core.volumes.service import VolumeService
+from wharf.daemon.core.volumes.service import PRUNE_KEYS, VolumeService
 from wharf.daemon.core.volumes.store import Volume
 from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument
@@ -66,7 +67,8 @@ async def create(volumes: Volumes, body: Annotated[Any, Body()] = None) -> dict[
 
 @router.post("/volumes/prune")
 async def prune(volumes: Volumes, filters: Filters) -> dict[str, Any]:
-    removed, space = await volumes.prune(filters)
+    wanted = prunefilter.parse(filters, extra=PRUNE_KEYS, until=False)
+    removed, space = await volumes.prune(wanted)
     return {"VolumesDeleted": removed or None, "SpaceReclaimed": space}
 
 

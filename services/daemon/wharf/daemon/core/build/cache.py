@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wharf.daemon.core.images.removal import remove
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.images.store import ImageStore, now_rfc3339
 from wharf.errors import Conflict, NotFound
 
@@ -83,11 +84,13 @@ class BuildCache:
                 uses=int(row["uses"]), size=size, in_use=image.id in kept))
         return out
 
-    def prune(self, *, everything: bool = False) -> PruneResult:
-        """Forget the steps no kept image descends from (``everything``: all steps) and
-        remove their images where nothing else needs them (an image built on them, a
-        container, a tag)."""
-        doomed = [e for e in self.entries() if everything or not e.in_use]
+    def prune(self, *, everything: bool = False, wanted: PruneFilter | None = None
+              ) -> PruneResult:
+        """Forget the steps no kept image descends from (``everything``: all steps) that
+        ``wanted`` matches (a step has no labels) and remove their images where nothing else
+        needs them (an image built on them, a container, a tag)."""
+        doomed = [e for e in self.entries() if (everything or not e.in_use)
+                  and (wanted is None or wanted.matches({}, e.created_at))]
         with self.store.state.tx() as db:
             for entry in doomed:
                 db.execute("DELETE FROM build_cache WHERE key = ?", (entry.key,))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf.daemon.core.build.builder import Builder
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.build.cache import BuildCache, PruneResult
 from wharf.daemon.core.build.context import ContextLimits
 from wharf.daemon.core.build.contexts import Context, ContextStore
@@ -111,8 +112,8 @@ class BuildService:
             await queue.put(error_message(f"internal error: {exc}"))
         await queue.put(None)
 
-    def prune(self, *, everything: bool) -> PruneResult:
-        return self.cache.prune(everything=everything)
+    def prune(self, *, everything: bool, wanted: PruneFilter | None = None) -> PruneResult:
+        return self.cache.prune(everything=everything, wanted=wanted)
 
 
 def error_message(message: str, code: int | None = None) -> dict[str, Any]:

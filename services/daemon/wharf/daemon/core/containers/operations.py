@@ -22,6 +22,8 @@ from wharf.daemon.core.containers.networking import ContainerNetworking
 from wharf.daemon.core.containers.options import parse_signal
 from wharf.daemon.core.containers.probes import HealthMonitors
 from wharf.daemon.core.containers.records import ContainerRecord
+from wharf.daemon.core.diskusage import container_size
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.runtime.monitor import CreateRequest
 from wharf.daemon.core.volumes import mountspec
 from wharf.errors import Conflict, InvalidArgument, NotFound, NotModified, WharfError
@@ -270,13 +272,23 @@ class Operations:
         self.ctx.records.save(record)
         self.ctx.event(record, "rename", oldName="/" + old)
 
-    async def prune(self) -> tuple[list[str], int]:
+    async def prune(self, wanted: PruneFilter) -> tuple[list[str], int]:
+        """Remove the stopped containers ``wanted`` matches (labels, created ``until``); the
+        ids and, as dockerd reports it, the bytes their writable layers held."""
         removed: list[str] = []
+        space = 0
         for record in self.ctx.records.all():
-            if record.state.status in (Status.EXITED, Status.CREATED, Status.DEAD):
+            if (record.state.status not in (Status.EXITED, Status.CREATED, Status.DEAD)
+                    or not wanted.matches(record.config.get("Labels"), record.created_at)):
+                continue
+            size = await asyncio.to_thread(container_size, self.io.upper_dir(record))
+            try:
                 await self.remove(record.id)
-                removed.append(record.id)
-        return removed, 0
+            except (Conflict, NotFound):  # started or removed meanwhile: dockerd goes on
+                continue
+            removed.append(record.id)
+            space += size
+        return removed, space
 
 
 def _start_error(exc: WharfError) -> WharfError:

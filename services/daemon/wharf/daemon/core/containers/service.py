@@ -29,6 +29,7 @@ from wharf.daemon.core.containers.records import ContainerRecord, ContainerRecor
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.store import ImageStore
 from wharf.daemon.core.network.service import NetworkService
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.runtime import logs
 from wharf.daemon.core.runtime.attach import AttachConnection
 from wharf.daemon.core.runtime.monitor import ConmonRuntime
@@ -113,8 +114,9 @@ class ContainerService:
     def rename(self, text: str, new_name: str) -> None:
         self._ops.rename(text, new_name)
 
-    async def prune(self) -> tuple[list[str], int]:
-        return await self._ops.prune()
+    async def prune(self, wanted: PruneFilter) -> tuple[list[str], int]:
+        """Remove the stopped containers ``wanted`` matches: (their ids, bytes reclaimed)."""
+        return await self._ops.prune(wanted)
 
     # --- networking ---------------------------------------------------------------------------
 

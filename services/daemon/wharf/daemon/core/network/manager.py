@@ -12,6 +12,7 @@ from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.network.dns import DnsServer
 from wharf.daemon.core.network.ipam import Network
 from wharf.daemon.core.network.service import PREDEFINED, NetworkService
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.errors import Conflict, NotFound
 
 log = logging.getLogger("wharf.network")
@@ -73,9 +74,10 @@ class Networks:
         await self.dns.stop(network.id)
         self.events.emit("network", "destroy", network.id, name=network.name, type="bridge")
 
-    async def prune(self, keep: Any = None) -> list[str]:
+    async def prune(self, wanted: PruneFilter) -> list[str]:
+        """Remove the unused user networks ``wanted`` matches; their names."""
         before = {n.name: n.id for n in self.service.list()}
-        removed = await asyncio.to_thread(self.service.prune)
+        removed = await asyncio.to_thread(self.service.prune, wanted)
         for name in removed:
             await self.dns.stop(before[name])
             self.events.emit("network", "destroy", before[name], name=name, type="bridge")

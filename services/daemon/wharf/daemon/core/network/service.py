@@ -31,6 +31,7 @@ from wharf.daemon.core.network.ipam import Allocation, Ipam, Network
 from wharf.daemon.core.network.portmap import BridgeNet, PortMapper
 from wharf.daemon.core.network.ports import PortBinding, PortRequest, resolve
 from wharf.daemon.core.network.published import PublishedPorts
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.state import StateStore
 from wharf.errors import Conflict, InvalidArgument, NotFound, WharfError
 
@@ -178,12 +179,15 @@ class NetworkService:
         network = self.ipam.find(ref)
         return network_json(network, self.ipam.allocations(network_id=network.id))
 
-    def prune(self) -> builtins.list[str]:
-        """Remove user networks without endpoints; returns their names."""
+    def prune(self, wanted: PruneFilter | None = None) -> builtins.list[str]:
+        """Remove user networks without endpoints that ``wanted`` matches (their labels and
+        creation time; every one without it); returns their names."""
+        wanted = wanted or PruneFilter()
         removed: list[str] = []
         with self._lock:
             for network in self.ipam.networks():
-                if network.name in PREDEFINED or self.ipam.allocations(network_id=network.id):
+                if (network.name in PREDEFINED or self.ipam.allocations(network_id=network.id)
+                        or not wanted.matches(network.labels, network.created_at)):
                     continue
                 self.remove_network(network.id)
                 removed.append(network.name)

@@ -14,11 +14,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from wharf.daemon.core.events import EventLog
+from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.volumes import populate
 from wharf.daemon.core.volumes.filters import VolumeFilter
 from wharf.daemon.core.volumes.mountspec import MountPoint
 from wharf.daemon.core.volumes.store import Volume, VolumeStore
-from wharf.errors import Conflict, NotFound
+from wharf.errors import Conflict, InvalidArgument, NotFound
+
+PRUNE_KEYS = ("all",)  # volume prune's own key, besides label and label! (no until)
 
 
 class VolumeService:
@@ -60,11 +63,15 @@ class VolumeService:
         await asyncio.to_thread(self.store.remove, name, force=force)
         self._event(volume, "destroy")
 
-    async def prune(self, filters: Mapping[str, list[str]]) -> tuple[list[str], int]:
-        """Remove every unused volume (all of them at API 1.41) the label filters match."""
-        wanted = VolumeFilter.parse(filters, prune=True)
+    async def prune(self, wanted: PruneFilter) -> tuple[list[str], int]:
+        """Remove every unused volume (all of them at API 1.41) whose labels ``wanted``
+        matches (``prunefilter.parse(..., extra=PRUNE_KEYS, until=False)``); ``all`` (API 1.42)
+        is checked and ignored."""
+        for value in wanted.extra.get("all", ()):
+            if value.lower() not in ("true", "1", "false", "0"):
+                raise InvalidArgument(f"invalid filter 'all={value}'")
         before = {v.name: v for v in self.store.all()}
-        removed, space = await asyncio.to_thread(self.store.prune, wanted)
+        removed, space = await asyncio.to_thread(self.store.prune, _PruneSelection(wanted))
         for name in removed:
             self._event(before[name], "destroy")
         return removed, space
@@ -103,3 +110,14 @@ class VolumeService:
 
     def _event(self, volume: Volume, action: str) -> None:
         self.events.emit("volume", action, volume.name, driver=volume.driver)
+
+
+class _PruneSelection(VolumeFilter):
+    """dockerd's prune filters in the shape the store's prune loop takes (a VolumeFilter)."""
+
+    def __init__(self, wanted: PruneFilter) -> None:
+        super().__init__()
+        self.wanted = wanted
+
+    def matches(self, name: str, driver: str, labels: Mapping[str, str], in_use: bool) -> bool:
+        return not in_use and self.wanted.matches_labels(labels)
