@@ -117,7 +117,7 @@ ensure_token() {
     if [[ -s $TOKEN_FILE ]] && grep -q '^cluster ' "$TOKENS_FILE" 2>/dev/null; then
         return
     fi
-    (umask 077; "$GATEWAY_BIN" token create cluster --tokens-file "$TOKENS_FILE" >"$TOKEN_FILE")
+    (umask 077; "$GATEWAY_BIN" token create cluster --scope admin --tokens-file "$TOKENS_FILE" >"$TOKEN_FILE")
     log "made a gateway token for this cluster ($TOKEN_FILE)"
 }
 

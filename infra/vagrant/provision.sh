@@ -133,7 +133,7 @@ ensure_token() {
     if [[ -s $TOKEN_FILE ]] && grep -q '^vagrant ' "$TOKENS_FILE" 2>/dev/null; then
         return
     fi
-    (umask 077; "$WHARF_REPO/.venv/bin/wharf-gateway" token create vagrant --tokens-file "$TOKENS_FILE" >"$TOKEN_FILE")
+    (umask 077; "$WHARF_REPO/.venv/bin/wharf-gateway" token create vagrant --scope admin --tokens-file "$TOKENS_FILE" >"$TOKEN_FILE")
     log "made the gateway token 'vagrant' ($TOKEN_FILE)"
 }
 

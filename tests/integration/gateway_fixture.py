@@ -42,14 +42,27 @@ class Gateway:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
+    def add_token(self, name: str, scope: str, *allow: str) -> str:
+        """A new token for ``name`` with ``scope`` (and ``--allow`` rules), as
+        ``wharf-gateway token create`` makes it; the running gateway re-reads the file."""
+        tokens = self.args[self.args.index("--tokens-file") + 1]
+        return _token_create(Path(tokens), name, "--scope", scope,
+                             *(f"--allow={rule}" for rule in allow))
+
+
+def _token_create(tokens: Path, name: str, *options: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
+    return subprocess.run([GATEWAY, "token", "create", name, "--tokens-file", str(tokens),
+                           *options], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
 
 def start_gateway(base: Path, amqp_url: str, *, down_after: float = 1.5,
                   port: int | None = None) -> Gateway:
     base.mkdir(parents=True, exist_ok=True)
     tokens = base / "tokens"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
-    token = subprocess.run([GATEWAY, "token", "create", "tester", "--tokens-file", str(tokens)],
-                           check=True, capture_output=True, text=True, env=env).stdout.strip()
+    token = _token_create(tokens, "tester", "--scope", "admin")
     port = port or free_port()
     args = [GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--amqp-url", amqp_url,
             "--state-dir", str(base / "state"), "--tokens-file", str(tokens),

@@ -69,7 +69,7 @@ def test_tokens_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     assert token.startswith("wgt_") and token not in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o600
     tokens = auth.Tokens(path)
-    assert tokens.authenticate(f"Bearer {token}") == "ci"
+    assert tokens.authenticate(f"Bearer {token}").name == "ci"
     for header in (None, "", "Basic xyz", "Bearer wrong", f"bearer {token}"):
         with pytest.raises(Unauthenticated):
             tokens.authenticate(header)
@@ -222,7 +222,7 @@ def test_a_failed_publish_leaves_no_command_behind(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5,
                                       idempotency_key="k"))
-    assert dispatcher.store.command_by_key("k") is None  # the key may be retried
+    assert dispatcher.store.command_by_key("t", "k") is None  # the key may be retried
 
 
 def _bus(dispatcher: Dispatcher) -> Bus:
@@ -306,7 +306,7 @@ def test_old_commands_are_pruned_apart_from_the_requests(tmp_path: Path) -> None
                                       finished_at=datetime.fromtimestamp(2.0, UTC)))
     fresh = store.add_command(_envelope(), ["n1"], None, now=KEEP_COMMANDS_SECONDS + 10)
     assert store.prune(now=KEEP_COMMANDS_SECONDS + 10) == 1
-    assert store.command(old.id) is None and store.command_by_key("old-key") is None
+    assert store.command(old.id) is None and store.command_by_key("", "old-key") is None
     assert store.command(fresh.id) is not None
     store.close()
 
@@ -360,14 +360,20 @@ def _request(query: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> 
 
     from starlette.requests import Request  # noqa: PLC0415
 
+    from wharf.gateway.policy import Grant, Scope  # noqa: PLC0415
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
     app = SimpleNamespace(state=SimpleNamespace(
         settings=GatewaySettings(amqp_url="amqp://unused/"), dispatcher="the dispatcher"))
-    return Request({"type": "http", "query_string": query, "headers": headers or [],
-                    "app": app, "state": {"principal": "ci"}})
+    return Request({"type": "http", "method": "POST", "path": "/v1/nodes/n1/containers/x/start",
+                    "query_string": query, "headers": headers or [], "app": app,
+                    "state": {"principal": "ci", "grant": Grant("ci", Scope.OPERATE)}}, receive)
 
 
 def test_command_parameters_are_read_and_checked_by_hand() -> None:
-    from wharf.gateway.routes import _call  # noqa: PLC0415
+    from wharf.gateway.call import read_call as _call  # noqa: PLC0415
 
     call = asyncio.run(_call(_request(b"deadline=5&wait=TRUE",
                                       [(b"idempotency-key", b"k-1")])))

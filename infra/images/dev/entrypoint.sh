@@ -69,7 +69,7 @@ ensure_token() {
         rm -f "$state/dev-token"   # a token made earlier is no longer accepted
         log "token '$name' accepted (from ${WHARF_DEV_TOKEN_FILE:-WHARF_DEV_TOKEN})"
     elif ! grep -q "^$name " "$tokens" 2>/dev/null || [[ ! -s $state/dev-token ]]; then
-        (umask 077; wharf-gateway token create "$name" --tokens-file "$tokens" >"$state/dev-token")
+        (umask 077; wharf-gateway token create "$name" --scope admin --tokens-file "$tokens" >"$state/dev-token")
         log "created token '$name': docker compose -f docker-compose.dev.yml exec gateway cat $state/dev-token"
     fi
 }

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 
 from wharf.errors import InvalidArgument, WharfError
 from wharf.gateway import auth
+from wharf.gateway.policy import RULES, Scope
 from wharf.gateway.settings import GatewaySettings
 from wharf.version import __version__
 
@@ -38,8 +39,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
     from wharf.gateway.store import ClusterStore  # noqa: PLC0415
 
+    tokens = auth.Tokens(settings.tokens_file)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            tokens.entries()  # now, so what the file says (tokens without a scope) is logged
+        except WharfError as exc:
+            log.error("tokens file: %s", exc)
         store = ClusterStore(settings.state_dir / "gateway.db")
         hub = EventHub(store)
         assert settings.amqp_url, "checked by serve()"
@@ -73,7 +80,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return {"status": "ok", "version": __version__,
                 "broker": "connected" if bus is not None and bus.connected else "disconnected"}
 
-    app.add_middleware(auth.BearerAuth, tokens=auth.Tokens(settings.tokens_file))
+    app.add_middleware(auth.BearerAuth, tokens=tokens)
     app.add_exception_handler(WharfError, wharf_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(node_api)  # first: the commands' routes are matched most often
@@ -82,7 +89,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 
 async def wharf_error(_request: Request, exc: Exception) -> Response:
-    from wharf.gateway.routes import error_response  # noqa: PLC0415
+    from wharf.gateway.call import error_response  # noqa: PLC0415
 
     assert isinstance(exc, WharfError)
     if exc.http_status >= 500:
@@ -187,12 +194,19 @@ _TOKENS_OPTION = click.option("--tokens-file", type=click.Path(path_type=Path),
 
 @token.command("create")
 @click.argument("name")
+@click.option("--scope", type=click.Choice([s.value for s in Scope]), default="operate",
+              show_default=True, help="read: GETs and events; operate: also run, create and "
+              "the containers' lifecycle on one node, within the policy; admin: everything "
+              "(node patterns, pulls on every node, anyone's commands, privileged settings).")
+@click.option("--allow", "allow", multiple=True, metavar="RULE[,RULE…]",
+              help=f"Policy rules an operate token may pass: {', '.join(RULES)}.")
 @_TOKENS_OPTION
-def token_create(name: str, tokens_file: Path | None) -> None:
+def token_create(name: str, scope: str, allow: tuple[str, ...],
+                 tokens_file: Path | None) -> None:
     """Create (or replace) NAME's token and print it: it is shown only once."""
     path = _settings(tokens_file=tokens_file).tokens_file
     try:
-        click.echo(auth.create_token(path, name))
+        click.echo(auth.create_token(path, name, Scope(scope), allow))
     except WharfError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -200,14 +214,18 @@ def token_create(name: str, tokens_file: Path | None) -> None:
 @token.command("ls")
 @_TOKENS_OPTION
 def token_ls(tokens_file: Path | None) -> None:
-    """List token names."""
+    """List tokens: name, scope, the policy rules they are allowed."""
     path = _settings(tokens_file=tokens_file).tokens_file
     try:
-        names = auth.read_tokens(path) if path.exists() else {}
+        entries = auth.read_tokens(path) if path.exists() else {}
     except InvalidArgument as exc:
         raise click.ClickException(str(exc)) from exc
-    for name in sorted(names):
-        click.echo(name)
+    rows = [("NAME", "SCOPE", "ALLOW")] + [
+        (name, f"{e.scope}" if e.scoped else f"{e.scope} (no scope in the file)",
+         ",".join(sorted(e.allow))) for name, e in sorted(entries.items())]
+    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    for name, scope, allowed in rows:
+        click.echo(f"{name:<{width[0]}}  {scope:<{width[1]}}  {allowed}".rstrip())
 
 
 @token.command("rm")

@@ -2,6 +2,9 @@
 
 A command is recorded (with its idempotency key) before it is published; a node that is down or
 unknown is refused at once (503 / 404) instead of letting the request wait for the deadline.
+An idempotency key is its principal's: the same key from another principal is another command,
+and the same key from the same principal for a different request is refused (422, as the IETF
+draft "The Idempotency-Key HTTP Header Field" says) rather than answered with the first one.
 Whether a node is up is answered from memory (the bus reports each heartbeat), not from SQLite.
 A command someone waits for is held in memory with an :class:`asyncio.Event`: the bus hands each
 result to :meth:`Dispatcher.on_result` on the loop, which fills it in and wakes the waiters, so
@@ -11,16 +14,48 @@ the request answers without reading the store again. Everything here runs on the
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from wharf.errors import NotFound, Unavailable, from_code
+from wharf.errors import InvalidArgument, NotFound, Unavailable, from_code
 from wharf.gateway.placement import Candidate, Constraint, place
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
 from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
+
+
+class KeyReused(InvalidArgument):
+    """An Idempotency-Key used again by its principal for a different request: the request is
+    unprocessable as sent (422), not invalid; on the wire still ``invalid_argument``."""
+
+    http_status: ClassVar[int] = 422
+
+
+# Query parameters that say how to answer, not what to do: a retry may change them.
+_DELIVERY = frozenset({"wait", "deadline"})
+
+
+def fingerprint(method: str, path: str, query: list[tuple[str, str]], body: bytes) -> str:
+    """The request an Idempotency-Key is bound to: method, path (the node in it), the query
+    but :data:`_DELIVERY`, and the body as sent."""
+    digest = hashlib.sha256(json.dumps(
+        [method, path, sorted((k, v) for k, v in query if k not in _DELIVERY)]).encode())
+    digest.update(b"\0" + body)
+    return digest.hexdigest()
+
+
+def same_request(row: CommandRow, request_hash: str | None) -> CommandRow:
+    """``row`` (found by its key), unless it was made by a different request."""
+    if request_hash is not None and row.request_hash is not None and \
+            row.request_hash != request_hash:
+        raise KeyReused(f"Idempotency-Key {row.idempotency_key!r} was used for a different "
+                        f"request (command {row.id}, {row.type} on {row.node}): send a new "
+                        "key with a new request")
+    return row
 
 
 class Publisher(Protocol):
@@ -82,17 +117,20 @@ class Dispatcher:
     # --- commands ------------------------------------------------------------------------
 
     async def submit(self, node: str, payload: Payload, *, principal: str, deadline: float,
-                     idempotency_key: str | None = None, watch: bool = False) -> CommandRow:
+                     idempotency_key: str | None = None, request_hash: str | None = None,
+                     watch: bool = False) -> CommandRow:
         """Record and publish a command for ``node`` (or every ready node for ``*``).
 
-        With an ``idempotency_key`` seen before, the earlier command is returned and nothing
-        is sent again. ``watch``: the caller will :meth:`wait` for it (its results are then
-        kept in memory from the start, so one that arrives before the wait is not missed).
+        With an ``idempotency_key`` this principal used before, the earlier command is
+        returned and nothing is sent again, or :class:`KeyReused` raised when its
+        ``request_hash`` (:func:`fingerprint`) differs. ``watch``: the caller will
+        :meth:`wait` for it (its results are then kept in memory from the start, so one that
+        arrives before the wait is not missed).
         """
         if idempotency_key is not None:
-            previous = self.store.command_by_key(idempotency_key)
+            previous = self.store.command_by_key(principal, idempotency_key)
             if previous is not None:
-                return previous
+                return same_request(previous, request_hash)
         if node == BROADCAST_NODE:
             expected = [n.name for n in self.store.nodes() if self.node_ready(n)]
             if not expected:
@@ -101,9 +139,10 @@ class Dispatcher:
             expected = [self.require_ready(node)]
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
                                        principal=principal, reply_to=self.gateway_id)
-        row = self.store.add_command(envelope, expected, idempotency_key, self.clock())
+        row = self.store.add_command(envelope, expected, idempotency_key, self.clock(),
+                                     request_hash)
         if row.id != str(envelope.id):
-            return row  # the same key raced us in: that command stands
+            return same_request(row, request_hash)  # the same key raced us in: it stands
         if watch:
             self._watched[row.id] = _Watched(row)
         try:
@@ -150,12 +189,13 @@ class Dispatcher:
             watched.changed.set()
 
     async def call(self, node: str, payload: Payload, *, principal: str, deadline: float,
-                   idempotency_key: str | None = None) -> Any:
+                   idempotency_key: str | None = None, request_hash: str | None = None) -> Any:
         """Submit, wait and return the node's result, or raise its error kind."""
         if payload.type not in MUTATING:
             return await self.read(node, payload, principal=principal, deadline=deadline)
         row = await self.submit(node, payload, principal=principal, deadline=deadline,
-                                idempotency_key=idempotency_key, watch=True)
+                                idempotency_key=idempotency_key, request_hash=request_hash,
+                                watch=True)
         return outcome(await self.wait(row.id), self.clock())
 
     async def read(self, node: str, payload: Payload, *, principal: str,

@@ -13,29 +13,29 @@ A mutating call answers ``202`` with its command (``Id``, ``Status``; ``Location
 ``/v1/commands/{id}``) unless the request says ``?wait=true``, in which case it answers as the
 daemon would have. Reads (inspect, list, logs, images) always wait. ``deadline=SECONDS``
 overrides the default deadline; an ``Idempotency-Key`` header makes a retried request return the
-first request's command instead of running again.
+first request's command instead of running again (keys are per token). A command is its
+token's: another token sees it only if admin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
-from wharf import protocol
-from wharf.dockerapi import STDERR, STDOUT, UP_STATES, frame, parse_filters, qbool, strict_bool
-from wharf.errors import InvalidArgument, NotFound, WharfError
-from wharf.gateway.dispatch import Dispatcher, command_document, outcome
+from wharf.dockerapi import STDERR, STDOUT, UP_STATES, frame, parse_filters, qbool
+from wharf.errors import InvalidArgument, NotFound
+from wharf.gateway.call import COMMAND_PARAMETERS, Command, Dispatch, Who, read_call
+from wharf.gateway.dispatch import command_document
 from wharf.gateway.events import EventHub
 from wharf.gateway.placement import parse_constraint
-from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.policy import check_payload, may_see_command
 from wharf.gateway.status import container_row, node_document, row_matches
 from wharf.protocol import (
     BROADCAST_NODE,
@@ -46,7 +46,6 @@ from wharf.protocol import (
     KillPayload,
     ListPayload,
     LogsPayload,
-    Payload,
     PullPayload,
     RemoveImagePayload,
     RemovePayload,
@@ -55,100 +54,11 @@ from wharf.protocol import (
 )
 
 LOG_POLL_SECONDS = 0.2  # a follower's pause when the node's log had nothing new
-MAX_DEADLINE = protocol.MAX_DEADLINE.total_seconds()
-MAX_KEY = 200
 
-
-# Every dependency is ``async def``: FastAPI runs a plain ``def`` one (or a class) in its
-# thread pool, a thread hop per dependency per request that cost more than the work they do.
-
-
-async def _dispatcher(request: Request) -> Dispatcher:
-    dispatcher: Dispatcher = request.app.state.dispatcher
-    return dispatcher
-
-
-Dispatch = Annotated[Dispatcher, Depends(_dispatcher)]
-
-# Authentication is BearerAuth's, in front of the whole app (wharf.gateway.auth).
+# Authentication and scopes are BearerAuth's, in front of the whole app (wharf.gateway.auth);
+# the create policy is Call.mutate's (wharf.gateway.call).
 cluster = APIRouter(prefix="/v1")
 node_api = APIRouter(prefix="/v1/nodes/{node}")
-
-
-class Call:
-    """What every command route needs: the dispatcher, who asks, the deadline, the key, and
-    whether the request waits for the result (``None``: not said, the route decides)."""
-
-    def __init__(self, dispatcher: Dispatcher, who: str, deadline: float,
-                 idempotency_key: str | None, wait: bool | None = None) -> None:
-        self.dispatcher, self.principal = dispatcher, who
-        self.deadline, self.idempotency_key, self.wait = deadline, idempotency_key, wait
-
-    async def read(self, node: str, payload: Payload) -> Any:
-        return await self.dispatcher.call(node, payload, principal=self.principal,
-                                          deadline=self.deadline)
-
-    async def mutate(self, node: str, payload: Payload, *, wait_default: bool = False,
-                     ok_status: int = 200, shape: Any = None) -> Response:
-        wait = wait_default if self.wait is None else self.wait
-        row = await self.dispatcher.submit(node, payload, principal=self.principal,
-                                           deadline=self.deadline,
-                                           idempotency_key=self.idempotency_key, watch=wait)
-        headers = {"X-Wharf-Command": row.id, "Location": f"/v1/commands/{row.id}"}
-        if not wait:
-            return JSONResponse(command_document(row, time.time()), status_code=202,
-                                headers=headers)
-        try:
-            result = outcome(await self.dispatcher.wait(row.id), time.time())
-        except WharfError as exc:  # the node's error, still naming the command
-            response = error_response(exc)
-            response.headers.update(headers)
-            return response
-        if ok_status == 204:
-            return Response(status_code=204, headers=headers)
-        body = shape(result) if shape is not None else result
-        return JSONResponse(body, status_code=ok_status, headers=headers)
-
-
-# The parameters every command route shares are read here by hand: FastAPI validates each
-# declared parameter on every request, and for these three that cost more than the rest of
-# the request (cProfile under bench/dispatch.py). COMMAND_PARAMETERS puts them in the
-# OpenAPI document all the same.
-COMMAND_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "wait", "in": "query", "required": False, "schema": {"type": "boolean"},
-     "description": "answer with the result instead of 202 + the command (default false; "
-                    "true for image pulls; reads always wait)"},
-    {"name": "deadline", "in": "query", "required": False,
-     "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE},
-     "description": "seconds the command may wait to be executed (default 60)"},
-    {"name": "Idempotency-Key", "in": "header", "required": False,
-     "schema": {"type": "string", "maxLength": MAX_KEY},
-     "description": "a retried request with the same key returns the first one's command"},
-]
-
-
-async def _call(request: Request) -> Call:
-    state, query = request.app.state, request.query_params
-    settings: GatewaySettings = state.settings
-    deadline = settings.default_deadline
-    if (text := query.get("deadline")) is not None:
-        try:
-            deadline = float(text)
-        except ValueError:
-            deadline = math.nan
-        if not 0 < deadline <= MAX_DEADLINE:
-            raise InvalidArgument(f"deadline: {text!r} is not a number of seconds in "
-                                  f"(0, {MAX_DEADLINE:g}]")
-    wait = None
-    if (text := query.get("wait")) is not None:
-        wait = strict_bool("wait", text)
-    key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_KEY:
-        raise InvalidArgument(f"Idempotency-Key: 1 to {MAX_KEY} characters")
-    return Call(state.dispatcher, request.state.principal, deadline, key, wait)
-
-
-Command = Annotated[Call, Depends(_call)]
 
 
 # --- the cluster API ------------------------------------------------------------------------
@@ -191,9 +101,11 @@ async def cluster_containers(dispatcher: Dispatch, all: bool = False,
 async def place_and_run(call: Command, body: Annotated[dict[str, Any], Body()],
                         name: str | None = None,
                         constraint: Annotated[list[str] | None, Query()] = None) -> Response:
+    payload = RunPayload(create=body, name=name or None)
+    check_payload(call.grant, payload)  # before placement: refused whatever the nodes are
     node = call.dispatcher.choose([parse_constraint(c) for c in constraint or []])
-    return await call.mutate(node, RunPayload(create=body, name=name or None),
-                             ok_status=201, shape=lambda r: {**r, "Node": node, "Warnings": []})
+    return await call.mutate(node, payload, ok_status=201,
+                             shape=lambda r: {**r, "Node": node, "Warnings": []})
 
 
 @cluster.get("/placement", summary="The node placement would choose now (for clients that "
@@ -204,9 +116,9 @@ async def placement(dispatcher: Dispatch,
 
 
 @cluster.get("/commands/{command_id}", summary="A command's state and result")
-async def get_command(dispatcher: Dispatch, command_id: str) -> dict[str, Any]:
+async def get_command(dispatcher: Dispatch, grant: Who, command_id: str) -> dict[str, Any]:
     row = dispatcher.store.command(command_id)
-    if row is None:
+    if row is None or not may_see_command(grant, row.principal):  # another's: not there
         raise NotFound(f"no such command: {command_id}")
     return command_document(row, time.time())
 
@@ -215,7 +127,8 @@ async def get_command(dispatcher: Dispatch, command_id: str) -> dict[str, Any]:
 async def pull_everywhere(call: Command, image: str = Query(min_length=1)) -> Response:
     row = await call.dispatcher.submit(BROADCAST_NODE, PullPayload(image=image),
                                        principal=call.principal, deadline=call.deadline,
-                                       idempotency_key=call.idempotency_key)
+                                       idempotency_key=call.idempotency_key,
+                                       request_hash=call.request_hash)
     if call.wait:
         row = await call.dispatcher.wait(row.id)
     document = command_document(row, time.time())
@@ -379,15 +292,7 @@ def _log_frame(entry: dict[str, Any], tty: bool, timestamps: bool) -> bytes:
     return frame(STDERR if entry["stream"] == "stderr" else STDOUT, data)
 
 
-def error_response(exc: WharfError) -> Response:
-    """Docker's error shape, with the kind's stable code (304 has no body)."""
-    if exc.http_status == 304:
-        return Response(status_code=304)
-    return JSONResponse({"message": exc.message, "code": exc.code},
-                        status_code=exc.http_status)
-
-
-
-for _route in [*cluster.routes, *node_api.routes]:  # document what _call reads by hand
-    if isinstance(_route, APIRoute) and _call in [d.call for d in _route.dependant.dependencies]:
+for _route in [*cluster.routes, *node_api.routes]:  # document what read_call reads by hand
+    if isinstance(_route, APIRoute) and \
+            read_call in [d.call for d in _route.dependant.dependencies]:
         _route.openapi_extra = {"parameters": COMMAND_PARAMETERS}

@@ -20,60 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wharf.gateway import schema
 from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS nodes (
-    name TEXT PRIMARY KEY,
-    engine_id TEXT NOT NULL DEFAULT '',
-    labels TEXT NOT NULL DEFAULT '{}',
-    load TEXT NOT NULL DEFAULT '{}',
-    version TEXT NOT NULL DEFAULT '',
-    first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    seq INTEGER NOT NULL DEFAULT -1,
-    snapshot_at REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS containers (
-    node TEXT NOT NULL,
-    id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (node, id)
-);
-CREATE TABLE IF NOT EXISTS images (
-    node TEXT NOT NULL,
-    id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (node, id)
-);
-CREATE TABLE IF NOT EXISTS commands (
-    id TEXT PRIMARY KEY,
-    idempotency_key TEXT UNIQUE,
-    principal TEXT NOT NULL,
-    node TEXT NOT NULL,
-    type TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    deadline REAL NOT NULL,
-    envelope TEXT NOT NULL,
-    expected TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS command_results (
-    command_id TEXT NOT NULL,
-    node TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result TEXT,
-    error TEXT,
-    finished_at REAL NOT NULL,
-    PRIMARY KEY (command_id, node)
-);
-CREATE INDEX IF NOT EXISTS commands_created_at ON commands (created_at);
-CREATE INDEX IF NOT EXISTS command_results_finished_at ON command_results (finished_at);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_nano INTEGER NOT NULL,
-    data TEXT NOT NULL
-);
-"""
 KEEP_EVENTS = 10_000
 KEEP_COMMANDS_SECONDS = 7 * 24 * 3600
 KEEP_COMMANDS = 100_000
@@ -107,6 +56,7 @@ class CommandRow:
     envelope: str
     expected: list[str]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_hash: str | None = None  # the request's fingerprint (None: from before they were)
 
     def status(self, now: float) -> str:
         """pending until every expected node answered; then ok, error, expired or partial.
@@ -136,7 +86,7 @@ class ClusterStore:
         self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        schema.migrate(self._db, path)
 
     def close(self) -> None:
         with self._lock:
@@ -264,28 +214,33 @@ class ClusterStore:
     # --- commands ---------------------------------------------------------------------------
 
     def add_command(self, envelope: CommandEnvelope, expected: list[str],
-                    idempotency_key: str | None, now: float) -> CommandRow:
-        """Record a command about to be published; with an ``idempotency_key`` already used,
-        the earlier command is returned instead (and nothing is recorded). One statement, so
-        its own transaction: the UNIQUE key decides a race between two requests."""
+                    idempotency_key: str | None, now: float,
+                    request_hash: str | None = None) -> CommandRow:
+        """Record a command about to be published; with an ``idempotency_key`` the envelope's
+        principal already used, that earlier command is returned instead (and nothing is
+        recorded). One statement, so its own transaction: the UNIQUE (principal, key) decides
+        a race between two requests."""
         document = envelope.model_dump_json()
         try:
             with self._lock:
                 self._db.execute(
                     "INSERT INTO commands (id, idempotency_key, principal, node, type,"
-                    " created_at, deadline, envelope, expected) VALUES (?,?,?,?,?,?,?,?,?)",
+                    " created_at, deadline, envelope, expected, request_hash)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (str(envelope.id), idempotency_key, envelope.principal, envelope.node,
                      envelope.type, now, envelope.deadline.timestamp(), document,
-                     json.dumps(expected)))
+                     json.dumps(expected), request_hash))
         except sqlite3.IntegrityError:
-            earlier = self.command_by_key(idempotency_key) if idempotency_key else None
+            earlier = self.command_by_key(envelope.principal, idempotency_key) \
+                if idempotency_key else None
             if earlier is None:
                 raise
             return earlier
         return CommandRow(id=str(envelope.id), idempotency_key=idempotency_key,
                           principal=envelope.principal, node=envelope.node, type=envelope.type,
                           created_at=now, deadline=envelope.deadline.timestamp(),
-                          envelope=document, expected=list(expected))
+                          envelope=document, expected=list(expected),
+                          request_hash=request_hash)
 
     def prune(self, now: float, keep_seconds: float = KEEP_COMMANDS_SECONDS,
               keep: int = KEEP_COMMANDS) -> int:
@@ -307,10 +262,11 @@ class ClusterStore:
         with self._tx() as db:
             db.execute("DELETE FROM commands WHERE id=?", (command_id,))
 
-    def command_by_key(self, idempotency_key: str) -> CommandRow | None:
+    def command_by_key(self, principal: str, idempotency_key: str) -> CommandRow | None:
+        """``principal``'s command made with ``idempotency_key`` (keys are per principal)."""
         with self._lock:
-            row = self._db.execute("SELECT id FROM commands WHERE idempotency_key=?",
-                                   (idempotency_key,)).fetchone()
+            row = self._db.execute("SELECT id FROM commands WHERE principal=? AND"
+                                   " idempotency_key=?", (principal, idempotency_key)).fetchone()
             return self._command(self._db, row["id"]) if row is not None else None
 
     def command(self, command_id: str) -> CommandRow | None:
@@ -361,7 +317,7 @@ class ClusterStore:
                           principal=row["principal"], node=row["node"], type=row["type"],
                           created_at=row["created_at"], deadline=row["deadline"],
                           envelope=row["envelope"], expected=json.loads(row["expected"]),
-                          results=results)
+                          results=results, request_hash=row["request_hash"])
 
 
 def result_document(result: CommandResult) -> dict[str, Any]:
