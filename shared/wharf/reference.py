@@ -6,7 +6,7 @@ Grammar (distribution/reference)::
     name       := [domain "/"] path-component ["/" path-component]*
     domain     := host [":" port]          host := domain-name | "[" ipv6 "]"
     path-comp  := [a-z0-9]+ (([._]|__|-+) [a-z0-9]+)*
-    tag        := [\\w][\\w.-]{0,127}
+    tag        := [\\w][\\w.-]{0,127}       (\\w is Go's: ASCII letters, digits and _)
     digest     := "sha256:" 64 lowercase hex   (other algorithms are rejected here)
 
 Normalisation (``ParseNormalizedNamed``): the first component is a domain when it contains
@@ -33,12 +33,13 @@ _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
 _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # Go's \w is ASCII; Python's is not
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$")
-_ANCHORED_TAG = re.compile(rf"^{_TAG}$")
-_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+# Every pattern is used with fullmatch: "$" also matches before a final newline.
+_REFERENCE = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?")
+_TAG_ONLY = re.compile(_TAG)
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+_HEX64 = re.compile(r"[a-f0-9]{64}")
 
 _FORMAT = "invalid reference format"
 
@@ -96,7 +97,7 @@ class Reference:
 
     def with_tag(self, tag: str) -> Reference:
         """The same repository with ``tag`` (the digest dropped)."""
-        if not _ANCHORED_TAG.match(tag):
+        if not _TAG_ONLY.fullmatch(tag):
             raise InvalidArgument(f"invalid tag format: {tag!r}")
         return replace(self, tag=tag, digest=None)
 
@@ -106,7 +107,7 @@ class Reference:
 
 def parse(text: str) -> Reference:
     """Parse and normalise ``text`` like ``docker pull`` does; InvalidArgument when invalid."""
-    if _HEX64.match(text):
+    if _HEX64.fullmatch(text):
         raise InvalidArgument(
             f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
         )
@@ -114,7 +115,7 @@ def parse(text: str) -> Reference:
     remote = remainder.split("@", 1)[0].split(":", 1)[0]
     if remote.lower() != remote:
         raise InvalidArgument(f"{_FORMAT}: repository name must be lowercase")
-    match = _REFERENCE.match(f"{domain}/{remainder}")
+    match = _REFERENCE.fullmatch(f"{domain}/{remainder}")
     if match is None:
         if not text:
             raise InvalidArgument(f"{_FORMAT}: repository name must have at least one component")
@@ -149,7 +150,7 @@ def _split_domain(text: str) -> tuple[str, str]:
 
 
 def _check_digest(digest: str) -> str:
-    if _SHA256.match(digest):
+    if _SHA256.fullmatch(digest):
         return digest
     algorithm = digest.split(":", 1)[0]
     if algorithm != "sha256":

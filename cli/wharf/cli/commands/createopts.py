@@ -23,6 +23,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 PULL_POLICIES = ("missing", "always", "never")
+LOG_OPTIONS = [
+    click.option("--log-driver", default="", help="Logging driver for the container."),
+    click.option("--log-opt", "log_opts", multiple=True,
+                 help="Log driver options (max-size=10m, max-file=3)."),
+]
 
 
 class FlagError(CLIError):
@@ -88,7 +93,7 @@ def create_options(fn: F) -> F:
                      '("always"|"missing"|"never").'),
         click.option("--platform", default="", help="Set platform if server is multi-platform "
                      "capable."),
-        *HEALTH_OPTIONS,
+        *HEALTH_OPTIONS, *LOG_OPTIONS,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -277,6 +282,15 @@ def parse_mount(spec: str) -> dict[str, Any]:
     return mount
 
 
+def _log_config(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """``--log-driver``/``--log-opt`` as docker sends them (the daemon checks the options)."""
+    config = dict(value.partition("=")[::2] for value in opts.get("log_opts", ()))
+    driver = opts.get("log_driver", "")
+    if driver == "none" and config:
+        raise FlagError("invalid logging opts for driver none")
+    return {"Type": driver, "Config": config}
+
+
 def _labels(values: Sequence[str]) -> dict[str, str]:
     return {k: v for k, _, v in (value.partition("=") for value in values)}
 
@@ -304,7 +318,7 @@ def host_config(opts: Mapping[str, Any], bindings: Mapping[str, Any]) -> dict[st
     binds = [v for v in opts["volumes"] if ":" in v]
     tmpfs = {path: options for path, _, options in (t.partition(":") for t in opts["tmpfs"])}
     config: dict[str, Any] = {
-        "Binds": binds or None, "LogConfig": {"Type": "", "Config": {}},
+        "Binds": binds or None, "LogConfig": _log_config(opts),
         "NetworkMode": opts["network"], "PortBindings": dict(bindings),
         "RestartPolicy": parse_restart(opts["restart"]), "AutoRemove": opts["auto_remove"],
         "VolumeDriver": "", "VolumesFrom": list(opts["volumes_from"]) or None,

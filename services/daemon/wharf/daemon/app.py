@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import click
 
+from wharf.daemon.core import dataroot
 from wharf.daemon.settings import DaemonSettings
 from wharf.errors import Conflict, InvalidArgument, WharfError
 from wharf.version import __version__
@@ -31,7 +32,7 @@ class DataRootLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o711, parents=True, exist_ok=True)  # see core.dataroot
         handle = self.path.open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -76,8 +77,8 @@ def build_engine(settings: DaemonSettings) -> Any:
     root = settings.data_root
     state = StateStore(root / "state.db")
     state.open()
-    content, layers = ContentStore(root / "content"), LayerStore(root / "layers")
-    store = ImageStore(state, content, layers)
+    layers = LayerStore(root / "layers", settings.inflate_limit)
+    store = ImageStore(state, ContentStore(root / "content"), layers)
     registry = RegistryClient(
         mirrors=settings.registry_mirrors,
         insecure=settings.insecure_registries,
@@ -121,8 +122,8 @@ def _builds(settings: DaemonSettings, images: Any, containers: Any) -> Any:
     from wharf.daemon.core.build.context import ContextLimits  # noqa: PLC0415
     from wharf.daemon.core.build.service import BuildService  # noqa: PLC0415
 
-    builds = BuildService(images, containers, settings.data_root / "builds",
-                          ContextLimits(max_bytes=settings.build_context_max_bytes))
+    limits = ContextLimits(settings.build_context_max_bytes, inflate=settings.inflate_limit)
+    builds = BuildService(images, containers, settings.data_root / "builds", limits)
     builds.clean_leftovers()
     return builds
 
@@ -176,7 +177,7 @@ def _agent(settings: DaemonSettings, engine: Any) -> Any:
 def _runtime(settings: DaemonSettings) -> tuple[Any, Any, Any]:
     """The conmon runtimes (default first) and the bundle builder for this host."""
     from wharf.daemon.core.containers.bundle import Bundles  # noqa: PLC0415
-    from wharf.daemon.core.runtime import cgroups, oci, seccomp, seccomp_bpf  # noqa: PLC0415
+    from wharf.daemon.core.runtime import cgroups, logfiles, oci, seccomp, seccomp_bpf  # noqa: PLC0415
     from wharf.daemon.core.runtime import spec as oci_spec  # noqa: PLC0415
     from wharf.daemon.core.runtime.monitor import ConmonRuntime  # noqa: PLC0415
     from wharf.errors import InvalidArgument  # noqa: PLC0415
@@ -197,7 +198,8 @@ def _runtime(settings: DaemonSettings) -> tuple[Any, Any, Any]:
     if default is None:
         raise InvalidArgument(f"the default runtime {settings.default_runtime} is not installed")
     bundles = Bundles(containers_root, host, seccomp.load_profile(),
-                      seccomp_bpf.BpfCache(settings.data_root / "seccomp"))
+                      seccomp_bpf.BpfCache(settings.data_root / "seccomp"), settings.log_opts)
+    logfiles.LogKeeper(containers_root).start()  # the older log files of --log-opt max-file
     return default, bundles, runtimes
 
 
@@ -277,6 +279,7 @@ async def serve(settings: DaemonSettings) -> None:
     from wharf.daemon.adapters.api.tls import ListeningServer  # noqa: PLC0415
 
     engine = build_engine(settings)
+    dataroot.secure(settings.data_root)  # its modes, after start-up's clean-ups (of builds/)
     agent = None
     with ExitStack() as listeners:
         try:
@@ -312,12 +315,12 @@ async def serve(settings: DaemonSettings) -> None:
               "(default /run/wharf, env WHARF_RUN_DIR).")
 @click.option("-H", "--host", "hosts", multiple=True, metavar="URL",
               help="Listen on unix:///path or tcp://HOST[:PORT] (repeatable; default "
-              "unix://<run-dir>/wharfd.sock). TCP needs --tls/--tlsverify or --insecure-tcp; "
+              "unix://<run-dir>/wharfd.sock). TCP needs --tlsverify (or --insecure-tcp); "
               "its port defaults to 2376 with TLS, 2375 without.")
 @click.option("--tlsverify", is_flag=True, default=None,
               help="Serve TCP with TLS and require client certificates signed by --tlscacert.")
 @click.option("--tls", is_flag=True, default=None,
-              help="Serve TCP with TLS, without verifying clients (implied by --tlsverify).")
+              help="Serve TCP with TLS (implied by --tlsverify; alone it is refused on TCP).")
 @click.option("--tlscacert", type=click.Path(path_type=Path),
               help="CA that signs client certificates (default /etc/wharf/tls/ca.pem).")
 @click.option("--tlscert", type=click.Path(path_type=Path),

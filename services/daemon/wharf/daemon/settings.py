@@ -15,6 +15,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wharf.daemon.core.images.compression import InflateLimit
+from wharf.daemon.core.runtime.logfiles import DEFAULT_LOG_OPTS, parse_log_opts
 from wharf.daemon.listen import ListenAddress, parse_listen_address
 from wharf.errors import InvalidArgument
 
@@ -56,6 +58,7 @@ class DaemonSettings(BaseSettings):
     run_dir: Path = Path("/run/wharf")
     socket: Path | None = Field(default=None,
                                 description="unix socket; default <run_dir>/wharfd.sock")
+    # Who may use the API socket: root alone (0600) or root and the socket's group (0660).
     socket_mode: int = 0o660
     registry_mirrors: list[str] = Field(default_factory=list)
     insecure_registries: list[str] = Field(default_factory=lambda: ["127.0.0.0/8"])
@@ -76,11 +79,19 @@ class DaemonSettings(BaseSettings):
     journal_keep: int = Field(default=10_000, ge=100, le=10_000_000)
     # The largest build context (POST /build) accepted, compressed as sent and unpacked.
     build_context_max_bytes: int = Field(default=2 << 30, ge=1 << 20, le=1 << 40)
+    # Decompression bound of a layer (and a build context): it may inflate to
+    # max(ratio x its compressed size, min bytes); past that it is refused as a bomb.
+    layer_inflate_ratio: int = Field(default=8, ge=1, le=1 << 20)
+    layer_inflate_min_bytes: int = Field(default=10 << 30, ge=1 << 20, le=1 << 50)
+    # The containers' default log options (dockerd's daemon.json "log-opts"): a container's
+    # own --log-opt keys win, key by key. max-size and max-file bound each container's log.
+    log_opts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
     # Containers' cgroups live under this parent (/sys/fs/cgroup/<parent>/<id>, or
     # <parent>.slice with systemd); daemons sharing a host each need their own.
     cgroup_parent: str = Field(default="wharf", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     # Listeners (dockerd's -H, repeatable): unix:///path and tcp://HOST[:PORT]. Empty means
-    # the one unix socket above. TCP needs TLS unless insecure_tcp says otherwise (docs/tls.md).
+    # the one unix socket above. TCP needs --tlsverify (mutual TLS) unless insecure_tcp says
+    # otherwise; --tls alone is refused on TCP (docs/tls.md).
     hosts: list[str] = Field(default_factory=list)
     tls: bool = False
     tlsverify: bool = False
@@ -132,6 +143,25 @@ class DaemonSettings(BaseSettings):
             raise ValueError(f"bridge subnet {value!r} must be IPv4 with room for addresses")
         return str(network)
 
+    @field_validator("socket_mode", mode="before")
+    @classmethod
+    def _socket_mode(cls, value: Any) -> Any:
+        mode = int(value, 8) if isinstance(value, str) else value  # daemon.json's "0660"
+        if mode not in (0o600, 0o660):
+            shown = oct(mode) if isinstance(mode, int) else repr(mode)
+            raise ValueError(f"socket mode {shown} is not allowed: use 0600 (root only) or "
+                             "0660 (root and the socket's group); others must never reach it")
+        return mode
+
+    @field_validator("log_opts")
+    @classmethod
+    def _log_opts(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            parse_log_opts(value)
+        except InvalidArgument as exc:
+            raise ValueError(f"log-opts: {exc.message}") from None
+        return value
+
     @field_validator("hosts")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
@@ -142,13 +172,19 @@ class DaemonSettings(BaseSettings):
     @model_validator(mode="after")
     def _tcp_needs_tls(self) -> DaemonSettings:
         tcp = [a.url for a in self.listen_addresses if a.scheme == "tcp"]
+        if self.insecure_tcp and self.tls_enabled:
+            raise ValueError("--insecure-tcp contradicts --tls/--tlsverify; choose one")
         if tcp and not self.tls_enabled and not self.insecure_tcp:
             raise ValueError(
                 f"refusing to listen on {', '.join(tcp)} without TLS: anyone who can reach it "
                 "would own this host. Use --tlsverify (mutual TLS, see docs/tls.md), or "
                 "--insecure-tcp if you really want plain TCP")
-        if self.insecure_tcp and self.tls_enabled:
-            raise ValueError("--insecure-tcp contradicts --tls/--tlsverify; choose one")
+        if tcp and not self.tlsverify and not self.insecure_tcp:
+            raise ValueError(
+                f"refusing to listen on {', '.join(tcp)} with --tls but without --tlsverify: "
+                "TLS alone does not check who connects, so anyone who can reach the port "
+                "would be root on this host. Add --tlsverify (client certificates signed by "
+                "--tlscacert, see docs/tls.md)")
         return self
 
     @property
@@ -158,6 +194,11 @@ class DaemonSettings(BaseSettings):
             if address.path is not None:
                 return address.path
         return self.socket or self.run_dir / "wharfd.sock"
+
+    @property
+    def inflate_limit(self) -> InflateLimit:
+        """How far a compressed layer or build context may inflate."""
+        return InflateLimit(self.layer_inflate_ratio, self.layer_inflate_min_bytes)
 
     @property
     def tls_enabled(self) -> bool:

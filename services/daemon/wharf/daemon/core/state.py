@@ -9,6 +9,8 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from wharf.errors import Internal
+
+DB_MODE = 0o600  # state.db, -wal, -shm: root alone
 
 MIGRATIONS: list[str] = [
     # 1: images, tags, layers and where blobs came from (for cross-repository mounts).
@@ -169,14 +173,23 @@ class StateStore:
         self._conn: sqlite3.Connection | None = None
 
     def open(self, *, migrate: bool = True) -> None:
-        """Connect (creating the file) and, unless told otherwise, migrate to the latest schema."""
+        """Connect (creating the file) and, unless told otherwise, migrate to the latest schema.
+
+        The database and its WAL and shared-memory files are 0600: they hold create bodies
+        (Env secrets) and command results. A new file is made 0600 before SQLite opens it
+        (SQLite gives the WAL and SHM the database's mode); existing ones are fixed here.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, DB_MODE))
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", DB_MODE)
         self._conn = conn
         if migrate:
             self.migrate()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from wharf.daemon.core.images import compression as cz
 from wharf.daemon.core.images.compression import TAR_GZIP, TAR_ZSTD, decompressed, sniff_media_type
 from wharf.daemon.core.images.tarsafety import scan
 from wharf.daemon.core.images.untar import extract
@@ -60,10 +61,12 @@ _XZ_MEMLIMIT = 256 * MIB  # xz -9 needs 65 MiB; a forged header may ask for 1.5 
 
 @dataclass(frozen=True)
 class ContextLimits:
-    """``max_bytes`` bounds both the body as received and the uncompressed tar."""
+    """``max_bytes`` bounds both the body as received and the uncompressed tar; a compressed
+    body also inflates to at most ``inflate`` of its size (the layers' rule)."""
 
     max_bytes: int = 2 << 30
     max_files: int = 1_000_000
+    inflate: cz.InflateLimit = cz.InflateLimit()
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,10 @@ def _as_context() -> Iterator[None]:
         raise InvalidArgument(exc.message.removeprefix("layer ")) from None
 
 
-def _too_large(limits: ContextLimits) -> InvalidArgument:
+def _too_large(limits: ContextLimits, inflated: bool = False) -> InvalidArgument:
+    if inflated:  # the layers' rule: see cz.InflateLimit
+        return InvalidArgument("build context inflates past the limit for its compressed "
+                               "size (a possible decompression bomb)")
     size = limits.max_bytes
     limit = f"{size // MIB} MiB" if size % MIB == 0 else f"{size} bytes"
     return InvalidArgument(f"build context is larger than the limit of {limit}")
@@ -135,12 +141,12 @@ def _spool(body: BinaryIO, work: Path, limits: ContextLimits) -> Path:
     if kind == "none":
         return raw
     tar_path = work / "context.tar"
-    size = 0
+    size, bound = 0, min(limits.max_bytes, limits.inflate.bound(received))
     with raw.open("rb") as f, tar_path.open("wb") as out, _as_context():
         for data in _decompress(f, kind):
             size += len(data)
-            if size > limits.max_bytes:
-                raise _too_large(limits)
+            if size > bound:
+                raise _too_large(limits, bound < limits.max_bytes)
             out.write(data)
     raw.unlink()
     return tar_path

@@ -1,7 +1,9 @@
 """``docker cp``: stat, read and write paths of a container's filesystem.
 
 Which filesystem: a running (or paused) container is reached through ``/proc/<pid>/root``, so
-a copy sees exactly what the container sees, its volumes, binds and tmpfs mounts included. A
+a copy sees exactly what the container sees, its volumes, binds and tmpfs mounts included; the
+root is opened once the pid was checked to be still the container's (``runtime.procroot``) and
+used through that descriptor, so a pid reused by a host process never names the host's ``/``. A
 created or exited container has no process; its overlay is mounted at its usual place
 (``<container dir>/rootfs/merged``, the mount ``start`` makes and reuses) and left mounted
 until the container starts or is removed, like the rootfs of a container that exited.
@@ -10,7 +12,8 @@ Staying inside: every path is resolved with the container's root as ``/`` (``cor
 symlinks, absolute or relative, never climb above it). Reading a tree and extracting an upload
 are done by a helper process that first ``chroot``s into the container root, as moby's
 chrootarchive does: a container that swaps a directory for a symlink during the copy
-(CVE-2018-15664) still cannot make the daemon read or write a host file. Uploads are spooled,
+(CVE-2018-15664) still cannot make the daemon read or write a host file; the helper loads every
+module it needs before the chroot and no other after it. Uploads are spooled,
 then checked by the layer scanner (``images.tarsafety``: ``..`` names, writes through symlinks
 of the archive, hardlinks out of it) before the helper sees them.
 """
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +42,7 @@ from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.daemon.core.images import tarsafety
 from wharf.daemon.core.rootpath import host_path, resolve_in_root
-from wharf.daemon.core.runtime import rootfs
+from wharf.daemon.core.runtime import procroot, rootfs
 from wharf.daemon.core.runtime.users import resolve_user
 from wharf.errors import Internal, InvalidArgument, NotFound, PermissionDenied
 
@@ -49,12 +53,24 @@ GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1
 GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
 _EXIT_NOT_FOUND, _EXIT_INVALID, _EXIT_READ_ONLY = 2, 3, 4
 
+# Before every helper script (this module's and export's): load all they use, then forbid
+# loading more from files. After the chroot a module read from disk would be the container's
+# file, run as host root (Python 3.12's tarfile imports `warnings` on an extract without
+# filter=; a traceback may look up a codec). Builtin and frozen modules stay available.
+_PRELUDE = r"""
+import errno, json, os, shutil, stat, sys, tarfile, zlib
+sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") != "PathFinder"]
+"""
 # The helper: `python -I -S -c _HELPER <root> get|put <json>`; it chroots before touching
 # anything. `get` writes a tar of args.path named args.name to stdout; `put` extracts the tar on
 # stdin into args.dest.
 _HELPER = r"""
 import errno, json, os, shutil, stat, sys, tarfile
 tarfile.pwd = tarfile.grp = None  # no NSS lookups inside the container root
+# docker cp keeps modes, owners and setuid bits, so "fully_trusted" (Python 3.11's only
+# behaviour); the upload was scanned before and the chroot confines it. Explicit, so 3.12+
+# neither warns nor imports. 3.11 before 3.11.4 has no filter argument.
+trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 root, op, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 def fail(code, message):
     sys.stderr.write(message)
@@ -99,11 +115,13 @@ try:
                                            if p not in ("", "."))
             if owner is not None:
                 member.uid, member.gid = owner
-            src.extract(member, ".", set_attrs=True, numeric_owner=True)
+            src.extract(member, ".", set_attrs=True, numeric_owner=True, **trusted)
 except OSError as exc:
     fail(4 if exc.errno == errno.EROFS else 1, str(exc))
 except tarfile.TarError as exc:
     fail(3, "invalid tar archive: %s" % exc)
+except Exception as exc:  # no traceback: printing one reads files, now the container's
+    fail(1, "archive helper failed: %r" % exc)
 """
 
 
@@ -214,14 +232,22 @@ class ContainerArchive:
         layers = self.containers.images.layers
         return [layers.diff_path(c) for c in reversed(image.chain_ids)]
 
-    def root(self, record: ContainerRecord) -> Path:
-        """The container's filesystem as the host sees it (see the module docstring)."""
-        pid = record.state.pid
-        if record.state.status in (Status.RUNNING, Status.PAUSED) and pid > 0:
-            proc_root = Path(f"/proc/{pid}/root")
-            if proc_root.exists():
-                return proc_root
-        return self.overlay_root(record)
+    @contextmanager
+    def root(self, record: ContainerRecord) -> Iterator[Path]:
+        """The container's filesystem as the host sees it (see the module docstring). A
+        running container's is ``/proc/self/fd/<n>``: its process's root, opened once its pid
+        was checked to be still the container's (a pid reused by a host process would name
+        the host's ``/``); the descriptor is closed when the block ends."""
+        fd = None
+        if record.state.status in (Status.RUNNING, Status.PAUSED):
+            fd = procroot.open_root(record.state.pid, record.id)
+        if fd is None:
+            yield self.overlay_root(record)
+            return
+        try:
+            yield procroot.fd_path(fd)
+        finally:
+            os.close(fd)
 
     def overlay_root(self, record: ContainerRecord) -> Path:
         """The container's overlay as the daemon sees it: its image layers and its own
@@ -232,15 +258,16 @@ class ContainerArchive:
     def stat(self, name: str, path: str) -> PathStat:
         """HEAD archive: the stat of ``path``; NotFound when it does not exist."""
         record = self.containers.get(name)
-        return stat_path(self.root(record), path, name)[0]
+        with self.root(record) as root:
+            return stat_path(root, path, name)[0]
 
     def read(self, name: str, path: str) -> tuple[PathStat, Iterator[bytes]]:
         """GET archive: the stat and a tar stream of ``path`` (its base name at the top)."""
         record = self.containers.get(name)
-        root = self.root(record)
-        info, resolved = stat_path(root, path, name)
-        args = {"path": resolved, "name": info.name if info.name != "/" else "."}
-        proc = start_helper(root, "get", args, stdin=subprocess.DEVNULL)
+        with self.root(record) as root:
+            info, resolved = stat_path(root, path, name)
+            args = {"path": resolved, "name": info.name if info.name != "/" else "."}
+            proc = start_helper(root, "get", args, stdin=subprocess.DEVNULL)
         self._event(record, "archive-path", path)
         return info, stream_output(proc, record.short_id)
 
@@ -258,11 +285,11 @@ class ContainerArchive:
         if record.options.readonly_rootfs and not running:
             raise PermissionDenied("container rootfs is marked read-only")
         _check_tar(tar_path)
-        root = self.root(record)
-        dest = resolve_in_root(root, abs_path(path))
-        owner = self._owner(record, root) if copy_uid_gid else None
-        args = {"dest": dest, "noOverwriteDirNonDir": no_overwrite_dir_non_dir, "owner": owner}
-        with tar_path.open("rb") as body:
+        with self.root(record) as root, tar_path.open("rb") as body:
+            dest = resolve_in_root(root, abs_path(path))
+            owner = self._owner(record, root) if copy_uid_gid else None
+            args = {"dest": dest, "noOverwriteDirNonDir": no_overwrite_dir_non_dir,
+                    "owner": owner}
             proc = start_helper(root, "put", args, stdin=body)
             _, err = proc.communicate()
         message = err.decode(errors="replace").strip()
@@ -309,11 +336,12 @@ def _check_tar(tar_path: Path) -> None:
 
 def start_helper(root: Path, op: str, args: Mapping[str, object], *, stdin: int | IO[bytes],
                  script: str = _HELPER) -> subprocess.Popen[bytes]:
-    """``python -I -S -c script root op args`` with its stdout and stderr piped."""
-    argv = [sys.executable, "-I", "-S", "-c", script, str(root), op, json.dumps(args)]
+    """``python -I -S -c script root op args`` with its stdout and stderr piped; the script
+    runs after :data:`_PRELUDE`, and a ``/proc/self/fd/<n>`` root's descriptor is inherited."""
+    argv = [sys.executable, "-I", "-S", "-c", _PRELUDE + script, str(root), op, json.dumps(args)]
     try:
         return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, pass_fds=procroot.inherited(root))
     except OSError as exc:
         raise Internal(f"cannot start the archive helper: {os.strerror(exc.errno or errno.EIO)}"
                        ) from exc

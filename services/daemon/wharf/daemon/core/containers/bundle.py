@@ -5,33 +5,46 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from wharf.daemon.core.containers.records import ContainerRecord
-from wharf.daemon.core.runtime import rootfs, seccomp
+from wharf.daemon.core.dataroot import CONTAINER_MODE, DIR_MODES
+from wharf.daemon.core.runtime import logfiles, rootfs, seccomp
 from wharf.daemon.core.runtime import spec as oci_spec
 from wharf.daemon.core.runtime.seccomp_bpf import BpfCache
 from wharf.daemon.core.runtime.users import resolve_user
 
 
 class Bundles:
-    """Container dirs under ``root``; the OCI bundle is ``root/<id>`` (runtime's layout)."""
+    """Container dirs under ``root``; the OCI bundle is ``root/<id>`` (runtime's layout).
+
+    ``root`` is 0711 and each container dir 0700 (``core.dataroot``): only root reaches a
+    container's rootfs, so a host user never runs a setuid file it made. ``log_opts``
+    are the daemon's default log options (a container's own win, key by key).
+    """
 
     def __init__(self, root: Path, host: oci_spec.HostInfo, profile: dict[str, Any],
-                 bpf: BpfCache) -> None:
+                 bpf: BpfCache, log_opts: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.host = host
         self.profile = profile
         self.bpf = bpf
+        self.log_opts = dict(log_opts or {})
 
     def dir(self, container_id: str) -> Path:
         return self.root / container_id
 
     def prepare(self, record: ContainerRecord) -> None:
-        """Create the container dir with its hostname, hosts and resolv.conf."""
+        """Create the container dir (0700) with its hostname, hosts, resolv.conf and log
+        limits; InvalidArgument for a bad ``--log-opt`` (create fails, in dockerd's words)."""
+        limits = logfiles.resolve(record.host_config.get("LogConfig"), self.log_opts)
         cdir = self.dir(record.id)
-        cdir.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=DIR_MODES["containers"], parents=True, exist_ok=True)
+        cdir.mkdir(mode=CONTAINER_MODE, exist_ok=True)
+        os.chmod(cdir, CONTAINER_MODE)
+        logfiles.write_limits(cdir, limits)
         hostname = record.options.process.hostname or record.short_id
         _write(cdir / "hostname", hostname + "\n")
         _write(cdir / "hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
@@ -76,7 +89,11 @@ class Bundles:
         sec = None if unconfined else seccomp.to_oci(self.profile, caps)
         program = self.bpf.get(sec) if sec is not None and takes_bpf else None
         config = oci_spec.build_config(spec, self.host, seccomp=sec, seccomp_bpf=program)
-        _write(self.dir(record.id) / "config.json", json.dumps(config))
+        cdir = self.dir(record.id)
+        _write(cdir / "config.json", json.dumps(config))
+        if logfiles.read_limits(cdir) is None:  # created before wharf kept log limits
+            logfiles.write_limits(cdir, logfiles.resolve(record.host_config.get("LogConfig"),
+                                                         self.log_opts))
 
     def spec(self, record: ContainerRecord, merged: Path, network: str) -> oci_spec.ContainerSpec:
         """The runtime's view of the container, from its options (the user resolved in the

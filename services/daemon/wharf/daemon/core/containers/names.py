@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from wharf.errors import InvalidArgument
 
-_VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# fullmatch, never "$": that also matches before a final newline ("web\n" would pass).
+_VALID = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 ADJECTIVES = (
     "admiring", "adoring", "affectionate", "agitated", "amazing", "angry", "awesome",
@@ -52,7 +53,7 @@ SURNAMES = (
 
 def validate(name: str) -> str:
     """Return the name without a leading '/', or raise InvalidArgument like Docker."""
-    if not _VALID.match(name):
+    if not _VALID.fullmatch(name):
         raise InvalidArgument(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )

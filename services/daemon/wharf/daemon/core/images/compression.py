@@ -4,15 +4,18 @@ The one decompressor for layer blobs: layer unpack (``untar.decompress_to``, for
 load) and save/load (``archive``, through :func:`open_decompressed`). Streaming and bounded:
 every step yields at most ``_CHUNK`` bytes (a compression bomb costs time, not memory);
 multi-member gzip and multi-frame zstd are read whole; corrupt or truncated data is
-InvalidArgument, never a short tar. The only module that imports ``zstandard``.
+InvalidArgument, never a short tar; and bounded in size: a blob inflates to at most
+:class:`InflateLimit` of its compressed size. The only module that imports ``zstandard``.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -72,26 +75,73 @@ def compression(blob: Path, media_type: str, layer: str) -> str:
     return _sniff(blob)
 
 
-def decompressed(f: BinaryIO, kind: str, layer: str) -> Iterator[bytes]:
-    """The uncompressed bytes of the ``kind`` blob read from ``f``, in bounded pieces."""
+@dataclass(frozen=True)
+class InflateLimit:
+    """How far a compressed layer may inflate: ``max(ratio * compressed, min_bytes)``.
+
+    A layer that inflates further is refused as a decompression bomb (a 510 KiB gzip of zeros
+    is 512 MiB of tar). The daemon's settings ``layer_inflate_ratio`` and
+    ``layer_inflate_min_bytes`` choose it; the default is 8 times or 10 GiB, whichever is larger.
+    """
+
+    ratio: int = 8
+    min_bytes: int = 10 << 30
+
+    def bound(self, compressed: int) -> int:
+        """The most uncompressed bytes allowed for ``compressed`` bytes of blob (pure)."""
+        return max(self.ratio * compressed, self.min_bytes)
+
+
+class InflateLimitExceeded(InvalidArgument):
+    """The uncompressed data grew past its :class:`InflateLimit` (nothing of it is kept)."""
+
+
+def decompressed(f: BinaryIO, kind: str, layer: str, limit: int | None = None
+                 ) -> Iterator[bytes]:
+    """The uncompressed bytes of the ``kind`` blob read from ``f``, in bounded pieces;
+    InflateLimitExceeded once they pass ``limit`` bytes (None: no limit)."""
     chunks = _raw_chunks(f)
     if kind == "gzip":
-        return _gunzip(chunks, layer)
-    if kind == "zstd":
-        return _unzstd(chunks, layer)
-    return chunks
+        out = _gunzip(chunks, layer)
+    elif kind == "zstd":
+        out = _unzstd(chunks, layer)
+    else:
+        return chunks
+    return out if limit is None else _bounded(out, limit, layer)
+
+
+def _bounded(chunks: Iterator[bytes], limit: int, layer: str) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise InflateLimitExceeded(
+                f"layer {layer}: refusing to decompress past {_human(limit)}, the limit for "
+                "its compressed size (a possible decompression bomb; the daemon settings "
+                "layer_inflate_ratio and layer_inflate_min_bytes set it)")
+        yield chunk
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} bytes"
 
 
 @contextmanager
-def open_decompressed(path: Path, media_type: str) -> Iterator[IO[bytes]]:
+def open_decompressed(path: Path, media_type: str, limit: InflateLimit | None = None
+                      ) -> Iterator[IO[bytes]]:
     """A readable stream of the uncompressed tar inside the blob at ``path`` (InvalidArgument
-    for the media types and data :func:`compression` and :func:`decompressed` refuse)."""
+    for the media types and data :func:`compression` and :func:`decompressed` refuse),
+    bounded by ``limit`` (the default rule when None)."""
     kind = compression(path, media_type, path.name)
     with path.open("rb") as raw:
         if kind == "none":
             yield raw
             return
-        with io.BufferedReader(_ChunkStream(decompressed(raw, kind, path.name)),
+        bound = (limit or InflateLimit()).bound(os.fstat(raw.fileno()).st_size)
+        with io.BufferedReader(_ChunkStream(decompressed(raw, kind, path.name, bound)),
                                _CHUNK) as stream:
             yield stream
 

@@ -10,7 +10,8 @@ Layout under ``root`` (``<data_root>/layers``)::
 
 1. decompress the blob (gzip / zstd; the magic bytes win over the media type) into an
    uncompressed temp tar, hashing it for the diff_id in the same pass (a plain tar blob is only
-   hashed and then used in place); a wrong diff_id stops here;
+   hashed and then used in place); a wrong diff_id stops here, and so does a blob that
+   inflates past the store's ``InflateLimit`` (a decompression bomb);
 2. ``tarsafety.scan`` reads every header and refuses or neutralises whatever could escape the
    layer (its docstring lists the rules) before a single file is created;
 3. GNU tar extracts the validated tar, confined to the layer directory (``untar``), keeping
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wharf.daemon.core.images import whiteouts
+from wharf.daemon.core.images.compression import InflateLimit
 from wharf.daemon.core.images.content import fsync_dir
 from wharf.daemon.core.images.tarsafety import scan
 from wharf.daemon.core.images.untar import compression, decompress_to, extract
@@ -70,8 +72,9 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
 class LayerStore:
     """Unpacked layers on disk (see the module docstring for layout and guarantees)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, inflate: InflateLimit | None = None) -> None:
         self.root = root
+        self.inflate = inflate or InflateLimit()
         self._tmp = root / "tmp"
 
     def _dir(self, chain_id: str) -> Path:
@@ -124,7 +127,8 @@ class LayerStore:
                    progress: Callable[[int, int], None] | None = None) -> str:
         """The diff_id of a layer blob (sha256 of its uncompressed tar), reading it once;
         InvalidArgument for corrupt data or an unknown media type."""
-        return decompress_to(blob, compression(blob, media_type, layer), None, layer, progress)
+        return decompress_to(blob, compression(blob, media_type, layer), None, layer, progress,
+                             self.inflate)
 
     def _unpack_into(
         self, work: Path, layer: str, blob: Path, *, kind: str, expected: str | None,
@@ -136,7 +140,7 @@ class LayerStore:
         else:
             tar_path = work / "layer.tar"
             with tar_path.open("wb") as out:
-                diff_id = decompress_to(blob, kind, out, layer, progress)
+                diff_id = decompress_to(blob, kind, out, layer, progress, self.inflate)
         if expected is not None and diff_id != expected:
             raise InvalidArgument(
                 f"layer {layer}: uncompressed content has diff_id {diff_id}, expected {expected}"

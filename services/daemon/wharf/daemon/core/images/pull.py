@@ -6,7 +6,8 @@ layers downloaded in parallel (``RegistryClient.download_slots``), each verified
 streams into the content store → layers unpacked strictly in order, each after its parent →
 image record, repo digest and tag. An error raises the wharf error; no image record is written
 unless everything succeeded (committed blobs and layers may stay: they are content-addressed and
-verified, and garbage collection reclaims them).
+verified, and garbage collection reclaims them). A layer that inflates past the layer store's
+limit (a decompression bomb) is the exception: what the pull stored is collected at once.
 
 A layer counts as present only when both its unpacked form and its blob are in the stores: a
 blob that is missing (collected, or never stored because the layer came from ``load`` or
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wharf.daemon.core.images import manifest as mf
+from wharf.daemon.core.images.compression import InflateLimitExceeded
 from wharf.daemon.core.images.content import ContentStore
 from wharf.daemon.core.images.layers import LayerStore, chain_ids
 from wharf.daemon.core.images.progress import (
@@ -79,6 +81,7 @@ class PullTarget(Protocol):
         repo_digest: str,
     ) -> str: ...
     def tag(self, image_id: str, name: str) -> None: ...
+    def collect_garbage(self) -> tuple[int, int]: ...
     def record_blob_source(self, digest: str, registry: str, repository: str) -> None: ...
 
 
@@ -123,30 +126,37 @@ async def pull(
     job = _Pull(ref, registry, target, auth)
     image, raw, manifest_digest, top_digest = await _resolve_manifest(job, platform)
     yield status(f"Pulling from {ref.path}", ref.tag_or_digest)
-    with target.lease() as lease:
-        lease.hold(manifest_digest, image.config.digest, *(d.digest for d in image.layers))
-        config_raw = await _fetch_config(job, image.config)
-        config = mf.parse_config(config_raw, ref.familiar_string, len(image.layers))
-        _check_platform(config, platform, ref)
-        chains = chain_ids(config.rootfs.diff_ids)
-        lease.hold_layers(*chains)
-        layers = [
-            _Layer(desc, diff_id, chain, chains[i - 1] if i else None)
-            for i, (desc, diff_id, chain) in enumerate(
-                zip(image.layers, config.rootfs.diff_ids, chains, strict=True))
-        ]
-        image_id = "sha256:" + hashlib.sha256(config_raw).hexdigest()
-        if _lookup(target, image_id) is None or not all(map(job.present, layers)):
-            async for message in run_streaming(lambda emit: _fetch_layers(job, layers, emit)):
-                yield message
-        name = f"{ref.name}@{ref.digest}" if ref.digest else ref.string
-        previous = _lookup(target, name)
-        image_id = target.add_image(
-            config=config_raw, manifest=raw, manifest_digest=manifest_digest, chain_ids=chains,
-            repo_digest=f"{ref.name}@{top_digest}",
-        )
-        if not ref.digest:  # under the lease: a prune must not take it untagged
-            target.tag(image_id, ref.string)
+    try:
+        with target.lease() as lease:
+            lease.hold(manifest_digest, image.config.digest, *(d.digest for d in image.layers))
+            config_raw = await _fetch_config(job, image.config)
+            config = mf.parse_config(config_raw, ref.familiar_string, len(image.layers))
+            _check_platform(config, platform, ref)
+            chains = chain_ids(config.rootfs.diff_ids)
+            lease.hold_layers(*chains)
+            layers = [
+                _Layer(desc, diff_id, chain, chains[i - 1] if i else None)
+                for i, (desc, diff_id, chain) in enumerate(
+                    zip(image.layers, config.rootfs.diff_ids, chains, strict=True))
+            ]
+            image_id = "sha256:" + hashlib.sha256(config_raw).hexdigest()
+            if _lookup(target, image_id) is None or not all(map(job.present, layers)):
+                async for message in run_streaming(
+                        lambda emit: _fetch_layers(job, layers, emit)):
+                    yield message
+            name = f"{ref.name}@{ref.digest}" if ref.digest else ref.string
+            previous = _lookup(target, name)
+            image_id = target.add_image(
+                config=config_raw, manifest=raw, manifest_digest=manifest_digest,
+                chain_ids=chains, repo_digest=f"{ref.name}@{top_digest}",
+            )
+            if not ref.digest:  # under the lease: a prune must not take it untagged
+                target.tag(image_id, ref.string)
+    except InflateLimitExceeded:
+        # A decompression bomb: what this pull stored goes at once (a blob another pull
+        # holds, or an image names, is spared by the collection's own rules).
+        await asyncio.to_thread(target.collect_garbage)
+        raise
     target.record_blob_source(image.config.digest, ref.domain, ref.path)
     yield status(f"Digest: {top_digest}")
     verdict = "Image is up to date" if previous == image_id else "Downloaded newer image"

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from wharf.daemon.core.images.compression import compression, decompressed
+from wharf.daemon.core.images.compression import InflateLimit, compression, decompressed
 from wharf.daemon.core.images.confined import CONFINE_FAILED, LAUNCHER
 from wharf.errors import Internal, InvalidArgument
 
@@ -35,17 +35,19 @@ __all__ = ["TAR_BINARY", "compression", "decompress_to", "extract"]
 TAR_BINARY = "/usr/bin/tar"
 _CHUNK = 1 << 20
 
+
 def decompress_to(
     blob: Path, kind: str, out: BinaryIO | None, layer: str,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, limit: InflateLimit | None = None,
 ) -> str:
     """Write the uncompressed tar of ``blob`` to ``out`` (None: only hash it); returns its
-    digest, the diff_id."""
+    digest, the diff_id. InflateLimitExceeded past ``limit`` (the default rule when None)."""
     h = hashlib.sha256()
     total = blob.stat().st_size
     done = 0
+    bound = (limit or InflateLimit()).bound(total)
     with blob.open("rb") as f:
-        for data in decompressed(f, kind, layer):
+        for data in decompressed(f, kind, layer, bound):
             h.update(data)
             if out is not None:
                 out.write(data)

@@ -98,9 +98,11 @@ def conmon_argv(
     stdin: bool = False,
     leave_stdin_open: bool = False,
     log_level: str = "warning",
+    log_size_max: int | None = None,
     conmon: Path = CONMON,
 ) -> list[str]:
-    """conmon's command line for creating one container (pure)."""
+    """conmon's command line for creating one container (pure); ``log_size_max`` caps the
+    log file (conmon starts it over rather than let it grow past that many bytes)."""
     cid = paths.container_id
     argv = [
         str(conmon), "--api-version", "1",
@@ -115,6 +117,8 @@ def conmon_argv(
         "-l", f"k8s-file:{paths.log}",
         "--log-level", log_level,
     ]
+    if log_size_max is not None:
+        argv += ["--log-size-max", str(log_size_max)]
     for arg in runtime.global_args:
         argv += ["--runtime-arg", arg]
     if terminal:

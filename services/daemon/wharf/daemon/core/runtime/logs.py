@@ -5,7 +5,9 @@ following lines of the same stream up to an ``F`` line, whose text ends the entr
 newline the container wrote (a TTY's ``\\r`` stays in the text). A chain still open at the end
 of the log (the container wrote no final newline) becomes an entry without ``\\n`` once the
 reader knows no more is coming. Malformed lines are skipped. The entry's timestamp is that of
-its first line. ``frame`` is Docker's 8-byte multiplexed header.
+its first line. ``frame`` is Docker's 8-byte multiplexed header. The older files ``max-file``
+keeps (``logfiles``) come first when the log is read from its start or by ``tail``; a follower
+reads on in the live file (started over, it is read from its start again).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from wharf.daemon.core.runtime import logfiles
 
 _STREAMS = {"stdout": 1, "stderr": 2}
 _BLOCK = 64 * 1024  # first backwards read for ``tail``; doubles until enough entries
@@ -200,6 +204,22 @@ def _read(path: Path, wanted: _Filter, tail: int | None) -> tuple[list[LogEntry]
         os.close(fd)
 
 
+def _read_all(path: Path, wanted: _Filter, tail: int | None
+              ) -> tuple[list[LogEntry], int, _Joiner]:
+    """:func:`_read` of the live log, the entries of its kept older files first (oldest
+    first; ``logfiles``): as many as ``tail`` still wants, or all."""
+    entries, end, joiner = _read(path, wanted, tail)
+    if tail is not None and len(entries) >= tail:
+        return entries, end, joiner
+    older: list[LogEntry] = []
+    for kept in logfiles.older_files(path):
+        found, _, rest = _read(kept, wanted, None)
+        older += found + [e for e in rest.flush() if wanted(e)]
+    if tail is not None:
+        older = older[max(0, len(older) - (tail - len(entries))):]
+    return older + entries, end, joiner
+
+
 def read_logs(path: Path, *, stdout: bool = True, stderr: bool = True,
               since: float | None = None, until: float | None = None,
               tail: int | None = None) -> list[LogEntry]:
@@ -213,7 +233,7 @@ def read_logs(path: Path, *, stdout: bool = True, stderr: bool = True,
     if tail is not None and tail <= 0:
         return []
     wanted = _Filter(stdout, stderr, since, until)
-    entries, _, joiner = _read(path, wanted, tail)
+    entries, _, joiner = _read_all(path, wanted, tail)
     last = [e for e in joiner.flush() if wanted(e)]
     if tail is not None:
         return (entries + last)[-tail:]
@@ -235,7 +255,7 @@ async def follow_logs(path: Path, *, stdout: bool = True, stderr: bool = True,
     if tail is not None and tail <= 0:
         entries, offset, joiner = _read(path, wanted, 0)
     else:
-        entries, offset, joiner = await asyncio.to_thread(_read, path, wanted, tail)
+        entries, offset, joiner = await asyncio.to_thread(_read_all, path, wanted, tail)
     for entry in entries:
         yield entry
     while True:
@@ -308,7 +328,7 @@ def read_page(path: Path, cursor: tuple[int, int] | None, *, tail: int | None = 
             entries, end, joiner = _read(path, wanted, 0)
             entries = []
         else:
-            entries, end, joiner = _read(path, wanted, tail)
+            entries, end, joiner = _read_all(path, wanted, tail)
         start = joiner.earliest_open()
         flushed = [e for e in joiner.flush() if wanted(e)] if flush else []
         return LogPage(entries + flushed, (end if start is None else start, end), False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from wharf.daemon.core.runtime import cgroups, conmon
+from wharf.daemon.core.runtime import cgroups, conmon, logfiles
 from wharf.daemon.core.runtime.conmon import ContainerPaths
 from wharf.daemon.core.runtime.oci import OciRuntime
 from wharf.errors import DeadlineExceeded, Internal, InvalidArgument, NotFound
@@ -108,10 +108,12 @@ class ConmonRuntime:
         if not paths.config.is_file():
             raise NotFound(f"bundle {paths.bundle} has no config.json")
         conmon.prepare_dirs(paths)
+        limits = logfiles.read_limits(paths.container_dir) or logfiles.LogLimits()
+        logfiles.start_new_file(paths.log, limits)
         argv = conmon.conmon_argv(self.oci, paths, name=request.name,
                                   terminal=request.terminal, stdin=request.stdin,
                                   leave_stdin_open=request.leave_stdin_open,
-                                  conmon=self._conmon)
+                                  log_size_max=limits.max_size, conmon=self._conmon)
         return conmon.launch(argv, cwd=paths.bundle)
 
     def start(self, container_id: str) -> None:

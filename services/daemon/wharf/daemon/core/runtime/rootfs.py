@@ -97,7 +97,10 @@ def mount_overlay(layers: Sequence[Path], base: Path, *, keep_upper: bool = Fals
     paths = OverlayPaths(base)
     fresh = True
     try:
-        base.mkdir(parents=True)
+        # 0700: upper/ holds whatever the container wrote (setuid files too) and merged/ is its
+        # whole tree; no host user may reach them. upper/'s own mode is that of the container's
+        # "/", so it keeps the default.
+        base.mkdir(parents=True, mode=0o700)
     except FileExistsError as exc:
         if not keep_upper:
             raise Conflict(f"rootfs dir {base} already exists") from exc

@@ -9,13 +9,16 @@ Files are read with the rootfs as root and never through symlinks that leave it.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wharf.daemon.core.runtime import procroot
 from wharf.errors import InvalidArgument, NotFound
 
 _MAX_ID = 2**31 - 1
+_MAX_FILE = 16 << 20  # more passwd than any image has; a bigger file is read this far
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,17 @@ class _Entry:
 
 
 def _read_in_root(rootfs: Path, rel: str) -> str | None:
-    """A file of the rootfs, refusing absolute symlinks that would escape it."""
-    path = rootfs / rel
-    if path.is_symlink() and os.readlink(path).startswith("/"):
-        path = rootfs / os.readlink(path).lstrip("/")
+    """A regular file of the rootfs, every link on the way read with the rootfs as ``/``
+    (``procroot.open_in_root``; ``rootfs`` may be a running container's ``/proc/…`` root,
+    which ``Path.resolve`` would turn into the host's ``/``). None when there is none."""
     try:
-        real = path.resolve()
-        if not real.is_relative_to(rootfs.resolve()):
-            return None
-        return real.read_text(errors="replace")
-    except (FileNotFoundError, NotADirectoryError):
+        fd = procroot.open_in_root(rootfs, rel, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
         return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return f.read(_MAX_FILE).decode(errors="replace")
 
 
 def _parse(text: str | None, kind: str) -> list[_Entry]:
