@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,15 +37,28 @@ class AuthConfig(BaseModel):
         """Decode ``X-Registry-Auth``; ``None`` when absent or empty (``e30=`` is ``{}``)."""
         if not header:
             return None
-        try:
-            padded = header + "=" * (-len(header) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidArgument("X-Registry-Auth header is not base64-encoded JSON") from exc
-        if not isinstance(data, dict):
-            raise InvalidArgument("X-Registry-Auth header must encode a JSON object")
-        try:
-            auth = cls.model_validate({k.lower(): v for k, v in data.items()})
-        except ValidationError as exc:
-            raise InvalidArgument(f"X-Registry-Auth header is invalid: {exc}") from exc
+        auth = cls.from_object(header_object(header, "X-Registry-Auth header"),
+                               "X-Registry-Auth header")
         return None if auth.empty else auth
+
+    @classmethod
+    def from_object(cls, data: dict[str, Any], what: str) -> AuthConfig:
+        """Credentials from a decoded JSON object (keys in any case); InvalidArgument naming
+        ``what`` when they do not validate."""
+        try:
+            return cls.model_validate({k.lower(): v for k, v in data.items()})
+        except ValidationError as exc:
+            raise InvalidArgument(f"{what} is invalid: {exc}") from exc
+
+
+def header_object(header: str, what: str) -> dict[str, Any]:
+    """A header carrying base64url JSON of an object (``X-Registry-Auth``,
+    ``X-Registry-Config``), decoded; InvalidArgument naming ``what`` otherwise."""
+    try:
+        padded = header + "=" * (-len(header) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidArgument(f"{what} is not base64-encoded JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"{what} must encode a JSON object")
+    return data

@@ -10,15 +10,12 @@ ulimits, extrahosts, cachefrom, squash) are accepted and ignored, as docs/docker
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api.params import Filters
@@ -29,7 +26,7 @@ from wharf.daemon.core.build.service import BuildService
 from wharf.daemon.core.engine import Engine
 from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument, Unavailable
-from wharf.models import AuthConfig
+from wharf.models import AuthConfig, header_object
 
 router = APIRouter()
 _JSON_STREAM = "application/json"
@@ -117,20 +114,10 @@ def _auth_lookup(header: str | None) -> Any:
     """``X-Registry-Config``: base64 JSON of registry -> credentials, for pulls of bases."""
     configs: dict[str, AuthConfig] = {}
     if header:
-        try:
-            padded = header + "=" * (-len(header) % 4)
-            data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidArgument("X-Registry-Config header is not base64-encoded JSON") from exc
-        if not isinstance(data, dict):
-            raise InvalidArgument("X-Registry-Config header must encode a JSON object")
-        for registry, entry in data.items():
+        for registry, entry in header_object(header, "X-Registry-Config header").items():
             if not isinstance(entry, dict):
                 raise InvalidArgument("X-Registry-Config entries must be JSON objects")
-            try:
-                encoded = AuthConfig.model_validate({k.lower(): v for k, v in entry.items()})
-            except ValidationError as exc:
-                raise InvalidArgument(f"X-Registry-Config entry is invalid: {exc}") from None
+            encoded = AuthConfig.from_object(entry, "X-Registry-Config entry")
             host = str(registry).removeprefix("https://").removeprefix("http://")
             configs[host.split("/")[0]] = encoded
 
