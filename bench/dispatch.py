@@ -176,20 +176,59 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
+class Vhost:
+    """A private vhost and its accounts: guest for the gateway (every right on it), each real
+    node's own account (``node_url``, the rights of ``topology.node_rights``, as
+    infra/amqp-accounts.sh grants them), and one account with RabbitMQ's ``impersonator`` tag
+    for the simulated agents (``sim_url``): they publish in each simulated node's name, which
+    the gateway checks as it checks real nodes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.url = f"amqp://guest:guest@127.0.0.1:5672/{name}"
+        self.users: list[str] = []
+        self._sim_url: str | None = None
+
+    def _user(self, user: str, *tags: str) -> str:
+        password = uuid.uuid4().hex
+        rabbitmqctl("add_user", user, password)
+        self.users.append(user)
+        if tags:
+            rabbitmqctl("set_user_tags", user, *tags)
+        return f"amqp://{user}:{password}@127.0.0.1:5672/{self.name}"
+
+    @property
+    def sim_url(self) -> str:
+        if self._sim_url is None:
+            self._sim_url = self._user(f"wharf-bench-sim-{self.name[-8:]}", "impersonator")
+            rabbitmqctl("set_permissions", "-p", self.name, self.users[-1], ".*", ".*", ".*")
+        return self._sim_url
+
+    def node_url(self, node: str) -> str:
+        url, rights = self._user(topology.node_user(node)), topology.node_rights(node)
+        rabbitmqctl("set_permissions", "-p", self.name, topology.node_user(node),
+                    rights["configure"], rights["write"], rights["read"])
+        rabbitmqctl("set_topic_permissions", "-p", self.name, topology.node_user(node),
+                    topology.EVENTS_EXCHANGE, rights["topic_write"], rights["topic_read"])
+        return url
+
+
 @contextmanager
-def private_vhost(tag: str) -> Iterator[str]:
-    """A fresh vhost (guest has every permission on it); deleted at the end."""
-    name = f"wharf-bench-{tag}-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
+def private_vhost(tag: str) -> Iterator[Vhost]:
+    """A fresh vhost with its accounts (:class:`Vhost`); all deleted at the end."""
+    vhost = Vhost(f"wharf-bench-{tag}-{uuid.uuid4().hex[:8]}")
+    rabbitmqctl("add_vhost", vhost.name)
     try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+        rabbitmqctl("set_permissions", "-p", vhost.name, "guest", ".*", ".*", ".*")
+        yield vhost
     finally:
-        try:
-            rabbitmqctl("delete_vhost", name)
-        except (OSError, subprocess.SubprocessError) as exc:
-            print(f"cleanup: `rabbitmqctl delete_vhost {name}` failed: {exc!r}",
-                  file=sys.stderr)
+        for argv in [("delete_user", user) for user in vhost.users] + [
+                ("delete_vhost", vhost.name)]:
+            try:
+                rabbitmqctl(*argv)
+            except (OSError, subprocess.SubprocessError) as exc:
+                print(f"cleanup: `rabbitmqctl {' '.join(argv)}` failed: {exc!r}",
+                      file=sys.stderr)
 
 
 def clean_env() -> dict[str, str]:
@@ -300,9 +339,8 @@ def wait_nodes(client: httpx.Client, names: Sequence[str], timeout: float = 60) 
 class RealNodes:
     """wharfd daemons attached to the control plane, each with a ``sleep`` container."""
 
-    def __init__(self, base: Path, amqp_url: str, registry: str, heartbeat: float) -> None:
-        self.base, self.amqp_url, self.registry, self.heartbeat = base, amqp_url, registry, \
-            heartbeat
+    def __init__(self, base: Path, vhost: Vhost, registry: str, heartbeat: float) -> None:
+        self.base, self.vhost, self.registry, self.heartbeat = base, vhost, registry, heartbeat
         self.daemons: dict[str, Daemon] = {}
         self.bridges: list[str] = []
         self._stack = ExitStack()
@@ -312,7 +350,7 @@ class RealNodes:
         index = len(self.daemons) + 1
         bridge = f"wb{index:02d}{self._tag[:4]}"
         self.bridges.append(bridge)
-        env = {"WHARF_AMQP_URL": self.amqp_url, "WHARF_NODE_NAME": name,
+        env = {"WHARF_AMQP_URL": self.vhost.node_url(name), "WHARF_NODE_NAME": name,
                "WHARF_NODE_LABELS": json.dumps({"bench": "real"}),
                "WHARF_HEARTBEAT_INTERVAL": str(self.heartbeat),
                # daemons sharing a host (one network namespace) each need their own cgroup
@@ -518,7 +556,8 @@ class SimFleet:
         if envelope.reply_to:
             broker.publish(topology.RESULTS_EXCHANGE, envelope.reply_to,
                            result.model_dump_json().encode(),
-                           correlation_id=envelope.correlation_id or str(envelope.id))
+                           correlation_id=envelope.correlation_id or str(envelope.id),
+                           user_id=topology.node_user(envelope.node))
         return True
 
     def _execute(self, envelope: CommandEnvelope) -> Any:
@@ -545,12 +584,12 @@ class SimFleet:
                 if began >= next_snapshot:
                     next_snapshot = began + self.snapshot_interval
                     for node in self.nodes:
-                        self._publish(broker, topology.event_key(node, "snapshot"),
+                        self._publish(broker, node, "snapshot",
                                       self._snapshot(node).model_dump_json().encode())
                 with self._burst:
                     beating = [n for n in self.nodes if n not in self._silent]
                 for node in beating:
-                    self._publish(broker, topology.event_key(node, "heartbeat"),
+                    self._publish(broker, node, "heartbeat",
                                   self._heartbeat(node, beat_seq).model_dump_json().encode(),
                                   expiration_ms=int(self.heartbeat_interval * 3000))
                     self.last_beat[node] = time.time()
@@ -567,10 +606,11 @@ class SimFleet:
             broker.close()
 
     @staticmethod
-    def _publish(broker: Broker, key: str, body: bytes, expiration_ms: int | None = None
-                 ) -> None:
-        broker.publish(topology.EVENTS_EXCHANGE, key, body, mandatory=False,
-                       expiration_ms=expiration_ms)
+    def _publish(broker: Broker, node: str, kind: str, body: bytes,
+                 expiration_ms: int | None = None) -> None:
+        broker.publish(topology.EVENTS_EXCHANGE, topology.event_key(node, kind), body,
+                       mandatory=False, expiration_ms=expiration_ms,
+                       user_id=topology.node_user(node))  # the sim account impersonates
 
     def _snapshot(self, node: str) -> Snapshot:
         return Snapshot(node=node, seq=0, engine_id=f"sim-{node}", taken_at=datetime.now(UTC),
@@ -936,12 +976,12 @@ def scale_section(args: argparse.Namespace, base: Path) -> list[DownSample]:
           f"containers = {total} (in this process, real protocol over the real broker; no "
           "wharfd, no containers)")
     with ExitStack() as stack:
-        url = stack.enter_context(private_vhost("scale"))
-        gateway = stack.enter_context(running_gateway(base / "gateway-scale", url,
+        vhost = stack.enter_context(private_vhost("scale"))
+        gateway = stack.enter_context(running_gateway(base / "gateway-scale", vhost.url,
                                                       args.node_down_after))
         client = stack.enter_context(gateway.client())
         started = time.perf_counter()
-        fleet = stack.enter_context(sim_fleet(url, nodes, args.containers,
+        fleet = stack.enter_context(sim_fleet(vhost.sim_url, nodes, args.containers,
                                               args.heartbeat_interval))
         ready = wait_nodes(client, nodes, timeout=120)
         while len(client.get("/v1/containers", params={"all": "1"}).json()) < total:
@@ -1061,17 +1101,18 @@ def real_runs(args: argparse.Namespace, base: Path, figures: Figures) -> Path | 
     began = time.perf_counter()
     history = 0
     with ExitStack() as stack:
-        url = stack.enter_context(private_vhost("dispatch"))
-        gateway = stack.enter_context(running_gateway(base / "gateway", url,
+        vhost = stack.enter_context(private_vhost("dispatch"))
+        gateway = stack.enter_context(running_gateway(base / "gateway", vhost.url,
                                                       args.node_down_after,
                                                       profile=args.profile_gateway))
-        real = RealNodes(base / "nodes", url, args.registry, args.heartbeat_interval)
+        real = RealNodes(base / "nodes", vhost, args.registry, args.heartbeat_interval)
         stack.callback(real.close)
         gw = stack.enter_context(gateway.client())
         print(f"gateway:  {gateway.url}, pid {gateway.process.pid}"
               + (" (under cProfile)" if gateway.profile else ""))
         rabbit = rabbit_pid()
-        fleet = stack.enter_context(sim_fleet(url, ["sim-0"], 10, args.heartbeat_interval))
+        fleet = stack.enter_context(sim_fleet(vhost.sim_url, ["sim-0"], 10,
+                                              args.heartbeat_interval))
         del fleet  # only answers the floor case
         for count in (1, args.nodes) if args.nodes > 1 else (1,):
             for name in names[:count]:
@@ -1088,7 +1129,8 @@ def real_runs(args: argparse.Namespace, base: Path, figures: Figures) -> Path | 
                   f"daemon answered; each runs bench-<node> (busybox sleep, --network none)")
             clients = {n: stack.enter_context(daemon_client(d)) for n, d in daemons.items()}
             section = 1 if count == 1 else 2
-            floors = floor_cases(gw, url, stack, names[0], "sim-0") if count == 1 else []
+            floors = floor_cases(gw, vhost.url, stack, names[0], "sim-0") if count == 1 \
+                else []
             dist = sequential_section(
                 f"{section}. sequential round trips, {count} real node{'s' * (count > 1)}, "
                 f"{args.requests} each", gw, clients, args.requests, floors)

@@ -8,6 +8,9 @@
 #             cert.pem key.pem                    a client certificate (clientAuth) for wharf/docker
 # CERT_HOSTS  comma list of IP addresses and DNS names the server certificate is valid for
 #             (default: this host's name, localhost, 127.0.0.1, ::1 and this host's addresses)
+# CERT_SERVER the server certificate's file names: CERT_SERVER-cert.pem, CERT_SERVER-key.pem
+#             (default server); a cluster issues one per host from the same CA, so a node's
+#             key is its own (infra/vagrant/provision.sh)
 #
 # Idempotent: an existing CA is reused; a certificate is issued again only when it is missing,
 # not signed by the CA, expiring within 30 days, or (server) its SANs differ from CERT_HOSTS.
@@ -101,12 +104,14 @@ fi
 hosts=${CERT_HOSTS:-$(default_hosts | paste -sd, -)}
 wanted=$(normalized_sans <<<"$hosts")
 [[ -n $wanted ]] || die "CERT_HOSTS names no host"
-server="$CERT_DIR/server-cert.pem"
-if usable "$server" && [[ -s $CERT_DIR/server-key.pem && $(cert_sans "$server") == "$wanted" ]]
+server_name=${CERT_SERVER:-server}
+[[ $server_name =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "CERT_SERVER '$server_name' is not a file name"
+server="$CERT_DIR/$server_name-cert.pem"
+if usable "$server" && [[ -s $CERT_DIR/$server_name-key.pem && $(cert_sans "$server") == "$wanted" ]]
 then
     log "server certificate $server is up to date ($wanted)"
 else
-    issue "$server" "$CERT_DIR/server-key.pem" "$(hostname)" \
+    issue "$server" "$CERT_DIR/$server_name-key.pem" "${hosts%%,*}" \
         "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth

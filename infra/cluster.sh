@@ -20,6 +20,8 @@ set -euo pipefail
 WHARF_LOG_TAG=cluster
 # shellcheck source=infra/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=infra/amqp-accounts.sh
+source "$(dirname "${BASH_SOURCE[0]}")/amqp-accounts.sh"
 
 NET="${WHARF_CLUSTER_NET:-10.88.0}"              # a /24; .1 is the host
 BRIDGE="${WHARF_CLUSTER_BRIDGE:-wharfc0}"
@@ -50,19 +52,27 @@ node_run() { printf '%s/node%s' "$CLUSTER_RUN" "$1"; }
 node_sock() { printf '%s/wharfd.sock' "$(node_run "$1")"; }
 node_pidfile() { printf '%s/node%s.pid' "$CLUSTER_RUN" "$1"; }
 
-amqp_url() {  # amqp_url VAR: that URL from $AMQP_ENV, on this cluster's vhost
-    local url
-    url=$(grep -oP "^$1=\\K.*" "$AMQP_ENV") || die "$AMQP_ENV has no $1; run 'make rabbitmq'"
+amqp_url() {  # amqp_url VAR [FILE]: that URL from FILE (default $AMQP_ENV), on this cluster's vhost
+    local url file=${2:-$AMQP_ENV}
+    url=$(grep -oP "^$1=\\K.*" "$file") || die "$file has no $1; run 'make rabbitmq'"
     printf '%s/%s' "${url%/*}" "$VHOST"
 }
 
-ensure_vhost() {  # the accounts of rabbitmq.sh, also on a vhost of our own
+ensure_vhost() {  # the gateway's account of rabbitmq.sh, also on a vhost of our own
     [[ $VHOST == wharf ]] && return
-    rabbitmqctl -q list_vhosts | grep -qx "$VHOST" || rabbitmqctl -q add_vhost "$VHOST" >/dev/null
-    local user
-    for user in wharf-gateway wharf-node; do
-        rabbitmqctl -q set_permissions -p "$VHOST" "$user" '.*' '.*' '.*' >/dev/null
-    done
+    amqp_ensure_vhost "$VHOST"
+    amqp_gateway_rights "$VHOST"
+}
+
+# node_amqp_url I: node I's own account (infra/rabbitmq.sh node; its password kept in
+# $CLUSTER_ETC/nodeI.amqp.env, 0600, and the same as /etc/wharf/nodes/nodeI.amqp.env's if that
+# exists: a user is global to the broker), as a URL on this cluster's vhost and bridge address.
+node_amqp_url() {
+    local file=$CLUSTER_ETC/node$1.amqp.env url
+    WHARF_AMQP_VHOST=$VHOST "$WHARF_REPO/infra/rabbitmq.sh" node "node$1" "$file" \
+        || die "could not make node$1's RabbitMQ account (infra/rabbitmq.sh node node$1)"
+    url=$(amqp_url WHARF_AMQP_URL "$file")
+    printf '%s' "${url/@127.0.0.1:/@$HOST_ADDR:}"
 }
 
 node_answers() {
@@ -168,7 +178,7 @@ ensure_node_registry() {
 }
 
 ensure_node() {
-    local i=$1 pidfile pid node_url amqp
+    local i=$1 pidfile pid node_url
     pidfile=$(node_pidfile "$i")
     ensure_netns "$i"
     ensure_node_registry "$i"
@@ -176,8 +186,7 @@ ensure_node() {
         await "node$i" "$pid" "$CLUSTER_LOG/node$i.log" node_answers "$i"
         return
     fi
-    amqp=$(amqp_url WHARF_AMQP_URL)
-    node_url=${amqp/@127.0.0.1:/@$HOST_ADDR:}
+    node_url=$(node_amqp_url "$i")
     mkdir -p "$(node_run "$i")"
     # nsenter switches only the network namespace (ip netns exec would also make a private
     # mount namespace, and a restarted daemon could not see its containers' mounts).
@@ -260,6 +269,20 @@ down_node() {
     fi
 }
 
+# drop_unused_node_accounts: the node accounts this cluster made that no vhost grants anything
+# any more (a second cluster's vhost is gone; the default cluster's accounts stay for its next up).
+drop_unused_node_accounts() {
+    local file user
+    for file in "$CLUSTER_ETC"/node*.amqp.env; do
+        [[ -e $file ]] || continue
+        user="$AMQP_NODE_USER_PREFIX$(basename "$file" .amqp.env)"
+        if [[ -z $(rabbitmqctl -q list_user_permissions "$user" 2>/dev/null | tail -n +2) ]]; then
+            rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || true
+            rm -f "$file"
+        fi
+    done
+}
+
 down() {
     local i
     require_root
@@ -276,6 +299,7 @@ down() {
             rabbitmqctl -q delete_queue -p wharf "wharf.gw.$GATEWAY_ID" >/dev/null 2>&1 || true
         else
             rabbitmqctl -q delete_vhost "$VHOST" >/dev/null 2>&1 || true
+            drop_unused_node_accounts
         fi
     fi
     rm -f "$ENV_FILE"

@@ -21,11 +21,13 @@
 #   - one server certificate (infra/certs.sh) is valid for every VM's name and address;
 #   - the gateway (unit wharf-gateway) listens on 0.0.0.0:$GATEWAY_PORT with the token
 #     `vagrant` (/etc/wharf/gateway/token).
-# A host VM gets the node's RabbitMQ URL and the TLS files through the repository: the
-# Vagrantfile stores the `export` output in .wharf/vagrant/control.json on the machine running
-# Vagrant, which rsync then copies into every VM. Its wharfd (unit wharfd) has node name = VM
-# name, its AMQP URL points at the control VM and its registry mirror is the control VM's
-# registry. Idempotent: a second run changes only what differs.
+# Every host VM gets its own secrets and no other's: the control VM makes one RabbitMQ account
+# (infra/rabbitmq.sh node NAME) and one server certificate (infra/certs.sh, CERT_SERVER) per
+# node; `export` prints them, the Vagrantfile stores each node's part in
+# .wharf/vagrant/nodes/NAME.json (0600) on the machine running Vagrant, and the rsync to a VM
+# leaves out every other node's file (and the user's client files). Its wharfd (unit wharfd) has
+# node name = VM name, its AMQP URL points at the control VM and its registry mirror is the
+# control VM's registry. Idempotent: a second run changes only what differs.
 set -euo pipefail
 export WHARF_REPO="${WHARF_REPO:-/opt/wharf}"
 WHARF_LOG_TAG=vagrant
@@ -38,7 +40,7 @@ NODE_ENV=/etc/wharf/node.env
 TLS_DIR=/etc/wharf/tls
 TOKENS_FILE=/etc/wharf/gateway-tokens
 TOKEN_FILE=/etc/wharf/gateway/token
-EXPORT_FILE="$WHARF_REPO/.wharf/vagrant/control.json"
+BUNDLE_DIR="$WHARF_REPO/.wharf/vagrant/nodes"
 UNIT_DIR=/etc/systemd/system
 CHANGED_UNITS=()
 
@@ -174,8 +176,16 @@ control() {
     WHARF_AMQP_HOST=$ip "$WHARF_REPO/infra/rabbitmq.sh"
     registry_units "$ip"
     "$WHARF_REPO/infra/images/seed.sh" busybox hello-world
-    CERT_DIR=$TLS_DIR CERT_HOSTS="localhost,127.0.0.1,control,$ip,$node_ips,$node_names" \
-        "$WHARF_REPO/infra/certs.sh"
+    CERT_DIR=$TLS_DIR CERT_HOSTS="localhost,127.0.0.1,control,$ip" "$WHARF_REPO/infra/certs.sh"
+    local names addrs i
+    IFS=, read -r -a names <<<"$node_names"
+    IFS=, read -r -a addrs <<<"$node_ips"
+    ((${#names[@]} == ${#addrs[@]})) || die "NODE_IPS and NODE_NAMES differ in length"
+    for i in "${!names[@]}"; do
+        WHARF_AMQP_HOST=$ip "$WHARF_REPO/infra/rabbitmq.sh" node "${names[i]}"
+        CERT_DIR=$TLS_DIR CERT_SERVER="node-${names[i]}" \
+            CERT_HOSTS="${names[i]},${addrs[i]},localhost,127.0.0.1" "$WHARF_REPO/infra/certs.sh"
+    done
     ensure_token
     gateway_unit
     wait_until "$WHARF_START_TIMEOUT" gateway_answers \
@@ -183,26 +193,42 @@ control() {
     log "control VM ready: gateway http://$ip:$GATEWAY_PORT, RabbitMQ $ip:5672, registry $ip:$WHARF_REGISTRY_PORT"
 }
 
-# export: one JSON object on stdout, read by the Vagrantfile (on the machine running Vagrant)
-# and, through .wharf/vagrant/control.json, by the host VMs.
+# export: one JSON object on stdout, read by the Vagrantfile (on the machine running Vagrant):
+# the user's gateway, token and client files, and for each node its own bundle (its RabbitMQ
+# URL, the CA, its server certificate and key), which the Vagrantfile gives to that VM only.
 export_bundle() {
     (($# == 1)) || die "usage: $0 export CONTROL_IP"
     valid_ip "$1"
-    [[ -s $TOKEN_FILE && -s $AMQP_ENV && -s $TLS_DIR/server-key.pem ]] \
+    [[ -s $TOKEN_FILE && -s $AMQP_ENV && -s $TLS_DIR/ca.pem ]] \
         || die "the control VM is not provisioned yet (no $TOKEN_FILE, $AMQP_ENV or TLS files)"
-    python3 - "$1" "$GATEWAY_PORT" "$WHARF_REGISTRY_PORT" "$AMQP_ENV" "$TOKEN_FILE" "$TLS_DIR" <<'PY'
+    python3 - "$1" "$GATEWAY_PORT" "$WHARF_REGISTRY_PORT" "$TOKEN_FILE" "$TLS_DIR" <<'PY'
 import json, pathlib, sys
-ip, port, registry_port, amqp_env, token_file, tls = sys.argv[1:]
-urls = dict(line.split("=", 1) for line in pathlib.Path(amqp_env).read_text().splitlines()
-            if line and not line.startswith("#"))
-files = ("ca.pem", "server-cert.pem", "server-key.pem", "cert.pem", "key.pem")
+ip, port, registry_port, token_file, tls = sys.argv[1:]
+tls_dir = pathlib.Path(tls)
+
+
+def env_url(path):
+    pairs = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                 if line and not line.startswith("#"))
+    return pairs["WHARF_AMQP_URL"]
+
+
+nodes = {}
+for env in sorted(pathlib.Path("/etc/wharf/nodes").glob("*.amqp.env")):
+    name = env.name.removesuffix(".amqp.env")
+    cert, key = tls_dir / f"node-{name}-cert.pem", tls_dir / f"node-{name}-key.pem"
+    if cert.exists() and key.exists():
+        nodes[name] = {"control": ip, "amqp_url": env_url(env),
+                       "tls": {"ca.pem": (tls_dir / "ca.pem").read_text(),
+                               "server-cert.pem": cert.read_text(),
+                               "server-key.pem": key.read_text()}}
 json.dump({
     "control": ip,
     "gateway": f"http://{ip}:{port}",
     "token": pathlib.Path(token_file).read_text().strip(),
-    "node_amqp_url": urls["WHARF_AMQP_URL"],
     "registry": f"{ip}:{registry_port}",
-    "tls": {name: (pathlib.Path(tls) / name).read_text() for name in files},
+    "tls": {name: (tls_dir / name).read_text() for name in ("ca.pem", "cert.pem", "key.pem")},
+    "nodes": nodes,
 }, sys.stdout)
 sys.stdout.write("\n")
 PY
@@ -210,12 +236,12 @@ PY
 
 # --- a host VM --------------------------------------------------------------------------------
 
-# import_bundle NODE_IP CONTROL_IP: the node's AMQP URL and TLS files from the control VM.
+# import_bundle NAME CONTROL_IP: this node's AMQP URL and TLS files, from its own bundle.
 import_bundle() {
-    local control_ip=$1
-    [[ -s $EXPORT_FILE ]] || die "$EXPORT_FILE is missing: bring the control VM up first
-(vagrant up control), then 'vagrant rsync $(hostname)' and 'vagrant provision $(hostname)'"
-    python3 - "$EXPORT_FILE" "$control_ip" "$TLS_DIR" <<'PY'
+    local name=$1 control_ip=$2 bundle="$BUNDLE_DIR/$1.json"
+    [[ -s $bundle ]] || die "$bundle is missing: bring the control VM up first
+(vagrant up control), then 'vagrant rsync $name' and 'vagrant provision $name'"
+    python3 - "$bundle" "$control_ip" "$TLS_DIR" <<'PY'
 import json, os, pathlib, sys
 path, control_ip, tls = sys.argv[1:]
 data = json.loads(pathlib.Path(path).read_text())
@@ -230,7 +256,7 @@ for name, mode in (("ca.pem", 0o644), ("server-cert.pem", 0o644), ("server-key.p
         out.write(data["tls"][name])
     os.chmod(tmp, mode)
     os.replace(tmp, target)
-print(data["node_amqp_url"])
+print(data["amqp_url"])
 PY
 }
 
@@ -248,8 +274,8 @@ node() {
         systemctl disable --now --quiet rabbitmq-server
         log "stopped this VM's own RabbitMQ (the control VM's serves the cluster)"
     fi
-    amqp_url=$(import_bundle "$control_ip")
-    [[ -n $amqp_url ]] || die "$EXPORT_FILE holds no node_amqp_url"
+    amqp_url=$(import_bundle "$name" "$control_ip")
+    [[ -n $amqp_url ]] || die "$BUNDLE_DIR/$name.json holds no amqp_url"
     mkdir -p "$(dirname "$NODE_ENV")"
     # Single quotes: systemd takes the JSON labels literally.
     if printf '%s\n' "# written by infra/vagrant/provision.sh (read by wharfd.service)" \

@@ -12,8 +12,8 @@ import pika
 
 from wharf import topology
 
-__all__ = ["Declaration", "Delivery", "node_queue_declarations", "safe_url",
-           "topology_declarations"]
+__all__ = ["Declaration", "Delivery", "login", "node_queue_declarations", "passive",
+           "safe_url", "topology_declarations"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Delivery:
     redelivered: bool
     correlation_id: str | None
     reply_to: str | None
+    user_id: str | None  # validated by RabbitMQ: the account that published it
 
 
 # What a channel declares, as data, so the blocking and the asyncio brokers declare the same
@@ -58,6 +59,19 @@ def node_queue_declarations(node: str) -> list[Declaration]:
     broadcast waits for a daemon that is restarting)."""
     return [*_command_queue(topology.command_queue(node), topology.COMMANDS_EXCHANGE, node),
             *_command_queue(topology.broadcast_queue(node), topology.BROADCAST_EXCHANGE, None)]
+
+
+def passive(declarations: list[Declaration]) -> list[Declaration]:
+    """The same queues, declared passively: a check that they exist, which needs no configure
+    right (a node has none; the gateway declares its queues). Bindings are left out."""
+    return [("queue_declare", {"queue": kwargs["queue"], "passive": True})
+            for method, kwargs in declarations if method == "queue_declare"]
+
+
+def login(url: str) -> str:
+    """The user a broker URL logs in as (what RabbitMQ requires as a message's ``user_id``)."""
+    credentials = pika.URLParameters(url).credentials
+    return str(getattr(credentials, "username", "") or "guest")
 
 
 def safe_url(url: str) -> str:

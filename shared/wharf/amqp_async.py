@@ -18,7 +18,7 @@ import pika.exceptions
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.spec import Basic
 
-from wharf.amqp import Declaration, Delivery, safe_url, topology_declarations
+from wharf.amqp import Declaration, Delivery, login, safe_url, topology_declarations
 from wharf.errors import Unavailable
 
 log = logging.getLogger("wharf.messaging")
@@ -62,14 +62,19 @@ class AsyncBroker:
     broker fsync per message), and nothing crosses a thread. A background task connects,
     declares the topology (and what ``setup`` declares; it returns the queues to consume),
     consumes with manual acks, and after any loss reconnects with backoff and does all of it
-    again.
+    again. ``topology=False`` declares nothing of its own (a node's account may configure
+    nothing: its ``setup`` checks passively that the gateway made its queues).
+
+    Every message carries the login as its AMQP ``user_id``, which RabbitMQ checks against the
+    connection's user: a receiver knows which account published it.
     """
 
     def __init__(self, url: str, *, prefetch: int = 100, setup: Setup | None = None,
                  on_message: Callable[[AsyncDelivery], None] | None = None,
                  backoff_max: float = 5.0, connect_wait: float = 3.0,
-                 in_order_acks: bool = False) -> None:
+                 in_order_acks: bool = False, topology: bool = True) -> None:
         self.url, self.prefetch, self.setup, self.on_message = url, prefetch, setup, on_message
+        self.topology, self.user_id = topology, login(url)
         # in_order_acks: the consumer settles every delivery before the next one (ack or
         # reject), so the acks of one loop iteration can go as one ``multiple`` ack.
         self.in_order_acks = in_order_acks
@@ -108,8 +113,10 @@ class AsyncBroker:
     async def publish(self, exchange: str, routing_key: str, body: bytes, *,
                       expiration_ms: int | None = None, correlation_id: str | None = None,
                       reply_to: str | None = None, message_id: str | None = None,
-                      mandatory: bool = True) -> None:
+                      mandatory: bool = True, user_id: str | None = None) -> None:
         """Publish (persistent; mandatory unless told otherwise) and return once confirmed.
+        ``user_id`` is the login unless told otherwise (only an account with RabbitMQ's
+        ``impersonator`` tag may name another: the simulated nodes of bench/dispatch.py).
         A connection lost before the confirm means one more try over the next connection
         (at-least-once; receivers deduplicate by id).
 
@@ -121,7 +128,8 @@ class AsyncBroker:
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
             expiration=str(expiration_ms) if expiration_ms is not None else None,
-            correlation_id=correlation_id, reply_to=reply_to, message_id=message_id)
+            correlation_id=correlation_id, reply_to=reply_to, message_id=message_id,
+            user_id=user_id or self.user_id)
         for attempt in (1, 2):
             current = await self._ready()
             tag, current.next_tag = current.next_tag, current.next_tag + 1
@@ -263,7 +271,9 @@ class AsyncBroker:
         self._rpcs.discard(channel_open)
         self._generation += 1
         current = _Channel(channel, self._generation)
-        channel.add_on_close_callback(lambda _ch, _exc: gone("channel closed"))
+        # The broker's reason (404 for a queue no gateway declared yet, 403 for a right the
+        # account lacks) is what the log must say.
+        channel.add_on_close_callback(lambda _ch, exc: gone(f"channel closed: {exc}"))
         channel.add_on_return_callback(
             lambda _ch, _method, props, _body: current.returned.add(props.message_id))
         await self._rpc(channel.confirm_delivery,
@@ -271,7 +281,8 @@ class AsyncBroker:
         await self._rpc(channel.basic_qos, prefetch_count=self.prefetch)
         self._opening = current
         try:
-            await self.declare(topology_declarations())
+            if self.topology:
+                await self.declare(topology_declarations())
             queues = await self.setup(self) if self.setup is not None else []
         finally:
             self._opening = None
@@ -294,7 +305,7 @@ class AsyncBroker:
                 self.on_message(AsyncDelivery(
                     body, method.routing_key or "", method.delivery_tag or 0,
                     bool(method.redelivered), props.correlation_id, props.reply_to,
-                    generation))
+                    props.user_id, generation))
         return on_message
 
     async def _rpc(self, method: Callable[..., Any], **kwargs: Any) -> Any:

@@ -25,7 +25,9 @@ from wharf import topology
 from wharf.amqp import (
     Declaration,
     Delivery,
+    login,
     node_queue_declarations,
+    passive,
     safe_url,
     topology_declarations,
 )
@@ -33,9 +35,22 @@ from wharf.amqp_async import AsyncBroker, AsyncDelivery
 from wharf.errors import Unavailable
 
 log = logging.getLogger("wharf.messaging")
-__all__ = ["AsyncBroker", "AsyncDelivery", "BlockingChannel", "Broker", "Declaration", "Delivery",
-           "Handler", "declare_broadcast_queue", "declare_node_queues", "declare_topology",
-           "node_queue_declarations", "topology_declarations"]
+__all__ = [
+    "AsyncBroker",
+    "AsyncDelivery",
+    "BlockingChannel",
+    "Broker",
+    "Declaration",
+    "Delivery",
+    "Handler",
+    "declare_broadcast_queue",
+    "declare_node_queues",
+    "declare_topology",
+    "login",
+    "node_queue_declarations",
+    "passive",
+    "topology_declarations",
+]
 
 
 Handler = Callable[[Delivery], bool]  # True: ack; False: reject (dead-lettered, not requeued)
@@ -61,11 +76,16 @@ def declare_node_queues(channel: BlockingChannel, node: str) -> str:
 
 
 class Broker:
-    """One connection and channel, with confirms on; not thread-safe (one per thread)."""
+    """One connection and channel, with confirms on; not thread-safe (one per thread).
 
-    def __init__(self, url: str, *, prefetch: int = 100) -> None:
+    Declares the control plane's topology on connect unless ``topology=False`` (a node, which
+    may configure nothing); every message carries the login as its AMQP ``user_id``.
+    """
+
+    def __init__(self, url: str, *, prefetch: int = 100, topology: bool = True) -> None:
         self.url = url
         self.prefetch = prefetch
+        self.topology, self.user_id = topology, login(url)
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
@@ -84,7 +104,8 @@ class Broker:
             channel = self._connection.channel()
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.prefetch)
-            declare_topology(channel)
+            if self.topology:
+                declare_topology(channel)
         except pika.exceptions.AMQPError as exc:
             self.close()
             raise Unavailable(f"RabbitMQ at {safe_url(self.url)} is unavailable: {exc!r}") from exc
@@ -93,9 +114,10 @@ class Broker:
     def publish(self, exchange: str, routing_key: str, body: bytes, *,
                 expiration_ms: int | None = None, correlation_id: str | None = None,
                 reply_to: str | None = None, message_id: str | None = None,
-                mandatory: bool = True) -> None:
+                mandatory: bool = True, user_id: str | None = None) -> None:
         """Publish persistent (and mandatory unless told otherwise: events may have no
-        listener); returns once the broker confirmed it.
+        listener); returns once the broker confirmed it. ``user_id``: the login unless told
+        otherwise (which takes RabbitMQ's ``impersonator`` tag).
 
         Raises:
             Unavailable: no queue is bound for ``routing_key``, the broker refused the message,
@@ -104,7 +126,8 @@ class Broker:
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
             expiration=str(expiration_ms) if expiration_ms is not None else None,
-            correlation_id=correlation_id, reply_to=reply_to, message_id=message_id)
+            correlation_id=correlation_id, reply_to=reply_to, message_id=message_id,
+            user_id=user_id or self.user_id)
         try:
             try:
                 self.channel.basic_publish(exchange, routing_key, body, properties,
@@ -140,7 +163,8 @@ class Broker:
             nonlocal handled
             tag = method.delivery_tag
             delivery = Delivery(body, method.routing_key or "", tag or 0,
-                                bool(method.redelivered), props.correlation_id, props.reply_to)
+                                bool(method.redelivered), props.correlation_id, props.reply_to,
+                                props.user_id)
             if handler(delivery):
                 ch.basic_ack(tag)
             else:

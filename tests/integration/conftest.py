@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
+import secrets
 import shutil
 import subprocess
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +24,7 @@ from tests.integration.registry_fixture import (
     running_registry,
     tools_available,
 )
+from wharf.topology import node_rights, node_user
 
 
 @dataclass(frozen=True)
@@ -66,3 +73,51 @@ def amqp_url() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+NodeAccount = Callable[[str], str]  # node name → that node's own AMQP URL on the test's vhost
+
+
+def _password_hash(password: str) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def import_definitions(definitions: dict[str, object]) -> None:
+    """Users and rights in one ``rabbitmqctl import_definitions`` (a third of a second, where
+    each add_user/set_permissions call costs as much)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as out:
+        json.dump(definitions, out)
+        out.flush()
+        os.chmod(out.name, 0o644)  # rabbitmqctl reads it as the broker's user
+        rabbitmqctl("import_definitions", out.name)
+
+
+@pytest.fixture
+def node_account(amqp_url: str) -> Iterator[NodeAccount]:
+    """Make a node's own RabbitMQ account (``wharf-node-<name>``, the rights of
+    ``topology.node_rights`` on the test's vhost, as infra/amqp-accounts.sh grants them) and
+    return its URL; the users go afterwards."""
+    vhost = amqp_url.rsplit("/", 1)[1]
+    made: list[str] = []
+
+    def make(node: str) -> str:
+        user, password, rights = node_user(node), secrets.token_hex(12), node_rights(node)
+        import_definitions({
+            "users": [{"name": user, "password_hash": _password_hash(password),
+                       "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []}],
+            "permissions": [{"user": user, "vhost": vhost, "configure": rights["configure"],
+                             "write": rights["write"], "read": rights["read"]}],
+            "topic_permissions": [{"user": user, "vhost": vhost, "exchange": "wharf.events",
+                                   "write": rights["topic_write"],
+                                   "read": rights["topic_read"]}]})
+        made.append(user)
+        return f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}"
+
+    try:
+        yield make
+    finally:
+        for user in made:
+            subprocess.run(["rabbitmqctl", "delete_user", user], check=False,
+                           capture_output=True, timeout=60)

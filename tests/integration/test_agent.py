@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_fixture import Daemon, running_daemon
-from tests.integration.conftest import SeededRegistry
+from tests.integration.conftest import NodeAccount, SeededRegistry
 from wharf import topology
 from wharf.daemon.adapters.agent.runner import Agent
-from wharf.messaging import Broker, Delivery
+from wharf.messaging import Broker, Delivery, declare_broadcast_queue, declare_node_queues
 from wharf.protocol import (
     BROADCAST_NODE,
     CommandEnvelope,
@@ -36,9 +36,15 @@ NODE = "agent-node-1"
 
 
 @pytest.fixture
-def agent_daemon(amqp_url: str, seeded_registry: SeededRegistry, tmp_path: Path
-                 ) -> Iterator[Daemon]:
-    env = {"WHARF_AMQP_URL": amqp_url, "WHARF_NODE_NAME": NODE,
+def agent_daemon(amqp_url: str, node_account: NodeAccount, seeded_registry: SeededRegistry,
+                 tmp_path: Path) -> Iterator[Daemon]:
+    gateway = Broker(amqp_url)  # the gateway's part: a node may not declare its own queues
+    try:
+        declare_node_queues(gateway.channel, NODE)
+        declare_broadcast_queue(gateway.channel, NODE)
+    finally:
+        gateway.close()
+    env = {"WHARF_AMQP_URL": node_account(NODE), "WHARF_NODE_NAME": NODE,
            "WHARF_NODE_LABELS": '{"zone": "test"}', "WHARF_HEARTBEAT_INTERVAL": "0.5",
            "WHARF_SNAPSHOT_INTERVAL": "1"}
     with running_daemon(tmp_path / "agent", mirrors=[seeded_registry.registry.url],
@@ -73,7 +79,7 @@ def test_a_command_runs_once_and_its_result_comes_back(agent_daemon: Daemon,
             reply_to="gw-test", correlation_id="corr-1")
         body = envelope.model_dump_json().encode()
         deadline = time.monotonic() + 15
-        while True:  # the agent declares its queue when it connects
+        while True:  # the agent consumes once it (re)connected and found its queue
             try:
                 broker.publish(topology.COMMANDS_EXCHANGE, NODE, body)
                 break
@@ -152,7 +158,8 @@ class _SlowLoopHandler:
                         taken_at=datetime.now(UTC), labels=labels, containers=[], images=[])
 
 
-def test_heartbeats_go_on_while_the_daemons_loop_is_busy(amqp_url: str) -> None:
+def test_heartbeats_go_on_while_the_daemons_loop_is_busy(amqp_url: str,
+                                                        node_account: NodeAccount) -> None:
     # The reporter never waits for the loop: a loop busy for seconds (a long synchronous
     # step) must not make the gateway think the node is down.
     node = "agent-slow-loop"
@@ -175,7 +182,8 @@ def test_heartbeats_go_on_while_the_daemons_loop_is_busy(amqp_url: str) -> None:
                                   routing_key=topology.event_key(node, "snapshot"))
 
         async def busy_agent() -> None:
-            agent = Agent(amqp_url, node, {}, handler, loop, load,  # type: ignore[arg-type]
+            agent = Agent(node_account(node), node, {}, handler, loop,  # type: ignore[arg-type]
+                          load,
                           heartbeat_interval=0.2, snapshot_interval=0.5)
             agent.start()
             await asyncio.sleep(0.5)

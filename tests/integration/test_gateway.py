@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.daemon_fixture import Daemon, running_daemon
-from tests.integration.conftest import SeededRegistry
+from tests.integration.conftest import NodeAccount, SeededRegistry
 from tests.integration.gateway_fixture import (
     Gateway,
     daemon_names,
@@ -43,9 +43,12 @@ class Cluster:
     base: Path
     amqp_url: str
     mirror: str
+    account: NodeAccount  # a node's own broker account (the gateway heeds no other)
 
     def start_daemon(self, name: str) -> Daemon:
-        env = {"WHARF_AMQP_URL": self.amqp_url, "WHARF_NODE_NAME": name,
+        if name not in self._urls:
+            self._urls[name] = self.account(name)
+        env = {"WHARF_AMQP_URL": self._urls[name], "WHARF_NODE_NAME": name,
                "WHARF_NODE_LABELS": json.dumps({"zone": "a" if name == "n1" else "b"}),
                "WHARF_HEARTBEAT_INTERVAL": "0.5", "WHARF_SNAPSHOT_INTERVAL": "2"}
         stack = ExitStack()
@@ -57,6 +60,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self._stacks: list[ExitStack] = []
+        self._urls: dict[str, str] = {}
 
     def close(self) -> None:
         # A test that failed early may leave a command in flight that creates a container
@@ -77,10 +81,11 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(amqp_url: str, seeded_registry: SeededRegistry, tmp_path: Path
-            ) -> Iterator[Cluster]:
+def cluster(amqp_url: str, node_account: NodeAccount, seeded_registry: SeededRegistry,
+            tmp_path: Path) -> Iterator[Cluster]:
     with running_gateway(tmp_path / "gateway", amqp_url) as gateway:
-        cluster = Cluster(gateway, {}, tmp_path, amqp_url, seeded_registry.registry.url)
+        cluster = Cluster(gateway, {}, tmp_path, amqp_url, seeded_registry.registry.url,
+                          node_account)
         try:
             for name in ("n1", "n2"):
                 cluster.start_daemon(name)

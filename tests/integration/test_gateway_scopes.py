@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_fixture import Daemon, running_daemon
-from tests.integration.conftest import SeededRegistry
+from tests.integration.conftest import NodeAccount, SeededRegistry
 from tests.integration.gateway_fixture import (
     Gateway,
     daemon_names,
@@ -52,9 +52,9 @@ class OneNode:
 
 
 @pytest.fixture
-def one_node(amqp_url: str, seeded_registry: SeededRegistry, tmp_path: Path
-             ) -> Iterator[OneNode]:
-    env = {"WHARF_AMQP_URL": amqp_url, "WHARF_NODE_NAME": "n1",
+def one_node(amqp_url: str, node_account: NodeAccount, seeded_registry: SeededRegistry,
+             tmp_path: Path) -> Iterator[OneNode]:
+    env = {"WHARF_AMQP_URL": node_account("n1"), "WHARF_NODE_NAME": "n1",
            "WHARF_HEARTBEAT_INTERVAL": "0.5", "WHARF_SNAPSHOT_INTERVAL": "2"}
     with running_gateway(tmp_path / "gateway", amqp_url) as gateway, ExitStack() as stack:
         daemon = stack.enter_context(running_daemon(

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from wharf.daemon.app import main as wharfd_main
 from wharf.daemon.settings import DaemonSettings
 from wharf.gateway.app import serve as gateway_serve
 from wharf.gateway.settings import GatewaySettings
+from wharf.topology import node_user
 
 COMPOSE = ROOT / "docker-compose.dev.yml"
 DEV_IMAGE = ROOT / "infra" / "images" / "dev"
@@ -45,15 +47,25 @@ needs_compose = pytest.mark.skipif(
     "installs it): it validates docker-compose.dev.yml offline")
 
 
-def _compose_env() -> dict[str, str]:
-    """A clean environment: no WHARF_*/COMPOSE_* of the caller changes what is checked."""
+PASSWORDS = {"WHARF_AMQP_GATEWAY_PASSWORD": "gw-secret", "WHARF_AMQP_NODE1_PASSWORD": "n1-secret",
+             "WHARF_AMQP_NODE2_PASSWORD": "n2-secret"}  # what infra/dev-env.sh writes to .env
+
+
+def _compose_env(passwords: bool = True) -> dict[str, str]:
+    """A clean environment: no WHARF_*/COMPOSE_* of the caller changes what is checked; the
+    passwords the stack requires (it has no defaults) unless ``passwords`` is False."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL")
-    return {k: v for k, v in os.environ.items() if k in keep}
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    return env | (PASSWORDS if passwords else {})
 
 
-def _compose(*args: str, file: Path = COMPOSE) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker-compose", "-f", str(file), *args], cwd=ROOT, check=False,
-                          env=_compose_env(), capture_output=True, text=True, timeout=60)
+def _compose(*args: str, file: Path = COMPOSE,
+             passwords: bool = True) -> subprocess.CompletedProcess[str]:
+    # An empty --env-file: a developer's .env (infra/dev-env.sh) is not read.
+    with tempfile.NamedTemporaryFile(suffix=".env") as empty:
+        return subprocess.run(["docker-compose", "-f", str(file), "--env-file", empty.name,
+                               *args], cwd=ROOT, check=False, env=_compose_env(passwords),
+                              capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +202,12 @@ def test_the_daemons_are_privileged_and_separate(compose: dict[str, Any]) -> Non
         seen["name"].add(env["WHARF_NODE_NAME"])
         seen["cgroup"].add(env["WHARF_CGROUP_PARENT"])
         seen["volume"].add(data[0])
-        assert env["WHARF_AMQP_URL"].startswith("amqp://wharf-node:")
-        assert env["WHARF_AMQP_URL"].endswith("@rabbitmq:5672/wharf")
+        # each node its own account, named as the gateway expects (wharf.topology.node_user)
+        number = name.removeprefix("node")
+        assert env["WHARF_AMQP_URL"] == (f"amqp://{node_user(name)}:n{number}-secret"
+                                         "@rabbitmq:5672/wharf")
+        assert f"{name}=n{number}-secret" in _env(services["rabbitmq"])[
+            "WHARF_AMQP_NODE_ACCOUNTS"].split()
     assert all(len(values) == len(DAEMONS) for values in seen.values()), seen
 
 
@@ -313,7 +329,15 @@ def test_provisioned_daemon_and_gateway_settings_exist() -> None:
     assert "WHARF_GATEWAY_AMQP_URL=" in (ROOT / "infra" / "rabbitmq.sh").read_text()
 
 
-@pytest.mark.parametrize("script", [ENTRYPOINT, DEV_IMAGE / "rabbitmq-init.sh", PROVISION, SETUP],
+@needs_compose
+def test_the_stack_has_no_default_passwords() -> None:
+    out = _compose("config", "-q", passwords=False)
+    assert out.returncode != 0 and "infra/dev-env.sh" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("script", [ENTRYPOINT, DEV_IMAGE / "rabbitmq-init.sh", PROVISION, SETUP,
+                                    ROOT / "infra" / "amqp-accounts.sh",
+                                    ROOT / "infra" / "dev-env.sh", ROOT / "infra" / "rabbitmq.sh"],
                          ids=lambda p: p.name)
 def test_shell_scripts_parse(script: Path) -> None:
     out = subprocess.run(["bash", "-n", str(script)], check=False, capture_output=True,

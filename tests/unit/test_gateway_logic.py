@@ -247,7 +247,8 @@ def test_a_waiting_request_wakes_when_its_result_arrives(tmp_path: Path) -> None
             await asyncio.sleep(0.05)
             bus.handle("gw", CommandResult(command_id=envelope.id, node="n1",
                                            status=ResultStatus.OK,
-                                           result="done").model_dump_json().encode())
+                                           result="done").model_dump_json().encode(),
+                       "wharf-node-n1")
 
         task = asyncio.create_task(answer())
         done = await asyncio.wait_for(dispatcher.wait(row.id), 5)
@@ -270,7 +271,8 @@ def test_a_result_that_comes_before_the_wait_is_not_missed(tmp_path: Path) -> No
             publisher.sent.append(envelope)  # the node answers before the confirm arrives
             bus.handle("gw", CommandResult(command_id=envelope.id, node="n1",
                                            status=ResultStatus.OK,
-                                           result="early").model_dump_json().encode())
+                                           result="early").model_dump_json().encode(),
+                       "wharf-node-n1")
 
         publisher.publish = publish_and_answer  # type: ignore[method-assign]
         return await asyncio.wait_for(dispatcher.call(
@@ -293,9 +295,39 @@ def test_heartbeats_through_the_bus_keep_a_node_ready(tmp_path: Path) -> None:
         dispatcher.require_ready("n1")
     _bus(dispatcher).handle("node.n1.heartbeat", Heartbeat(
         node="n1", seq=1, sent_at=datetime.now(UTC), load=LOAD,
-        version="0.1.0").model_dump_json().encode())
+        version="0.1.0").model_dump_json().encode(), "wharf-node-n1")
     dispatcher.clock = lambda: time.time() + 1
     assert dispatcher.require_ready("n1") == "n1"
+
+
+def test_reports_and_results_count_only_from_the_nodes_own_account(tmp_path: Path) -> None:
+    clock = [datetime.now(UTC).timestamp()]
+    dispatcher, publisher = _dispatcher(tmp_path, clock)
+    bus = _bus(dispatcher)
+    beat = Heartbeat(node="n2", seq=1, sent_at=datetime.now(UTC), load=LOAD,
+                     version="0.1.0").model_dump_json().encode()
+    bus.handle("node.n2.heartbeat", beat, "wharf-node-n1")  # n1 claims to be n2
+    bus.handle("node.n2.heartbeat", beat, None)  # no user_id at all
+    bus.handle("node.n1.heartbeat", beat, "wharf-node-n2")  # n2's beat under n1's key
+    assert bus.dropped["forged"] == 3
+    assert dispatcher.store.node("n2") is None
+    bus.handle("node.n2.heartbeat", beat, "wharf-node-n2")  # n2 itself
+    assert dispatcher.store.node("n2") is not None
+
+    async def forge() -> None:
+        row = await dispatcher.submit("n2", ContainerPayload(type="start", container="web"),
+                                      principal="t", deadline=30)
+        envelope = publisher.sent[0]
+        bus.handle("gw", CommandResult(command_id=envelope.id, node="n2",
+                                       status=ResultStatus.OK).model_dump_json().encode(),
+                   "wharf-node-n1")
+        assert dispatcher.store.command(row.id).status(clock[0]) != "ok"  # type: ignore[union-attr]
+        # an "expired" command only a gateway's account may dead-letter back
+        bus.handle("n2", envelope.model_dump_json().encode(), "wharf-node-n2")
+        assert dispatcher.store.command(row.id).status(clock[0]) == "pending"  # type: ignore[union-attr]
+
+    asyncio.run(forge())
+    assert bus.dropped["forged"] == 5
 
 
 def test_old_commands_are_pruned_apart_from_the_requests(tmp_path: Path) -> None:

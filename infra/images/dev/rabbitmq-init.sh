@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Command of the `rabbitmq` service in docker-compose.dev.yml (official rabbitmq image; this
 # file is mounted read-only). Starts the broker through the image's own docker-entrypoint.sh,
-# then makes the control plane's accounts with the same rabbitmqctl commands as
-# infra/rabbitmq.sh: vhost `wharf`, users `wharf-gateway` and `wharf-node` with configure,
-# write and read rights on it (passwords from WHARF_AMQP_GATEWAY_PASSWORD and
-# WHARF_AMQP_NODE_PASSWORD). Only then it touches $READY, which the healthcheck requires, so
+# then makes the control plane's accounts with the same functions as infra/rabbitmq.sh
+# (infra/amqp-accounts.sh, mounted beside it): vhost `wharf`, user `wharf-gateway` (password
+# WHARF_AMQP_GATEWAY_PASSWORD) and one `wharf-node-<name>` per entry of WHARF_AMQP_NODE_ACCOUNTS
+# ("node1=password node2=password"). Only then it touches $READY, which the healthcheck requires, so
 # the gateway and the daemons (depends_on: service_healthy) never see a broker without them.
 # Re-applied at every start, so a changed password takes effect with a restart.
 set -euo pipefail
@@ -12,9 +12,11 @@ set -euo pipefail
 READY=/tmp/wharf-accounts-ready
 VHOST=wharf
 log() { printf 'rabbitmq-init: %s\n' "$*" >&2; }
+# shellcheck source=infra/amqp-accounts.sh
+source /usr/local/lib/wharf-amqp-accounts.sh
 
 : "${WHARF_AMQP_GATEWAY_PASSWORD:?set WHARF_AMQP_GATEWAY_PASSWORD}"
-: "${WHARF_AMQP_NODE_PASSWORD:?set WHARF_AMQP_NODE_PASSWORD}"
+: "${WHARF_AMQP_NODE_ACCOUNTS:?set WHARF_AMQP_NODE_ACCOUNTS (node1=password node2=password)}"
 
 rm -f "$READY"
 docker-entrypoint.sh rabbitmq-server &
@@ -28,21 +30,14 @@ until rabbitmqctl -q status >/dev/null 2>&1; do
 done
 rabbitmqctl -q await_startup >/dev/null
 
-ensure_user() {
-    local user=$1 password=$2
-    if ! rabbitmqctl -q list_users | awk '{print $1}' | grep -qx "$user"; then
-        rabbitmqctl -q add_user "$user" "$password" >/dev/null
-    else
-        rabbitmqctl -q change_password "$user" "$password" >/dev/null
-    fi
-    rabbitmqctl -q set_permissions -p "$VHOST" "$user" '.*' '.*' '.*' >/dev/null
-}
-
-rabbitmqctl -q list_vhosts | grep -qx "$VHOST" || rabbitmqctl -q add_vhost "$VHOST" >/dev/null
-ensure_user wharf-gateway "$WHARF_AMQP_GATEWAY_PASSWORD"
-ensure_user wharf-node "$WHARF_AMQP_NODE_PASSWORD"
+amqp_ensure_vhost "$VHOST"
+amqp_gateway_account "$VHOST" "$WHARF_AMQP_GATEWAY_PASSWORD"
+for entry in $WHARF_AMQP_NODE_ACCOUNTS; do
+    [[ $entry == ?*=?* ]] || { log "WHARF_AMQP_NODE_ACCOUNTS: '$entry' is not name=password"; exit 1; }
+    amqp_node_account "$VHOST" "${entry%%=*}" "${entry#*=}"
+done
 touch "$READY"
-log "vhost $VHOST with users wharf-gateway and wharf-node"
+log "vhost $VHOST with users wharf-gateway and one per node ($AMQP_NODE_USER_PREFIX*)"
 
 # `wait` returns early when the trap fires; wait again for the broker's exit status.
 status=0

@@ -80,12 +80,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return {"status": "ok", "version": __version__,
                 "broker": "connected" if bus is not None and bus.connected else "disconnected"}
 
+    app.get("/v1/info", summary="This gateway: id, version, broker, messages it dropped")(info)
     app.add_middleware(auth.BearerAuth, tokens=tokens)
     app.add_exception_handler(WharfError, wharf_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(node_api)  # first: the commands' routes are matched most often
     app.include_router(cluster)
     return app
+
+
+async def info(request: Request) -> dict[str, Any]:
+    """``GET /v1/info``: which gateway answers, and what it dropped from the broker (messages
+    from an account that is not the node they name, malformed ones)."""
+    bus = request.app.state.bus
+    return {"GatewayID": request.app.state.settings.gateway_id, "Version": __version__,
+            "Broker": "connected" if bus.connected else "disconnected",
+            "DroppedMessages": {"Forged": bus.dropped["forged"],
+                                "Malformed": bus.dropped["malformed"]}}
 
 
 async def wharf_error(_request: Request, exc: Exception) -> Response:

@@ -9,12 +9,20 @@ acked.
 The gateway's queue ``wharf.gw.<gateway-id>`` is durable and bound both to its results and to
 every node's reports, so nothing the daemons say while the gateway restarts is lost; stale
 events are dropped by sequence number when they are applied.
+
+Who said it is checked before what was said: a node's report or result counts only when its
+AMQP ``user_id`` (which RabbitMQ validates against the login) is that node's own account
+(``topology.node_user``); anything else is dropped and counted in :attr:`Bus.dropped`. Nodes
+may configure nothing on the broker, so the gateway declares a node's queues when the node's
+first heartbeat arrives (and again after each reconnect).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +30,7 @@ from pydantic import ValidationError
 
 from wharf import topology
 from wharf.gateway.store import ClusterStore, result_document
-from wharf.messaging import AsyncBroker, AsyncDelivery
+from wharf.messaging import AsyncBroker, AsyncDelivery, node_queue_declarations
 from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
 
 log = logging.getLogger("wharf.gateway.bus")
@@ -49,6 +57,9 @@ class Bus:
         self.take_unstored = take_unstored
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
                                   on_message=self._on_message, in_order_acks=True)
+        self.dropped: Counter[str] = Counter()  # "forged", "malformed": messages not applied
+        self._declared: set[str] = set()  # nodes whose queues this connection declared
+        self._declaring: set[asyncio.Task[None]] = set()
 
     @property
     def connected(self) -> bool:
@@ -78,6 +89,7 @@ class Bus:
     # --- what comes in ------------------------------------------------------------------
 
     async def _setup(self, broker: AsyncBroker) -> list[str]:
+        self._declared.clear()  # a broker that lost them gets them again with the next beats
         queue = gateway_queue(self.gateway_id)
         await broker.declare([
             ("queue_declare", {"queue": queue, "durable": True}),
@@ -89,43 +101,96 @@ class Bus:
 
     def _on_message(self, delivery: AsyncDelivery) -> None:
         try:
-            self.handle(delivery.routing_key, delivery.body)
+            self.handle(delivery.routing_key, delivery.body, delivery.user_id)
         except ValidationError as exc:
+            self.dropped["malformed"] += 1
             log.warning("dropped a malformed message (%s): %s", delivery.routing_key,
                         exc.errors()[:1])
             self.broker.reject(delivery)
             return
         self.broker.ack(delivery)
 
-    def handle(self, routing_key: str, body: bytes) -> None:
-        """Apply one message to the store (the routing key says what it is)."""
+    def handle(self, routing_key: str, body: bytes, user_id: str | None) -> None:
+        """Apply one message to the store (the routing key says what it is, ``user_id`` who
+        published it: the node it speaks for, or a gateway for an expired command)."""
         now = time.time()
         if routing_key == self.gateway_id:
             result = CommandResult.model_validate_json(body)
+            if not self._from_node(result.node, user_id, routing_key):
+                return
             document = result_document(result)
             if self.take_unstored(str(result.command_id), result.node, document):
                 return  # a read's answer: for its waiter only
             if self.store.record_result(result) is not None:
                 self.on_result(str(result.command_id), result.node, document)
         elif not routing_key.startswith("node."):  # dead-lettered: expired in a queue
-            envelope = CommandEnvelope.model_validate_json(body)
-            if self.take_unstored(str(envelope.id), envelope.node, {
-                    "Status": "expired", "Result": None, "Error": None,
-                    "FinishedAt": now}):
-                return  # a read that waited too long in the node's queue
-            row = self.store.command(str(envelope.id))
-            if row is None:
-                return  # another gateway's command
-            nodes = row.expected if envelope.node == "*" else [envelope.node]
-            for node in nodes:
-                expired = self.store.record_expired(str(envelope.id), node)
-                if expired is not None:
-                    self.on_result(str(envelope.id), node, expired)
+            if user_id != self.broker.user_id:
+                self._forged(routing_key, user_id, "an expired command no gateway sent")
+                return
+            self._expired(CommandEnvelope.model_validate_json(body), now)
         elif ".container." not in routing_key and routing_key.endswith(".heartbeat"):
             beat = Heartbeat.model_validate_json(body)
-            self.store.heartbeat(beat, now)
-            self.on_seen(beat.node, now)
+            if self._from_node(beat.node, user_id, routing_key):
+                self.store.heartbeat(beat, now)
+                self._declare_queues(beat.node)
+                self.on_seen(beat.node, now)
         elif ".container." not in routing_key and routing_key.endswith(".snapshot"):
-            self.store.snapshot(Snapshot.model_validate_json(body), now)
-        elif self.store.node_event(NodeEvent.model_validate_json(body)):
-            self.on_event()
+            snapshot = Snapshot.model_validate_json(body)
+            if self._from_node(snapshot.node, user_id, routing_key):
+                self.store.snapshot(snapshot, now)
+        else:
+            event = NodeEvent.model_validate_json(body)
+            if self._from_node(event.node, user_id, routing_key) \
+                    and self.store.node_event(event):
+                self.on_event()
+
+    def _expired(self, envelope: CommandEnvelope, now: float) -> None:
+        if self.take_unstored(str(envelope.id), envelope.node, {
+                "Status": "expired", "Result": None, "Error": None, "FinishedAt": now}):
+            return  # a read that waited too long in the node's queue
+        row = self.store.command(str(envelope.id))
+        if row is None:
+            return  # another gateway's command
+        nodes = row.expected if envelope.node == "*" else [envelope.node]
+        for node in nodes:
+            expired = self.store.record_expired(str(envelope.id), node)
+            if expired is not None:
+                self.on_result(str(envelope.id), node, expired)
+
+    def _from_node(self, node: str, user_id: str | None, routing_key: str) -> bool:
+        """Whether ``node``'s message came from ``node``'s own account (and, for a report,
+        under its own routing key); counts and logs it when not."""
+        if user_id != topology.node_user(node):
+            self._forged(routing_key, user_id, f"a message for node {node}")
+        elif routing_key.startswith("node.") and not routing_key.startswith(f"node.{node}."):
+            self._forged(routing_key, user_id, f"a report of node {node}")
+        else:
+            return True
+        return False
+
+    def _forged(self, routing_key: str, user_id: str | None, what: str) -> None:
+        self.dropped["forged"] += 1
+        log.warning("dropped %s from account %r (%s): only that node's own account may send it",
+                    what, user_id, routing_key)
+
+    def _declare_queues(self, node: str) -> None:
+        """Declare ``node``'s command and broadcast queues once per connection (a node's
+        account cannot; the node waits for them)."""
+        if node in self._declared:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # fed by hand (tests), no broker
+        self._declared.add(node)
+
+        async def declare() -> None:
+            try:
+                await self.broker.declare(node_queue_declarations(node))
+            except Exception as exc:  # the next heartbeat tries again
+                self._declared.discard(node)
+                log.warning("declaring node %s's queues failed: %s", node, exc)
+
+        task = loop.create_task(declare())
+        self._declaring.add(task)
+        task.add_done_callback(self._declaring.discard)

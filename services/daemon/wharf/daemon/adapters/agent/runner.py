@@ -26,7 +26,14 @@ from wharf import topology
 from wharf.daemon.adapters.agent.handler import CommandHandler
 from wharf.daemon.core.events import Event
 from wharf.errors import Internal, InvalidArgument, WharfError
-from wharf.messaging import AsyncBroker, AsyncDelivery, Broker, node_queue_declarations
+from wharf.messaging import (
+    AsyncBroker,
+    AsyncDelivery,
+    Broker,
+    login,
+    node_queue_declarations,
+    passive,
+)
 from wharf.protocol import (
     BROADCAST_NODE,
     CommandEnvelope,
@@ -81,8 +88,11 @@ class Agent:
         self._beater = threading.Thread(target=self._beat, name="agent-heartbeats",
                                         daemon=True)
         self._inbox: asyncio.Queue[AsyncDelivery] = asyncio.Queue()
+        # A node's account may configure nothing: the gateway declares the node's queues when
+        # its first heartbeat arrives, and until then the check below fails and is retried.
         self._commands = AsyncBroker(url, prefetch=PREFETCH, setup=self._declare,
-                                     on_message=self._inbox.put_nowait)
+                                     on_message=self._inbox.put_nowait, topology=False,
+                                     backoff_max=1.0)
         self._replies: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
@@ -90,6 +100,10 @@ class Agent:
 
     def start(self) -> None:
         """Start consuming and reporting (call it on the daemon's loop)."""
+        if login(self.url) != topology.node_user(self.node):
+            log.error("the RabbitMQ account %r is not node %s's (%s): gateways drop what this "
+                      "node reports (`make rabbitmq` or infra/rabbitmq.sh node %s makes it)",
+                      login(self.url), self.node, topology.node_user(self.node), self.node)
         self._load = self.load()
         self._beater.start()
         self._reporter.start()
@@ -163,7 +177,7 @@ class Agent:
 
     async def _declare(self, broker: AsyncBroker) -> list[str]:
         self._resync.set()  # a (re)connect: the gateway may have missed events
-        await broker.declare(node_queue_declarations(self.node))
+        await broker.declare(passive(node_queue_declarations(self.node)))
         return [topology.command_queue(self.node), topology.broadcast_queue(self.node)]
 
     async def _run_commands(self) -> None:
@@ -221,7 +235,7 @@ class Agent:
         asyncio.run(self._beat_forever())
 
     async def _beat_forever(self) -> None:
-        broker = AsyncBroker(self.url, connect_wait=self.heartbeat_interval)
+        broker = AsyncBroker(self.url, connect_wait=self.heartbeat_interval, topology=False)
         broker.start()
         patience = max(2 * self.heartbeat_interval, 1.0)
         seq = 0
@@ -245,7 +259,7 @@ class Agent:
             await broker.close()
 
     def _report(self) -> None:
-        broker = Broker(self.url)
+        broker = Broker(self.url, topology=False)
         next_snapshot = time.monotonic()
         try:
             while not self._stop.is_set():
