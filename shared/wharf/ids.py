@@ -8,8 +8,9 @@ import secrets
 
 from wharf.errors import InvalidArgument
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Used with fullmatch: "$" with re.match also accepts a final newline ("sha256:…\n").
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def new_id() -> str:
@@ -23,7 +24,7 @@ def short_id(full: str) -> str:
 
 
 def is_full_id(value: str) -> bool:
-    return bool(_HEX64.match(value))
+    return _HEX64.fullmatch(value) is not None
 
 
 def sha256_digest(data: bytes) -> str:
@@ -32,6 +33,6 @@ def sha256_digest(data: bytes) -> str:
 
 def check_digest(value: str) -> str:
     """Return ``value`` when it is a ``sha256:<64 hex>`` digest, else raise InvalidArgument."""
-    if not _DIGEST.match(value):
+    if not _DIGEST.fullmatch(value):
         raise InvalidArgument(f"invalid digest {value!r}: expected sha256:<64 hex characters>")
     return value

@@ -149,7 +149,7 @@ class CommandSpec:
         parts = ["[^/]+" if seg.startswith("{") and not seg.endswith(":path}") else
                  ".+" if seg.startswith("{") else re.escape(seg)
                  for seg in self.path.split("/")]
-        return re.compile("^" + "/".join(parts) + "$")
+        return re.compile("^" + "/".join(parts) + r"\Z")
 
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (

@@ -158,7 +158,8 @@ def test_user_network_names_ports_restore_and_cleanup(
     httpd = subprocess.Popen(["nsenter", f"--net={web_net.netns_path}", "busybox", "httpd",
                               "-f", "-p", "80", "-h", str(www)])
     try:
-        asyncio.run_coroutine_threadsafe(server.listen(net.id, gw), dns_loop).result()
+        asyncio.run_coroutine_threadsafe(server.listen(net.id, gw, subnet=net.subnet),
+                                         dns_loop).result()
         client_ns = client_net.netns_path
         assert client_ns is not None
         for name in ("web", "WWW", web[:12]):

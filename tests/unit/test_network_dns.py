@@ -91,7 +91,8 @@ def test_udp_server_answers_and_forwards() -> None:
         records.set_endpoint("n1", CID, ["db", "alias1"], IP("10.123.0.5"))
         server = DnsServer(records, upstreams=[("127.0.0.1", silent.getsockname()[1]),
                                                ("127.0.0.1", up_port)], timeout=0.3)
-        addr = await server.listen("n1", "127.0.0.1", 0)
+        addr = await server.listen("n1", "127.0.0.1", 0,
+                                  subnet=ipaddress.IPv4Network("127.0.0.0/8"))
         try:
             ask = lambda *a: loop.run_in_executor(None, _ask, addr, *a)  # noqa: E731
             assert await ask("DB") == (77, 0, [IP("10.123.0.5")])

@@ -14,7 +14,7 @@ from datetime import datetime
 from wharf import dockerapi
 from wharf.errors import InvalidArgument
 
-_UNIX = re.compile(r"^-?\d+(\.\d{1,9})?$")
+_UNIX = re.compile(r"-?\d+(\.\d{1,9})?")
 _LOCAL_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
                   "%Y-%m-%dT%H", "%Y-%m-%d")
 
@@ -48,7 +48,7 @@ def _parse_date(text: str) -> float:
 
 def api_timestamp(value: str, now: float | None = None) -> str:
     """The ``since``/``until`` query value for ``value``."""
-    if _UNIX.match(value):
+    if _UNIX.fullmatch(value):
         return value
     current = time.time() if now is None else now
     seconds = go_duration(value)

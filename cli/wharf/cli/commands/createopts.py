@@ -20,7 +20,7 @@ from wharf.cli.commands.healthopts import HEALTH_OPTIONS, healthcheck
 from wharf.cli.failure import CLIError
 
 F = TypeVar("F", bound=Callable[..., Any])
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_SIZE = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 PULL_POLICIES = ("missing", "always", "never")
 LOG_OPTIONS = [
@@ -102,7 +102,7 @@ def create_options(fn: F) -> F:
 
 def ram_in_bytes(text: str) -> int:
     """go-units RAMInBytes: ``64m``, ``1g``, ``512k``, ``100`` (bytes); binary multiples."""
-    match = _SIZE.match(text)
+    match = _SIZE.fullmatch(text)
     if not match:
         raise ValueError(f"invalid size: '{text}'")
     number = float(match.group(1)) if match.group(1).count(".") <= 1 else None

@@ -36,9 +36,13 @@ from wharf.gateway.policy import Grant, Scope, check_scope, parse_allow, parse_s
 
 log = logging.getLogger("wharf.gateway.auth")
 PREFIX = "wgt_"
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.@-]{0,62}$")
-_LINE = re.compile(r"^(\S+)\s+sha256:([0-9a-f]{64})((?:\s+\S+)*)$")
+# Both used with fullmatch: "$" with re.match also accepts a final newline, and a name
+# "bob\n" would split its line of the tokens file in two.
+_NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.@-]{0,62}"
+_NAME = re.compile(_NAME_CHARS)
+_LINE = re.compile(r"(\S+)\s+sha256:([0-9a-f]{64})((?:\s+\S+)*)")
 _FORMAT = "NAME sha256:HEX scope=read|operate|admin [allow=RULE,…]"
+TOKENS_MODE = 0o600  # the tokens file: digests and what they grant, the gateway's alone
 
 
 def digest(token: str) -> str:
@@ -159,7 +163,7 @@ def read_tokens(path: Path) -> dict[str, TokenEntry]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        match = _LINE.match(line)
+        match = _LINE.fullmatch(line)
         if match is None:
             raise InvalidArgument(f"{path}:{number}: expected '{_FORMAT}'")
         try:
@@ -195,8 +199,8 @@ def create_token(path: Path, name: str, scope: Scope = Scope.OPERATE,
                  allow: Iterable[str] = ()) -> str:
     """Add (or replace) ``name``'s token with ``scope`` (and the policy rules in ``allow``)
     and return the new token (shown once)."""
-    if not _NAME.match(name):
-        raise InvalidArgument(f"invalid token name {name!r}")
+    if not _NAME.fullmatch(name):
+        raise InvalidArgument(f"invalid token name {name!r}: a name is {_NAME_CHARS}")
     token = PREFIX + secrets.token_urlsafe(32)
     entry = _granting(digest(token), scope, parse_allow(allow))
     entries = read_tokens(path) if path.exists() else {}
@@ -213,10 +217,12 @@ def revoke_token(path: Path, name: str) -> None:
 
 
 def _write(path: Path, entries: dict[str, TokenEntry]) -> None:
-    """Atomically: temp file (0600), fsync, rename."""
+    """Atomically: temp file (0600 whatever the umask), fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, TOKENS_MODE)
+    os.fchmod(fd, TOKENS_MODE)  # a temp file left by a crash keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as out:
         out.write(f"# wharf-gateway bearer tokens: {_FORMAT} (digests, not tokens)\n")
         for name, entry in sorted(entries.items()):

@@ -6,11 +6,19 @@ node's rows, events update them in between, and an event at or below the sequenc
 view already reflects is dropped as stale. Commands and their results are the gateway's own
 records and survive its restart. One connection guarded by a lock (the AMQP consumer thread
 writes, the HTTP handlers read); WAL, so a reader never waits for the disk.
+
+Commands hold create bodies (``Env`` secrets) and results, so the database's directory (the
+gateway's state dir) is 0700 and the database and its WAL and SHM files are 0600, whatever the
+umask: a new database is made 0600 before SQLite opens it (SQLite gives the WAL and SHM the
+database's mode), and an older install's modes are fixed at every start, as wharfd does for
+its ``state.db``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -26,6 +34,19 @@ from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent,
 KEEP_EVENTS = 10_000
 KEEP_COMMANDS_SECONDS = 7 * 24 * 3600
 KEEP_COMMANDS = 100_000
+DIR_MODE = 0o700  # the state dir: the gateway's alone
+DB_MODE = 0o600  # gateway.db, -wal, -shm
+
+
+def secure_files(path: Path) -> None:
+    """Create ``path``'s directory 0700 and ``path`` 0600 (if missing) and fix the modes of
+    the directory, the database and its WAL and SHM files where they exist."""
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path.parent, DIR_MODE)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, DB_MODE))
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", DB_MODE)
 
 
 @dataclass(frozen=True)
@@ -77,7 +98,7 @@ class ClusterStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        secure_files(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         # One gateway process owns its database: an exclusive lock taken once spares two
@@ -87,6 +108,7 @@ class ClusterStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         schema.migrate(self._db, path)
+        secure_files(path)  # the WAL exists now (made with the database's mode)
 
     def close(self) -> None:
         with self._lock:

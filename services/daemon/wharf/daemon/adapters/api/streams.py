@@ -21,8 +21,8 @@ from wharf.daemon.core.containers.service import ContainerService
 from wharf.dockerapi import STDERR, STDOUT, STREAMS, frame, qbool
 from wharf.errors import Conflict, WharfError
 
-_ATTACH = re.compile(r"^/containers/([^/]+)/attach$")
-_EXEC_START = re.compile(r"^/exec/([^/]+)/start$")
+_ATTACH = re.compile(r"/containers/([^/]+)/attach")
+_EXEC_START = re.compile(r"/exec/([^/]+)/start")
 
 
 class StreamDispatcher:
@@ -34,12 +34,12 @@ class StreamDispatcher:
 
     def matches(self, request: HijackRequest) -> bool:
         return request.method == "POST" and bool(
-            _ATTACH.match(request.path) or _EXEC_START.match(request.path))
+            _ATTACH.fullmatch(request.path) or _EXEC_START.fullmatch(request.path))
 
     async def __call__(self, request: HijackRequest, stream: HijackStream) -> None:
-        if match := _ATTACH.match(request.path):
+        if match := _ATTACH.fullmatch(request.path):
             await self.attach(match.group(1), request, stream)
-        elif match := _EXEC_START.match(request.path):
+        elif match := _EXEC_START.fullmatch(request.path):
             await self.exec_start(match.group(1), request, stream)
 
     async def exec_start(self, exec_id: str, request: HijackRequest,

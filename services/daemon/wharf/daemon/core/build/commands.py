@@ -52,9 +52,10 @@ from wharf.daemon.core.build.syntax import (
 from wharf.dockerapi import go_duration
 from wharf.errors import InvalidArgument
 
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# Both used with fullmatch: "$" with re.match also accepts a final newline ("app\n").
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
 # buildkit's reHeredoc on a word: [fd]<<[-]WORD (a "<<<" here-string is not one).
-_HEREDOC = re.compile(r"^\d*<<-?[^<\s]+$")
+_HEREDOC = re.compile(r"\d*<<-?[^<\s]+")
 _ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
 _MINIMUM_INTERVAL = 1_000_000  # 1ms, Docker's container.MinimumDuration
 _HEALTH_FLAGS = {"interval": False, "timeout": False, "start-period": False,
@@ -115,7 +116,7 @@ def _refuse_heredoc(req: _Request) -> None:
     # instructions); say so rather than fail on them. Words as buildkit finds them: split on
     # unquoted whitespace, quotes kept (so "a <<b" in quotes is no heredoc).
     for word in parse_words(req.rest, req.escape):
-        if _HEREDOC.match(word):
+        if _HEREDOC.fullmatch(word):
             raise InvalidArgument(
                 f"{req.keyword} {word}: heredocs are not supported (wharf builds as Docker's "
                 "classic builder does); put the content in a file of the build context")
@@ -125,7 +126,7 @@ def _from(req: _Request) -> Instruction:
     args = whitespace_words(req.rest)
     if len(args) == 3 and args[1].lower() == "as":
         name = args[2].lower()
-        if not _STAGE_NAME.match(name):
+        if not _STAGE_NAME.fullmatch(name):
             raise InvalidArgument(f"invalid name for build stage: {go_quote(args[2])}, "
                                   "name can't start with a number or contain symbols")
     elif len(args) != 1:

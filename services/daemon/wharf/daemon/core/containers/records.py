@@ -22,7 +22,7 @@ from wharf.daemon.core.volumes.mountspec import MountPoint
 from wharf.errors import Conflict, NotFound
 
 ZERO_TIME = dockerapi.ZERO_TIME
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")  # fullmatch: "$" with re.match accepts a final newline
 
 
 class ContainerState(BaseModel):
@@ -163,7 +163,7 @@ class ContainerRecords:
             row = db.execute("SELECT record FROM containers WHERE id = ?", (key,)).fetchone()
             if row is None:
                 row = db.execute("SELECT record FROM containers WHERE name = ?", (key,)).fetchone()
-            if row is None and key and _HEX.match(key):
+            if row is None and key and _HEX.fullmatch(key):
                 rows = db.execute(
                     "SELECT record FROM containers WHERE id >= ? AND id < ? LIMIT 2",
                     (key, key + "g"),

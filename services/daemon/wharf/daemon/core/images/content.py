@@ -26,7 +26,7 @@ from types import TracebackType
 from wharf.errors import InvalidArgument, NotFound
 from wharf.ids import check_digest
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # fullmatch: "$" with re.match accepts a final newline
 _BLOB_MODE = 0o444
 
 
@@ -109,7 +109,7 @@ class ContentStore:
         except FileNotFoundError:
             return
         for name in names:
-            if _HEX64.match(name):
+            if _HEX64.fullmatch(name):
                 yield "sha256:" + name
 
 

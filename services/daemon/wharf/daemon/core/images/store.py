@@ -37,7 +37,8 @@ from wharf.daemon.core.images.layers import LayerStore
 from wharf.daemon.core.state import StateStore
 from wharf.errors import Conflict, Internal, InvalidArgument, NotFound
 
-_HEX_PREFIX = re.compile(r"^(sha256:)?[0-9a-f]{1,64}$")
+# fullmatch: "$" with re.match also accepts a final newline
+_HEX_PREFIX = re.compile(r"(sha256:)?[0-9a-f]{1,64}")
 
 
 def now_rfc3339() -> str:
@@ -268,7 +269,7 @@ class ImageStore:
                 ).fetchone()
                 if row:
                     return str(row["image_id"])
-            if _HEX_PREFIX.match(text):
+            if _HEX_PREFIX.fullmatch(text):
                 return _unique_prefix(db, text)
         return None
 

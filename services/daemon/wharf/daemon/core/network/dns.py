@@ -12,6 +12,16 @@ containers on *that* network (case-insensitive, a trailing dot ignored); AAAA fo
 an empty NOERROR answer (wharf networks are IPv4); any other type for them is NOTIMP. Other
 names go to the upstream resolvers of /etc/resolv.conf, one after the other with a short
 timeout; when none answers the reply is NXDOMAIN.
+
+Who is answered: a listener serves its own network alone, as Docker's embedded DNS (in each
+container's namespace) does: a datagram whose source is outside the network's subnet is dropped
+without a reply. The gateway address is reachable from elsewhere (other bridges, the LAN when
+the host routes); the host's own queries leave from 127.0.0.1 or are masqueraded to it by the
+network's rules, so they get no answer either. Forwarding costs a socket per query, so a
+listener waits on at most :data:`MAX_IN_FLIGHT` forwarded queries at once and answers SERVFAIL
+at once beyond that, and a forwarded query gets :data:`QUERY_TIMEOUT` seconds over all
+upstreams, its socket closed whatever happens (an answer, a timeout, an error, the listener
+stopping).
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ RCODE_SERVFAIL = 2
 RCODE_NXDOMAIN = 3
 RCODE_NOTIMP = 4
 TTL = 600  # Docker's embedded DNS answers with the same TTL
+MAX_IN_FLIGHT = 64  # forwarded queries one listener waits on at once; beyond: SERVFAIL at once
+QUERY_TIMEOUT = 5.0  # seconds a forwarded query may take over all upstreams (glibc retries at 5)
 _HEADER = struct.Struct("!HHHHHH")
 
 
@@ -199,18 +211,42 @@ class DnsRecords:
 
 
 class _Responder(asyncio.DatagramProtocol):
-    def __init__(self, server: DnsServer, network_id: str) -> None:
+    """One listener: drops datagrams from outside ``subnet``, answers the rest
+    and keeps its pending answers so that stopping it cancels them (and closes their sockets)."""
+
+    def __init__(
+        self, server: DnsServer, network_id: str, subnet: ipaddress.IPv4Network
+    ) -> None:
         self.server = server
         self.network_id = network_id
+        self.subnet = subnet
         self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Future[bytes | None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # the selector transport is not a DatagramTransport subclass, though it behaves as one
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if not self.serves(addr[0]):
+            return  # not even an error reply: the listener is not there for that source
         task = asyncio.ensure_future(self.server.answer(self.network_id, data))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
         task.add_done_callback(lambda t: self._reply(t, addr))
+
+    def serves(self, source: str | object) -> bool:
+        """Whether a datagram from ``source`` (an address) is this listener's to answer."""
+        try:
+            return ipaddress.IPv4Address(str(source)) in self.subnet
+        except ValueError:
+            return False
+
+    async def cancel(self) -> None:
+        """Cancel the answers still pending and wait until they are gone."""
+        for task in self.pending:
+            task.cancel()
+        await asyncio.gather(*self.pending, return_exceptions=True)
 
     def _reply(self, task: asyncio.Future[bytes | None], addr: tuple[str | object, int]) -> None:
         if task.cancelled() or task.exception() is not None or self.transport is None:
@@ -230,15 +266,26 @@ class _Forward(asyncio.DatagramProtocol):
         if ours and not self.done.done():
             self.done.set_result(data)
 
+    def error_received(self, exc: Exception) -> None:
+        if not self.done.done():  # e.g. ICMP port unreachable: try the next upstream now
+            self.done.set_exception(exc)
+
 
 class DnsServer:
-    """UDP listeners (one per network) answering from :class:`DnsRecords` (runs on a loop)."""
+    """UDP listeners (one per network) answering from :class:`DnsRecords` (runs on a loop).
+
+    ``timeout`` is what one upstream gets, ``query_timeout`` what a forwarded query gets over
+    all of them; a listener waits on at most ``max_in_flight`` forwarded queries at once.
+    """
 
     def __init__(
         self,
         records: DnsRecords,
         upstreams: Sequence[tuple[str, int]] | None = None,
         timeout: float = 2.0,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        query_timeout: float = QUERY_TIMEOUT,
     ) -> None:
         self.records = records
         self.upstreams = (
@@ -246,23 +293,33 @@ class DnsServer:
             else [(ip, 53) for ip in upstream_servers()]
         )
         self.timeout = timeout
-        self._listeners: dict[str, asyncio.DatagramTransport] = {}
+        self.max_in_flight = max_in_flight
+        self.query_timeout = query_timeout
+        self._listeners: dict[str, tuple[asyncio.DatagramTransport, _Responder]] = {}
+        self._in_flight: dict[str, int] = {}  # network id -> forwarded queries waited on
 
-    async def listen(self, network_id: str, host: str, port: int = 53) -> tuple[str, int]:
-        """Serve one network's names on ``host:port``; returns the bound address."""
+    async def listen(
+        self, network_id: str, host: str, port: int = 53, *, subnet: ipaddress.IPv4Network,
+    ) -> tuple[str, int]:
+        """Serve one network's names on ``host:port`` to sources inside ``subnet`` (the
+        network's); returns the bound address."""
         await self.stop(network_id)
         loop = asyncio.get_running_loop()
+        responder = _Responder(self, network_id, subnet)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Responder(self, network_id), local_addr=(host, port)
+            lambda: responder, local_addr=(host, port)
         )
-        self._listeners[network_id] = transport
+        self._listeners[network_id] = (transport, responder)
         sockname = transport.get_extra_info("sockname")
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self, network_id: str) -> None:
-        transport = self._listeners.pop(network_id, None)
-        if transport is not None:
+        """Close a network's listener; its pending answers are cancelled, their sockets closed."""
+        found = self._listeners.pop(network_id, None)
+        if found is not None:
+            transport, responder = found
             transport.close()
+            await responder.cancel()
 
     async def close(self) -> None:
         for network_id in list(self._listeners):
@@ -283,25 +340,53 @@ class DnsServer:
             if query.qtype == TYPE_AAAA:
                 return build_response(query)
             return build_response(query, rcode=RCODE_NOTIMP)
-        forwarded = await self.forward(data, query.id)
+        return await self._forward_capped(network_id, data, query)
+
+    async def _forward_capped(self, network_id: str, data: bytes, query: Query) -> bytes:
+        """The upstreams' answer, NXDOMAIN if none answers; SERVFAIL at once (no socket) when
+        the network's listener already waits on ``max_in_flight`` forwarded queries."""
+        busy = self._in_flight.get(network_id, 0)
+        if busy >= self.max_in_flight:
+            return build_response(query, rcode=RCODE_SERVFAIL)
+        self._in_flight[network_id] = busy + 1
+        try:
+            forwarded = await self.forward(data, query.id)
+        finally:
+            left = self._in_flight[network_id] - 1
+            if left:
+                self._in_flight[network_id] = left
+            else:
+                del self._in_flight[network_id]
         return forwarded if forwarded is not None else build_response(query, rcode=RCODE_NXDOMAIN)
 
     async def forward(self, data: bytes, qid: int) -> bytes | None:
-        """Ask each upstream in turn; the first answer wins, None if none answers in time."""
-        loop = asyncio.get_running_loop()
-        for host, port in self.upstreams:
-            done: asyncio.Future[bytes] = loop.create_future()
-            try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    functools.partial(_Forward, done, qid), remote_addr=(host, port)
-                )
-            except OSError:
-                continue
-            try:
-                transport.sendto(data)
-                return await asyncio.wait_for(done, self.timeout)
-            except (TimeoutError, OSError):
-                continue
-            finally:
-                transport.close()
+        """Ask each upstream in turn (``timeout`` each, ``query_timeout`` in all); the first
+        answer wins, None if none answers in time."""
+        try:
+            async with asyncio.timeout(self.query_timeout):
+                for host, port in self.upstreams:
+                    reply = await self._ask(host, port, data, qid)
+                    if reply is not None:
+                        return reply
+        except TimeoutError:
+            pass
         return None
+
+    async def _ask(self, host: str, port: int, data: bytes, qid: int) -> bytes | None:
+        """One upstream's answer or None; its socket is closed however this ends (a
+        cancellation included)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bytes] = loop.create_future()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                functools.partial(_Forward, done, qid), remote_addr=(host, port)
+            )
+        except OSError:
+            return None
+        try:
+            transport.sendto(data)
+            return await asyncio.wait_for(done, self.timeout)
+        except (TimeoutError, OSError):
+            return None
+        finally:
+            transport.close()

@@ -48,8 +48,9 @@ class Networks:
             await self._listen(network)
 
     async def _listen(self, network: Network) -> None:
+        """The network's DNS listener on its gateway, answering its own subnet alone."""
         try:
-            await self.dns.listen(network.id, str(network.gateway))
+            await self.dns.listen(network.id, str(network.gateway), subnet=network.subnet)
         except OSError as exc:
             log.warning("no embedded DNS for network %s on %s:53: %s", network.name,
                         network.gateway, exc)

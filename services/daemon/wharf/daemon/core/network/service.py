@@ -35,7 +35,7 @@ from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.state import StateStore
 from wharf.errors import Conflict, InvalidArgument, NotFound, WharfError
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # fullmatch: re.match's "$" accepts "x\n"
 PREDEFINED = ("bridge", "host", "none")
 
 
@@ -99,7 +99,7 @@ class NetworkService:
         options: Mapping[str, str] | None = None,
     ) -> Network:
         """A user-defined bridge network (Docker's ``network create``)."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise InvalidArgument(f"invalid network name {name!r}: [a-zA-Z0-9][a-zA-Z0-9_.-]*")
         if name in PREDEFINED:
             raise Conflict(f"{name} is a pre-defined network and cannot be created")

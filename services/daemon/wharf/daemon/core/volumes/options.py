@@ -12,7 +12,8 @@ from wharf.errors import InvalidArgument, NotFound
 LOCAL = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # what dockerd >= 23 puts on anonymous volumes
 NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Patterns are used with fullmatch: "$" with re.match also accepts a final newline.
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _LOCAL_KEYS = ("type", "device", "o", "size")
 _REQUIRES = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
 # tmpfs mount options the kernel knows; anything else is refused before it reaches mount(2).
@@ -22,7 +23,8 @@ _TMPFS_FLAGS = {
     "nostrictatime", "mand", "nomand", "lazytime", "nolazytime", "tmpcopyup",
 }
 _TMPFS_KEYS = {"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol", "huge"}
-_SIZE = re.compile(r"^\d+[kKmMgG%]?$")
+_SIZE = re.compile(r"\d+[kKmMgG%]?")
+_MODE = re.compile(r"[0-7]{1,4}")
 # Flags of the bind variant of the local driver (``type=none,o=bind``).
 _BIND_FLAGS = {"bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec"}
 
@@ -33,7 +35,7 @@ def validate_name(name: str) -> str:
     Raises:
         InvalidArgument: the name is too short or has other characters.
     """
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidArgument(
             f'create {name}: "{name}" includes invalid characters for a local volume name, only '
             f'"{NAME_CHARS}" are allowed. If you intended to pass a host directory, use '
@@ -42,7 +44,7 @@ def validate_name(name: str) -> str:
 
 
 def is_name(text: str) -> bool:
-    return bool(_NAME.match(text))
+    return _NAME.fullmatch(text) is not None
 
 
 def check_driver(name: str, driver: str) -> str:
@@ -122,11 +124,11 @@ def check_tmpfs_options(options: str, prefix: str = "") -> list[str]:
         key, sep, value = option.partition("=")
         if (not sep and key not in _TMPFS_FLAGS) or (sep and key not in _TMPFS_KEYS):
             raise InvalidArgument(f"{prefix}invalid tmpfs option {option!r}")
-        if key == "size" and not _SIZE.match(value):
+        if key == "size" and not _SIZE.fullmatch(value):
             raise InvalidArgument(f"{prefix}invalid tmpfs size {value!r}")
-        if key == "mode" and not re.match(r"^[0-7]{1,4}$", value):
+        if key == "mode" and not _MODE.fullmatch(value):
             raise InvalidArgument(f"{prefix}invalid tmpfs mode {value!r}")
-        if key in ("uid", "gid", "nr_inodes", "nr_blocks") and not _SIZE.match(value):
+        if key in ("uid", "gid", "nr_inodes", "nr_blocks") and not _SIZE.fullmatch(value):
             raise InvalidArgument(f"{prefix}invalid tmpfs option {option!r}")
         out.append(option)
     return out
