@@ -287,7 +287,8 @@ def running_gateway(base: Path, amqp_url: str, down_after: float,
     argv = [GATEWAY_BIN, "serve", "--listen", f"127.0.0.1:{port}", "--amqp-url", amqp_url,
             "--state-dir", str(base / "state"), "--tokens-file", str(tokens),
             "--gateway-id", "gw-bench", "--node-down-after", str(down_after),
-            "--log-level", "warning"]
+            # no per-token rate limit: the bench measures what the gateway can take
+            "--rate", "0", "--log-level", "warning"]
     prof = base / "gateway.prof" if profile else None
     if prof is not None:
         argv = [sys.executable, "-m", "cProfile", "-o", str(prof), *argv]

@@ -11,8 +11,10 @@
 #       parent, and listens on its unix socket and on tcp://ADDRESS:2376 with mutual TLS
 #       (certificates in $CLUSTER_ETC/tls). RabbitMQ and the registry listen on loopback only,
 #       so a small forwarder (infra/cluster/forward.py) carries $NET.1:5672 and the registry
-#       port to them. Writes WHARF_GATEWAY=… and WHARF_TOKEN=… to .wharf/cluster.env in the
-#       checkout. Idempotent: what runs is left alone; nodes above NODES are stopped.
+#       port to them. The gateway serves HTTPS with the cluster's server certificate. Writes
+#       WHARF_GATEWAY=https://…, WHARF_GATEWAY_CACERT=… and WHARF_TOKEN_FILE=… (the token stays in
+#       its 0600 file, never in an environment or argv) to .wharf/cluster.env in the checkout.
+#       Idempotent: what runs is left alone; nodes above NODES are stopped.
 # down  removes the cluster's containers, stops daemons, gateway and forwarder, deletes the
 #       namespaces, veths, bridge and the cluster's RabbitMQ queues. Images stay in
 #       $CLUSTER_ROOT (PURGE=1 removes them too).
@@ -37,7 +39,7 @@ PREFIX="${WHARF_CLUSTER_PREFIX:-wharf-}"         # namespaces and cgroup parents
 VETH="${WHARF_CLUSTER_VETH:-wcn}"                # host ends of the veths: ${VETH}N
 GATEWAY_ID="${WHARF_CLUSTER_GATEWAY_ID:-gw-cluster}"
 HOST_ADDR="$NET.1"
-GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
+GATEWAY_URL="https://127.0.0.1:$GATEWAY_PORT"
 GATEWAY_BIN="$WHARF_REPO/.venv/bin/wharf-gateway"
 WHARF_BIN="$WHARF_REPO/.venv/bin/wharf"
 TLS_DIR="$CLUSTER_ETC/tls"
@@ -80,11 +82,14 @@ node_answers() {
 }
 
 gateway_answers() {
-    curl -sf --max-time 2 "$GATEWAY_URL/healthz" 2>/dev/null | grep -q '"broker":"connected"'
+    curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" "$GATEWAY_URL/healthz" 2>/dev/null \
+        | grep -q '"broker":"connected"'
 }
 
 ready_nodes() {
-    curl -sf --max-time 2 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$GATEWAY_URL/v1/nodes" \
+    # the header from a file descriptor: the token never shows in curl's argv
+    curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" \
+        -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$TOKEN_FILE")") "$GATEWAY_URL/v1/nodes" \
         | python3 -c 'import json,sys; print(sum(n["Status"] == "ready" for n in json.load(sys.stdin)))'
 }
 
@@ -143,7 +148,8 @@ Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
     start_background "$pidfile" "$CLUSTER_LOG/gateway.log" env \
         "WHARF_GATEWAY_AMQP_URL=$(amqp_url WHARF_GATEWAY_AMQP_URL)" "$GATEWAY_BIN" serve \
         --listen "127.0.0.1:$GATEWAY_PORT" --state-dir "$CLUSTER_ROOT/gateway" \
-        --tokens-file "$TOKENS_FILE" --gateway-id "$GATEWAY_ID"
+        --tokens-file "$TOKENS_FILE" --gateway-id "$GATEWAY_ID" \
+        --tls-cert "$TLS_DIR/server-cert.pem" --tls-key "$TLS_DIR/server-key.pem"
     await gateway "$STARTED_PID" "$CLUSTER_LOG/gateway.log" gateway_answers
 }
 
@@ -208,7 +214,8 @@ write_env() {
     {
         printf '# written by make cluster-up: set -a; . %s\n' "${ENV_FILE#"$WHARF_REPO"/}"
         printf 'WHARF_GATEWAY=%s\n' "$GATEWAY_URL"
-        printf 'WHARF_TOKEN=%s\n' "$(cat "$TOKEN_FILE")"
+        printf 'WHARF_GATEWAY_CACERT=%s\n' "$TLS_DIR/ca.pem"
+        printf 'WHARF_TOKEN_FILE=%s\n' "$TOKEN_FILE"
     } | (umask 077; write_if_changed "$ENV_FILE") || true
     chmod 0600 "$ENV_FILE"
 }
@@ -239,7 +246,7 @@ up() {
         || die "the gateway does not see $nodes ready nodes; see $CLUSTER_LOG/"
     write_env
     log "$nodes nodes ready"
-    log "  gateway: $GATEWAY_URL   token: $(cat "$TOKEN_FILE")   (both in ${ENV_FILE#"$WHARF_REPO"/})"
+    log "  gateway: $GATEWAY_URL (CA $TLS_DIR/ca.pem)   token file: $TOKEN_FILE   (both in ${ENV_FILE#"$WHARF_REPO"/})"
     for (( i = 1; i <= nodes; i++ )); do
         log "  node$i: tcp://$(node_addr "$i"):2376 (mutual TLS, certs in $TLS_DIR), unix://$(node_sock "$i")"
     done

@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PACKAGES=(
     crun runc conmon docker-registry busybox-static gcc libc6-dev make iproute2 iptables
     skopeo umoci debootstrap zstd golang-github-containers-common python3-seccomp
-    python3-venv python3-pip tmux curl ca-certificates procps
+    python3-venv python3-pip tmux curl ca-certificates procps openssl  # openssl: infra/certs.sh
     docker-compose  # only to validate docker-compose.dev.yml offline (tests/unit/test_deploy_files.py)
 )
 VENV="$WHARF_REPO/.venv"

@@ -150,7 +150,7 @@ Wants=network-online.target rabbitmq-server.service
 [Service]
 # WHARF_GATEWAY_AMQP_URL, written by infra/rabbitmq.sh
 EnvironmentFile=$AMQP_ENV
-ExecStart=/usr/local/bin/wharf-gateway serve --listen 0.0.0.0:$GATEWAY_PORT --state-dir /var/lib/wharf-gateway --tokens-file $TOKENS_FILE --gateway-id gw-control
+ExecStart=/usr/local/bin/wharf-gateway serve --listen 0.0.0.0:$GATEWAY_PORT --state-dir /var/lib/wharf-gateway --tokens-file $TOKENS_FILE --gateway-id gw-control --tls-cert $TLS_DIR/server-cert.pem --tls-key $TLS_DIR/server-key.pem
 Restart=on-failure
 RestartSec=2
 
@@ -161,7 +161,7 @@ EOF
 }
 
 gateway_answers() {
-    curl -sf --max-time 2 "http://127.0.0.1:$GATEWAY_PORT/healthz" 2>/dev/null \
+    curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$GATEWAY_PORT/healthz" 2>/dev/null \
         | grep -q '"broker":"connected"'
 }
 
@@ -190,7 +190,7 @@ control() {
     gateway_unit
     wait_until "$WHARF_START_TIMEOUT" gateway_answers \
         || die "the gateway does not answer on :$GATEWAY_PORT; see journalctl -u wharf-gateway"
-    log "control VM ready: gateway http://$ip:$GATEWAY_PORT, RabbitMQ $ip:5672, registry $ip:$WHARF_REGISTRY_PORT"
+    log "control VM ready: gateway https://$ip:$GATEWAY_PORT, RabbitMQ $ip:5672, registry $ip:$WHARF_REGISTRY_PORT"
 }
 
 # export: one JSON object on stdout, read by the Vagrantfile (on the machine running Vagrant):
@@ -224,7 +224,7 @@ for env in sorted(pathlib.Path("/etc/wharf/nodes").glob("*.amqp.env")):
                                "server-key.pem": key.read_text()}}
 json.dump({
     "control": ip,
-    "gateway": f"http://{ip}:{port}",
+    "gateway": f"https://{ip}:{port}",
     "token": pathlib.Path(token_file).read_text().strip(),
     "registry": f"{ip}:{registry_port}",
     "tls": {name: (tls_dir / name).read_text() for name in ("ca.pem", "cert.pem", "key.pem")},

@@ -44,6 +44,14 @@ class InvalidArgument(WharfError):
     http_status = 400
 
 
+class Unprocessable(WharfError):
+    """Well-formed, but not something the server can do as sent (a retry key reused for a
+    different request); only the gateway raises it, the Docker API never does."""
+
+    code = "unprocessable"
+    http_status = 422
+
+
 class Unavailable(WharfError):
     code = "unavailable"
     http_status = 503
@@ -83,6 +91,7 @@ KINDS: dict[str, type[WharfError]] = {
         AlreadyExists,
         Conflict,
         InvalidArgument,
+        Unprocessable,
         Unavailable,
         DeadlineExceeded,
         PermissionDenied,
@@ -105,6 +114,7 @@ _STATUS_KINDS: dict[int, type[WharfError]] = {
     403: PermissionDenied,
     404: NotFound,
     409: Conflict,
+    422: Unprocessable,
     503: Unavailable,
     504: DeadlineExceeded,
 }

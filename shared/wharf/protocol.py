@@ -26,7 +26,8 @@ DEFAULT_DEADLINE = timedelta(seconds=60)
 MAX_DEADLINE = timedelta(hours=1)  # no command waits longer to be executed
 _NODE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 BROADCAST_NODE = "*"  # the ``node`` of a command published to every node
-_TARGET = r"^(\*|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})$"
+# a command's node: one node's name, or "*" for every node (also the gateway's path pattern)
+TARGET_PATTERN = r"^(\*|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})$"
 
 
 class _Message(BaseModel):
@@ -178,7 +179,7 @@ class CommandEnvelope(_Message):
     id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str
     schema_version: int = SCHEMA_VERSION
-    node: str = Field(pattern=_TARGET)
+    node: str = Field(pattern=TARGET_PATTERN)
     deadline: datetime
     reply_to: str = ""
     correlation_id: str = ""

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from tests.integration.registry_fixture import (
     running_registry,
     tools_available,
 )
+from wharf.errors import Unavailable
+from wharf.messaging import Broker
 from wharf.topology import node_rights, node_user
 
 
@@ -113,7 +116,9 @@ def node_account(amqp_url: str) -> Iterator[NodeAccount]:
                                    "write": rights["topic_write"],
                                    "read": rights["topic_read"]}]})
         made.append(user)
-        return f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}"
+        url = f"amqp://{user}:{password}@127.0.0.1:5672/{vhost}"
+        _await_login(url)  # rabbitmqctl import_definitions returns before the import is done
+        return url
 
     try:
         yield make
@@ -121,3 +126,19 @@ def node_account(amqp_url: str) -> Iterator[NodeAccount]:
         for user in made:
             subprocess.run(["rabbitmqctl", "delete_user", user], check=False,
                            capture_output=True, timeout=60)
+
+
+def _await_login(url: str, timeout: float = 10.0) -> None:
+    """Wait until the broker lets ``url``'s account in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        broker = Broker(url, topology=False)
+        try:
+            broker.channel  # noqa: B018 - connecting is the check
+            return
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+        finally:
+            broker.close()

@@ -9,6 +9,7 @@ started once for the module and taken down (containers, namespaces, veths, queue
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,13 +36,16 @@ class LocalCluster:
     env: dict[str, str]
     gateway: str
     token: str
+    cacert: str
+    token_file: str
     etc: Path
     run_dir: Path
 
     def cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
             ) -> subprocess.CompletedProcess[str]:
         full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("WHARF_")},
-                    "WHARF_GATEWAY": self.gateway, "WHARF_TOKEN": self.token, **(env or {})}
+                    "WHARF_GATEWAY": self.gateway, "WHARF_GATEWAY_CACERT": self.cacert,
+                    "WHARF_TOKEN_FILE": self.token_file, **(env or {})}
         result = subprocess.run([WHARF, *args], capture_output=True, text=True, env=full_env,
                                 timeout=120, check=False)
         if check:
@@ -53,7 +57,8 @@ class LocalCluster:
         return self.cli("-H", f"unix://{self.run_dir}/node{node}/wharfd.sock", *args)
 
     def http(self, token: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.gateway, timeout=60, headers={
+        return httpx.Client(base_url=self.gateway, timeout=60,
+                            verify=ssl.create_default_context(cafile=self.cacert), headers={
             "Authorization": f"Bearer {token or self.token}"})
 
 
@@ -80,8 +85,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         written = dict(line.split("=", 1) for line in
                        (base / "cluster.env").read_text().splitlines()
                        if line and not line.startswith("#"))
-        yield LocalCluster(env, written["WHARF_GATEWAY"], written["WHARF_TOKEN"],
-                           base / "etc", base / "run")
+        assert written["WHARF_GATEWAY"].startswith("https://") and "WHARF_TOKEN" not in written
+        token_file = written["WHARF_TOKEN_FILE"]
+        assert Path(token_file).stat().st_mode & 0o077 == 0
+        yield LocalCluster(env, written["WHARF_GATEWAY"], Path(token_file).read_text().strip(),
+                           written["WHARF_GATEWAY_CACERT"], token_file, base / "etc",
+                           base / "run")
     finally:
         _script("down", env)
 
@@ -99,7 +108,9 @@ def test_nodes_ready_run_on_a_node_and_see_everything(cluster: LocalCluster) -> 
     assert rows[0].split()[-1] == "node2" and rows[0].startswith(cid[:12])
     with cluster.http() as client:
         assert any(c["Id"] == cid for c in client.get("/v1/containers").json())
-    assert httpx.get(cluster.gateway + "/v1/containers").status_code == 401
+    anonymous = httpx.get(cluster.gateway + "/v1/containers",
+                          verify=ssl.create_default_context(cafile=cluster.cacert))
+    assert anonymous.status_code == 401
     cluster.cli("--node", "node2", "rm", "-f", "on-two")
 
 

@@ -148,7 +148,7 @@ def test_idempotency_keys_and_commands_belong_to_principals(one_node: OneNode) -
         other = as_alice.post(create + "?name=from-alice",
                               json={**SLEEPER, "Cmd": ["sleep", "1"]}, headers=key)
         assert other.status_code == 422, other.text
-        assert other.json() == {"code": "invalid_argument", "message": (
+        assert other.json() == {"code": "unprocessable", "message": (
             f"Idempotency-Key 'shared-key-1' was used for a different request (command "
             f"{alices}, create on n1): send a new key with a new request")}
         assert daemon_names(one_node.daemon.request) == ["from-alice", "from-bob"]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from wharf.dockerapi import status_text
-from wharf.errors import InvalidArgument, NotFound, Unauthenticated, Unavailable
+from wharf.errors import DeadlineExceeded, InvalidArgument, NotFound, Unauthenticated, Unavailable
 from wharf.gateway import auth
 from wharf.gateway.bus import Bus
 from wharf.gateway.dispatch import Dispatcher, command_document, outcome
@@ -173,7 +173,7 @@ def test_a_command_without_an_answer_is_unknown_after_its_deadline(tmp_path: Pat
     row = store.add_command(_envelope(), ["n1"], None, now=1.0)
     assert row.status(row.deadline - 1) == "pending"
     assert row.status(row.deadline + 1) == "unknown"
-    with pytest.raises(Unavailable, match="no answer"):
+    with pytest.raises(DeadlineExceeded, match="no answer"):
         outcome(row, row.deadline + 1)
     store.close()
 

@@ -356,7 +356,7 @@ def test_one_key_two_principals_two_commands_and_a_reused_key_is_a_422(tmp_path:
     assert asyncio.run(submit("alice", "h1")) == alice and len(sent) == 2  # a retry
     with pytest.raises(KeyReused, match="'k' was used for a different request") as reused:
         asyncio.run(submit("alice", "h2"))
-    assert reused.value.http_status == 422 and reused.value.code == "invalid_argument"
+    assert reused.value.http_status == 422 and reused.value.code == "unprocessable"
     assert len(sent) == 2
     store = dispatcher.store
     assert store.command_by_key("alice", "k").id == alice  # type: ignore[union-attr]

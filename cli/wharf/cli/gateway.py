@@ -11,7 +11,11 @@ lets the gateway's placement choose one, once, before the first request.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,8 +31,11 @@ RELAYED = tuple((spec.method, spec.route_pattern()) for spec in COMMANDS.values(
 VERBS = ", ".join(spec.verb for spec in COMMANDS.values() if spec.verb is not None)
 
 
-def parse_gateway(url: str) -> Host:
-    """``http://HOST:PORT`` (or ``https://…``, verified against the system CAs)."""
+def parse_gateway(url: str, cacert: str | None = None, cert: str | None = None,
+                  key: str | None = None) -> Host:
+    """``http://HOST:PORT``, or ``https://HOST:PORT`` verified against ``cacert`` (the
+    system's CAs without one), presenting ``cert``/``key`` to a gateway that wants a client
+    certificate. InvalidArgument names a bad address or a file that is not there."""
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -36,14 +43,84 @@ def parse_gateway(url: str) -> Host:
         raise InvalidArgument(f"invalid gateway address {url!r}: bad port") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname or \
             parts.path not in ("", "/"):
-        raise InvalidArgument(f"invalid gateway address {url!r}: expected http://HOST:PORT")
+        raise InvalidArgument(f"invalid gateway address {url!r}: expected https://HOST:PORT "
+                              "(or http:// to a gateway on this host)")
     tls = None
     if parts.scheme == "https":
         from wharf.cli.tls import TLSConfig  # noqa: PLC0415
 
-        tls = TLSConfig(verify=True)
+        if (cert is None) != (key is None):
+            raise InvalidArgument("--gateway-cert and --gateway-key go together: give both "
+                                  "(or neither)")
+        tls = TLSConfig(verify=True, ca_file=_file(cacert, "--gateway-cacert"),
+                        cert_file=_file(cert, "--gateway-cert"),
+                        key_file=_file(key, "--gateway-key"))
+    elif cacert or cert or key:
+        raise InvalidArgument(f"--gateway-cacert, --gateway-cert and --gateway-key are for an "
+                              f"https:// gateway, not {url}")
     netloc = f"{parts.hostname}:{port or (443 if tls else 80)}"
     return Host(url=url, scheme="tcp", netloc=netloc, tls=tls)
+
+
+def _file(given: str | None, flag: str) -> str | None:
+    if given is None:
+        return None
+    path = os.path.expanduser(given)
+    if not os.path.isfile(path):
+        raise InvalidArgument(f"{flag} {given}: no such file")
+    return path
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """Where the gateway token comes from, first found first: the file named by
+    ``--token-file`` (or ``WHARF_TOKEN_FILE``), ``WHARF_TOKEN``, then ``~/.config/wharf/token``
+    when it exists. Never the command line: every user on the host sees it in ``ps``."""
+
+    file: Path | None = None
+    env: str | None = None
+    default: Path | None = None
+
+    def read(self) -> str | None:
+        """The token, or None when there is none; InvalidArgument for a token file that is
+        missing, empty, not a file, or open to group or others."""
+        if self.file is not None:
+            return read_token_file(self.file)
+        if self.env:
+            return _token(self.env, "WHARF_TOKEN")
+        if self.default is not None and self.default.exists():
+            return read_token_file(self.default)
+        return None
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path``. Like ssh with a private key, a file that its group or others
+    may read or write is refused, not used: chmod 600 makes it usable."""
+    try:  # O_NONBLOCK: a FIFO in its place must not hang the CLI (it is refused below)
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InvalidArgument(f"token file {path}: {exc.strerror}") from exc
+    info = os.fstat(fd)  # of what was opened, links followed
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise InvalidArgument(f"token file {path}: not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise InvalidArgument(
+                f"token file {path}: permissions {mode:04o} are too open: a token file must "
+                f"not be readable or writable by group or others, so it is not used "
+                f"(chmod 600 {path})")
+        data = handle.read(4097)
+    return _token(data.decode("utf-8", errors="replace"), f"token file {path}")
+
+
+def _token(text: str, where: str) -> str:
+    token = text.strip()
+    if not token or len(token) > 4096 or not all(33 <= ord(c) < 127 for c in token):
+        raise InvalidArgument(f"{where}: expected one token (printable ASCII, no spaces), as "
+                              "wharf-gateway token create prints it")
+    return token
 
 
 def relayed(method: str, path: str) -> bool:

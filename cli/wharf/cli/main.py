@@ -35,6 +35,7 @@ from wharf.errors import InvalidArgument, WharfError
 from wharf.version import __version__
 
 DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
+DEFAULT_TOKEN_FILE = ".config/wharf/token"  # noqa: S105 - a path under the home directory
 
 
 class RootGroup(click.Group):
@@ -77,10 +78,20 @@ def _with_root_options(fn: Any) -> Any:
         click.option("--tlskey", metavar="FILE",
                      help="TLS key file (default $WHARF_CERT_PATH/key.pem)."),
         click.option("--gateway", envvar="WHARF_GATEWAY", metavar="URL",
-                     help="Cluster gateway (http://HOST:PORT) for --node, node://NAME, node "
-                     "and ps --all-nodes."),
-        click.option("--token", envvar="WHARF_TOKEN", metavar="TOKEN",
-                     help="Bearer token for the gateway (env WHARF_TOKEN)."),
+                     help="Cluster gateway (https://HOST:PORT; http:// on its own host) for "
+                     "--node, node://NAME, node and ps --all-nodes."),
+        click.option("--gateway-cacert", envvar="WHARF_GATEWAY_CACERT", metavar="FILE",
+                     help="Verify an https:// gateway with this CA (default: the system's "
+                     "CAs; env WHARF_GATEWAY_CACERT)."),
+        click.option("--gateway-cert", envvar="WHARF_GATEWAY_CERT", metavar="FILE",
+                     help="Client certificate for a gateway with mutual TLS (env "
+                     "WHARF_GATEWAY_CERT)."),
+        click.option("--gateway-key", envvar="WHARF_GATEWAY_KEY", metavar="FILE",
+                     help="Its key (env WHARF_GATEWAY_KEY)."),
+        click.option("--token-file", envvar="WHARF_TOKEN_FILE", metavar="FILE",
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="File with the gateway's bearer token, mode 0600 (env "
+                     "WHARF_TOKEN_FILE; else env WHARF_TOKEN, else ~/.config/wharf/token)."),
         click.option("--node", envvar="WHARF_NODE", metavar="NAME",
                      help="Talk to node NAME through the gateway (same as -H node://NAME; "
                      "'any' lets the gateway choose)."),
@@ -94,7 +105,8 @@ def _with_root_options(fn: Any) -> Any:
 
 def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, tls: bool,
           tlsverify: bool, tlscacert: str | None, tlscert: str | None,
-          tlskey: str | None, gateway: str | None, token: str | None,
+          tlskey: str | None, gateway: str | None, gateway_cacert: str | None,
+          gateway_cert: str | None, gateway_key: str | None, token_file: Path | None,
           node: str | None) -> None:
     """A self-sufficient runtime for containers."""
     home = Path(os.path.expanduser("~"))
@@ -103,15 +115,18 @@ def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, t
             raise CLIError(f"invalid host {host!r}: expected node://NAME")
         node, host = host.removeprefix("node://").strip("/"), DEFAULT_HOST
     try:
-        gateway_host = None
+        gateway_host, token = None, None
         if gateway:
-            from wharf.cli.gateway import parse_gateway  # noqa: PLC0415 - lazy
+            from wharf.cli.gateway import TokenSource, parse_gateway  # noqa: PLC0415 - lazy
 
-            gateway_host = parse_gateway(gateway)
+            gateway_host = parse_gateway(gateway, gateway_cacert, gateway_cert, gateway_key)
+            # read when the gateway is first used: a bad token file does not stop `wharf ps`
+            token = TokenSource(file=token_file, env=os.environ.get("WHARF_TOKEN") or None,
+                                default=home / DEFAULT_TOKEN_FILE)
         if node and gateway_host is None:
             raise InvalidArgument(
                 f"node {node!r} is reached through a gateway: pass --gateway URL or set "
-                "WHARF_GATEWAY (make cluster-up writes it, with WHARF_TOKEN, to "
+                "WHARF_GATEWAY (make cluster-up writes it, and where the token is, to "
                 ".wharf/cluster.env)")
         tls_config = None
         if host.startswith("tcp://"):  # TLS protects TCP only; a unix socket has its mode

@@ -15,11 +15,12 @@ import click
 
 from wharf.cli.client import APIClient
 from wharf.cli.config import ConfigFile
+from wharf.cli.failure import CLIError
 from wharf.cli.transport import Host, HttpTransport, Transport
 from wharf.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from wharf.cli.gateway import GatewayAPI
+    from wharf.cli.gateway import GatewayAPI, TokenSource
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Session:
     """Per-invocation state; the API client is created on first use.
 
     With ``node`` set, the client reaches that node's daemon through the gateway (``gateway``,
-    ``token``) instead of the daemon at ``host``.
+    with the token ``token`` reads when the gateway is first used) instead of the daemon at
+    ``host``.
     """
 
     host: Host
@@ -46,7 +48,7 @@ class Session:
     debug: bool = False
     hooks: Hooks = field(default_factory=Hooks)
     gateway: Host | None = None
-    token: str | None = None
+    token: TokenSource | None = None
     node: str | None = None
     _client: APIClient | None = None
 
@@ -76,8 +78,12 @@ class Session:
         if self.gateway is None:
             raise click.UsageError(
                 "no gateway: pass --gateway URL or set WHARF_GATEWAY (make cluster-up writes "
-                "it, with WHARF_TOKEN, to .wharf/cluster.env)")
-        return GatewayAPI(self._wire(self.gateway, prefix=""), self.token)
+                "it, and where the token is, to .wharf/cluster.env)")
+        try:
+            token = self.token.read() if self.token is not None else None
+        except InvalidArgument as exc:  # the CLI's own refusal, not the gateway's answer
+            raise CLIError(str(exc)) from exc
+        return GatewayAPI(self._wire(self.gateway, prefix=""), token)
 
     def use_node(self, node: str) -> None:
         """Send this command's requests to ``node`` through the gateway (``any``: placed)."""

@@ -105,14 +105,20 @@ def _pick(given: str | None, default: Path, flag: str) -> str | None:
     return str(default) if default.is_file() else None
 
 
+def _who(url: str) -> str:
+    return "wharf gateway" if url.startswith("https://") else "wharf daemon"
+
+
 def describe_tls_error(url: str, exc: BaseException) -> str:
     """A message that says what to do about a failed TLS connection to ``url``."""
     text = str(exc)
     reason = getattr(exc, "reason", None) or ""
     if "CERTIFICATE_VERIFY_FAILED" in text or reason == "CERTIFICATE_VERIFY_FAILED":
-        return (f"cannot verify the certificate of the wharf daemon at {url}: "
-                f"{getattr(exc, 'verify_message', '') or text} (check --tlscacert / "
-                "WHARF_CERT_PATH, and that the server certificate names this host)")
+        flags = "--gateway-cacert / WHARF_GATEWAY_CACERT" if url.startswith("https://") \
+            else "--tlscacert / WHARF_CERT_PATH"
+        return (f"cannot verify the certificate of the {_who(url)} at {url}: "
+                f"{getattr(exc, 'verify_message', '') or text} (check {flags}, and that the "
+                "server certificate names this host)")
     if "CERTIFICATE_REQUIRED" in text or "HANDSHAKE_FAILURE" in text:
         return (f"the wharf daemon at {url} refused the connection: it requires a client "
                 "certificate signed by its CA (use --tlsverify --tlscert/--tlskey, or "

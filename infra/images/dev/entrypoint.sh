@@ -91,6 +91,10 @@ case $role in
         ;;
     gateway)
         shift
+        # HTTPS with a certificate of its own (a CA kept in its volume, made once by the
+        # script `make certs` runs): the gateway refuses plain HTTP off loopback.
+        CERT_DIR=${WHARF_GATEWAY_STATE_DIR:-/var/lib/wharf-gateway}/tls CERT_SERVER=gateway \
+            CERT_HOSTS=localhost,127.0.0.1,gateway "$REPO/infra/certs.sh"
         ensure_token
         exec wharf-gateway serve "$@"
         ;;

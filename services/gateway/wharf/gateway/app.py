@@ -11,8 +11,9 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ import click
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, Route
 
-from wharf.errors import InvalidArgument, WharfError
+from wharf.errors import InvalidArgument, WharfError, from_http_status
 from wharf.gateway import auth
+from wharf.gateway.limits import RateLimiter, RequestLimits
 from wharf.gateway.policy import RULES, Scope
 from wharf.gateway.settings import GatewaySettings
 from wharf.version import __version__
@@ -36,7 +40,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
     from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
     from wharf.gateway.events import EventHub  # noqa: PLC0415
-    from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
     from wharf.gateway.store import ClusterStore  # noqa: PLC0415
 
     tokens = auth.Tokens(settings.tokens_file)
@@ -70,9 +73,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await bus.close()
             store.close()
 
-    app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
-                  description="The cluster API: nodes, containers on any node, commands over "
-                  "RabbitMQ. Every route but /healthz needs 'Authorization: Bearer <token>'.")
+    app = _api(lifespan)
 
     @app.get("/healthz", summary="Liveness (no token needed)")
     async def healthz(request: Request) -> dict[str, Any]:
@@ -81,9 +82,29 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 "broker": "connected" if bus is not None and bus.connected else "disconnected"}
 
     app.get("/v1/info", summary="This gateway: id, version, broker, messages it dropped")(info)
+    # Starlette runs the middleware added last first: BearerAuth names the principal, then
+    # RequestLimits counts its requests and caps its body.
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes,
+                       limiter=RateLimiter(settings.rate, settings.burst))
     app.add_middleware(auth.BearerAuth, tokens=tokens)
+    return app
+
+
+def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
+    """The app with its routes, its OpenAPI contract (wharf.gateway.models) and its one map
+    from an error to an answer."""
+    from wharf.gateway.models import with_contract  # noqa: PLC0415
+    from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
+
+    app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
+                  description="The cluster API: nodes, containers on any node, commands over "
+                  "RabbitMQ. Every route but /healthz needs 'Authorization: Bearer <token>'; "
+                  "every error is {message, code} (docs/cluster.md, the HTTP API's contract).")
+    app.openapi = with_contract(app)  # type: ignore[method-assign]
     app.add_exception_handler(WharfError, wharf_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException,
+                              partial(http_error, [*node_api.routes, *cluster.routes]))
     app.include_router(node_api)  # first: the commands' routes are matched most often
     app.include_router(cluster)
     return app
@@ -114,6 +135,25 @@ async def validation_error(_request: Request, exc: Exception) -> Response:
     where = ".".join(str(p) for p in first.get("loc", ()))
     return JSONResponse({"message": f"{where}: {first.get('msg', 'invalid request')}",
                          "code": "invalid_argument"}, status_code=400)
+
+
+async def http_error(included: list[BaseRoute], request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the path has not) as every other
+    error, ``{message, code}``; a 405's ``Allow`` names every method of the path the request
+    reached (Starlette's, those of its first route only), among the app's own routes and the
+    ``included`` routers'."""
+    assert isinstance(exc, HTTPException)
+    kind = from_http_status(exc.status_code, exc.detail)
+    code = kind.code if kind.http_status == exc.status_code or exc.status_code >= 500 else \
+        InvalidArgument.code
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        routes = [r for r in [*request.app.router.routes, *included] if isinstance(r, Route)
+                  and r.methods and r.matches(request.scope)[0] is not Match.NONE]
+        headers["Allow"] = ", ".join(sorted(  # the methods of the path the request reached
+            {m for r in routes if r.path == routes[0].path for m in r.methods or ()}))
+    return JSONResponse({"message": exc.detail, "code": code}, status_code=exc.status_code,
+                        headers=headers)
 
 
 async def _sweep(dispatcher: Any, hub: Any, settings: GatewaySettings) -> None:
@@ -179,6 +219,21 @@ def main() -> None:
 @click.option("--default-deadline", type=float,
               help="Seconds a command may wait to be executed (default 60).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--tls-cert", type=click.Path(path_type=Path), metavar="PEM",
+              help="Serve HTTPS with this certificate (chain); env WHARF_GATEWAY_TLS_CERT.")
+@click.option("--tls-key", type=click.Path(path_type=Path), metavar="PEM",
+              help="The certificate's private key; env WHARF_GATEWAY_TLS_KEY.")
+@click.option("--tls-client-ca", type=click.Path(path_type=Path), metavar="PEM",
+              help="Mutual TLS: clients must present a certificate this CA signed.")
+@click.option("--insecure-http", is_flag=True, default=None,
+              help="Serve plain HTTP on a non-loopback address anyway (tokens cross the "
+              "network in the clear unless something in front terminates TLS).")
+@click.option("--max-body-bytes", type=int,
+              help="Largest request body accepted; larger is 413 (default 1 MiB).")
+@click.option("--rate", type=float,
+              help="Requests a second each token may send on average; more is 429 (default "
+              "50; 0: no limit).")
+@click.option("--burst", type=int, help="Requests a token may send at once (default 100).")
 def serve(**flags: Any) -> None:
     """Serve the cluster API (OpenAPI document at /docs)."""
     import uvicorn  # noqa: PLC0415
@@ -187,11 +242,21 @@ def serve(**flags: Any) -> None:
     if not settings.amqp_url:
         raise click.UsageError("no RabbitMQ URL: pass --amqp-url or set WHARF_GATEWAY_AMQP_URL "
                                "(`make rabbitmq` writes one to /etc/wharf/amqp.env)")
+    refusal = settings.plain_http_refusal()
+    if refusal is not None:
+        raise click.UsageError(refusal)
+    try:
+        tls = settings.uvicorn_tls()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.scheme == "http" and settings.insecure_http:
+        log.warning("serving plain HTTP on %s (--insecure-http): tokens are sent in the clear "
+                    "unless something in front of the gateway terminates TLS", settings.listen)
     host, port = settings.host_port
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                access_log=settings.log_level == "debug", timeout_graceful_shutdown=5)
+                access_log=settings.log_level == "debug", timeout_graceful_shutdown=5, **tls)
 
 
 @main.group()

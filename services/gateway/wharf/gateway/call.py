@@ -7,6 +7,7 @@ way. The one map from an error kind to an HTTP answer is here too.
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Annotated, Any
 
@@ -22,7 +23,13 @@ from wharf.gateway.settings import GatewaySettings
 from wharf.protocol import Payload
 
 MAX_DEADLINE = protocol.MAX_DEADLINE.total_seconds()
+# A deadline shorter than this cannot be met (a round trip to a node takes longer): it is the
+# client's mistake (400), not the cluster's unavailability.
+MIN_DEADLINE = 0.1
 MAX_KEY = 200
+# An Idempotency-Key: 1 to MAX_KEY visible ASCII characters (what a header carries unchanged).
+KEY_PATTERN = f"^[\\x21-\\x7e]{{1,{MAX_KEY}}}$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 # Every dependency is ``async def``: FastAPI runs a plain ``def`` one (or a class) in its
@@ -96,10 +103,13 @@ COMMAND_PARAMETERS: list[dict[str, Any]] = [
      "description": "answer with the result instead of 202 + the command (default false; "
                     "true for image pulls; reads always wait)"},
     {"name": "deadline", "in": "query", "required": False,
-     "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE},
-     "description": "seconds the command may wait to be executed (default 60)"},
+     "schema": {"type": "number", "minimum": MIN_DEADLINE, "maximum": MAX_DEADLINE},
+     "description": f"seconds the command may wait to be executed (default 60; "
+                    f"{MIN_DEADLINE:g} to {MAX_DEADLINE:g}, else 400); past it the request "
+                    "answers 504"},
     {"name": "Idempotency-Key", "in": "header", "required": False,
-     "schema": {"type": "string", "maxLength": MAX_KEY},
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY,
+                "pattern": KEY_PATTERN},
      "description": "a retried request with the same key returns the first one's command; "
                     "keys are per token, and one reused for a different request is a 422"},
 ]
@@ -114,17 +124,17 @@ async def read_call(request: Request) -> Call:
             deadline = float(text)
         except ValueError:
             deadline = math.nan
-        if not 0 < deadline <= MAX_DEADLINE:
-            raise InvalidArgument(f"deadline: {text!r} is not a number of seconds in "
-                                  f"(0, {MAX_DEADLINE:g}]")
+        if not MIN_DEADLINE <= deadline <= MAX_DEADLINE:  # NaN too
+            raise InvalidArgument(f"deadline: {text!r} is not a number of seconds from "
+                                  f"{MIN_DEADLINE:g} to {MAX_DEADLINE:g}")
     wait = None
     if (text := query.get("wait")) is not None:
         wait = strict_bool("wait", text)
     key = request.headers.get("idempotency-key")
     request_hash = None
     if key is not None:
-        if not 0 < len(key) <= MAX_KEY:
-            raise InvalidArgument(f"Idempotency-Key: 1 to {MAX_KEY} characters")
+        if not _KEY.fullmatch(key):
+            raise InvalidArgument(f"Idempotency-Key: 1 to {MAX_KEY} visible ASCII characters")
         # the body as sent (Starlette keeps it for the route's own Body parameter)
         request_hash = fingerprint(request.method, request.scope["path"],
                                    query.multi_items(), await request.body())

@@ -20,19 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
-from wharf.errors import InvalidArgument, NotFound, Unavailable, from_code
+from wharf.errors import DeadlineExceeded, NotFound, Unavailable, Unprocessable, from_code
 from wharf.gateway.placement import Candidate, Constraint, place
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
 from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
 
 
-class KeyReused(InvalidArgument):
+class KeyReused(Unprocessable):
     """An Idempotency-Key used again by its principal for a different request: the request is
-    unprocessable as sent (422), not invalid; on the wire still ``invalid_argument``."""
-
-    http_status: ClassVar[int] = 422
+    unprocessable as sent (422, ``unprocessable``), not invalid."""
 
 
 # Query parameters that say how to answer, not what to do: a retry may change them.
@@ -229,7 +227,8 @@ class Dispatcher:
 
 
 def outcome(row: CommandRow, now: float) -> Any:
-    """A single-node command's result, or its error kind raised."""
+    """A single-node command's result, or its error kind raised: the node's own, or
+    DeadlineExceeded (504) when the deadline passed without an answer."""
     status = row.status(now)
     answer = row.results.get(row.expected[0]) if row.expected else None
     if status == "ok" and answer is not None:
@@ -237,10 +236,10 @@ def outcome(row: CommandRow, now: float) -> Any:
     if status == "error" and answer is not None and answer["Error"]:
         raise from_code(answer["Error"]["code"], answer["Error"]["message"])
     if status == "expired":
-        raise Unavailable(f"command {row.id} expired before node {row.node} took it "
-                          "(it was not executed)")
-    raise Unavailable(f"no answer from node {row.node} for command {row.id} within its "
-                      "deadline; GET /v1/commands/" + row.id + " shows its fate once known")
+        raise DeadlineExceeded(f"command {row.id} expired before node {row.node} took it "
+                               "(it was not executed)")
+    raise DeadlineExceeded(f"no answer from node {row.node} for command {row.id} within its "
+                           f"deadline; GET /v1/commands/{row.id} shows its fate once known")
 
 
 def command_document(row: CommandRow, now: float) -> dict[str, Any]:

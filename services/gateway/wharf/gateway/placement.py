@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from wharf.errors import InvalidArgument, Unavailable
 
-_CONSTRAINT = re.compile(r"^\s*node\.(name|labels\.([a-zA-Z0-9_.-]+))\s*(==|!=)\s*(\S+)\s*$")
+# one placement constraint, as Swarm writes them (also the gateway's query pattern)
+CONSTRAINT = re.compile(r"^\s*node\.(name|labels\.([a-zA-Z0-9_.-]+))\s*(==|!=)\s*(\S+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Constraint:
 
 
 def parse_constraint(text: str) -> Constraint:
-    match = _CONSTRAINT.match(text)
+    match = CONSTRAINT.match(text)
     if match is None:
         raise InvalidArgument(f"invalid constraint {text!r}: expected node.name==NAME, "
                               "node.labels.KEY==VALUE (or !=)")

@@ -12,9 +12,11 @@ Two families of routes, both behind bearer tokens:
 A mutating call answers ``202`` with its command (``Id``, ``Status``; ``Location`` points at
 ``/v1/commands/{id}``) unless the request says ``?wait=true``, in which case it answers as the
 daemon would have. Reads (inspect, list, logs, images) always wait. ``deadline=SECONDS``
-overrides the default deadline; an ``Idempotency-Key`` header makes a retried request return the
-first request's command instead of running again (keys are per token). A command is its
-token's: another token sees it only if admin.
+(0.1 to 3600) overrides the default deadline, past which a waiting request answers 504; an
+``Idempotency-Key`` header makes a retried request return the first request's command instead
+of running again (keys are per token). A command is its token's: another token sees it only
+if admin. Each route declares the answers it gives (:mod:`wharf.gateway.models`), so the
+OpenAPI document is the contract.
 """
 
 from __future__ import annotations
@@ -25,21 +27,37 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from pydantic import Field
 
 from wharf.dockerapi import STDERR, STDOUT, UP_STATES, frame, parse_filters, qbool
 from wharf.errors import InvalidArgument, NotFound
 from wharf.gateway.call import COMMAND_PARAMETERS, Command, Dispatch, Who, read_call
 from wharf.gateway.dispatch import command_document
 from wharf.gateway.events import EventHub
-from wharf.gateway.placement import parse_constraint
+from wharf.gateway.models import (
+    ACCEPTED,
+    CLUSTER_FILTERS,
+    NODE,
+    CommandDocument,
+    CreateBody,
+    Created,
+    NodeDocument,
+    Placed,
+    Placement,
+    answers,
+    filters_parameter,
+    portable,
+)
+from wharf.gateway.placement import CONSTRAINT, parse_constraint
 from wharf.gateway.policy import check_payload, may_see_command
 from wharf.gateway.status import container_row, node_document, row_matches
 from wharf.protocol import (
     BROADCAST_NODE,
     COMMANDS,
+    TARGET_PATTERN,
     ContainerPayload,
     CreatePayload,
     ImagesPayload,
@@ -54,6 +72,18 @@ from wharf.protocol import (
 )
 
 LOG_POLL_SECONDS = 0.2  # a follower's pause when the node's log had nothing new
+MAX_EVENT_ID = 2**63 - 1  # SQLite's largest integer: an event id is one
+
+# A node's name, or * (every node: admin only); a placement constraint (Swarm's syntax).
+NodeName = Annotated[str, Path(pattern=TARGET_PATTERN)]
+Constraints = Annotated[list[Annotated[str, Field(pattern=portable(CONSTRAINT.pattern))]]
+                        | None, Query()]
+# Docker's filters: read as text (wharf.dockerapi.parse_filters), documented as JSON.
+Filters = Annotated[str | None, Query(include_in_schema=False)]
+# What a route answers, beyond 401/403/413/429 (models.with_contract adds those everywhere).
+_READ = answers(*NODE)
+_MUTATE = {**ACCEPTED, **answers(*NODE, 409, 422)}
+_STREAM = {"schema": {"type": "string", "format": "binary"}}
 
 # Authentication and scopes are BearerAuth's, in front of the whole app (wharf.gateway.auth);
 # the create policy is Call.mutate's (wharf.gateway.call).
@@ -64,15 +94,17 @@ node_api = APIRouter(prefix="/v1/nodes/{node}")
 # --- the cluster API ------------------------------------------------------------------------
 
 
-@cluster.get("/nodes", summary="Every node: status (ready/down), last seen, labels, load")
+@cluster.get("/nodes", summary="Every node: status (ready/down), last seen, labels, load",
+             response_model=None, responses={200: {"model": list[NodeDocument]}})
 async def list_nodes(dispatcher: Dispatch) -> list[dict[str, Any]]:
     counts = dispatcher.store.container_counts()
     return [node_document(n, dispatcher.node_ready(n), counts.get(n.name, (0, 0)))
             for n in dispatcher.store.nodes()]
 
 
-@cluster.get("/nodes/{node}", summary="One node")
-async def get_node(dispatcher: Dispatch, node: str) -> dict[str, Any]:
+@cluster.get("/nodes/{node}", summary="One node", response_model=None,
+             responses={200: {"model": NodeDocument}, **answers(400, 404)})
+async def get_node(dispatcher: Dispatch, node: NodeName) -> dict[str, Any]:
     row = dispatcher.store.node(node)
     if row is None:
         raise NotFound(f"no such node: {node}")
@@ -80,11 +112,13 @@ async def get_node(dispatcher: Dispatch, node: str) -> dict[str, Any]:
     return node_document(row, dispatcher.node_ready(row), counts.get(node, (0, 0)))
 
 
-@cluster.get("/containers", summary="Containers of every node (from the cluster view)")
+@cluster.get("/containers", summary="Containers of every node (from the cluster view)",
+             responses=answers(400),
+             openapi_extra={"parameters": [filters_parameter(CLUSTER_FILTERS)]})
 async def cluster_containers(dispatcher: Dispatch, all: bool = False,
-                             filters: str | None = None) -> list[dict[str, Any]]:
+                             filters: Filters = None) -> list[dict[str, Any]]:
     terms = parse_filters(filters)
-    unknown = set(terms) - {"node", "name", "id", "status", "label", "ancestor"}
+    unknown = set(terms) - set(CLUSTER_FILTERS)
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
     rows = []
@@ -97,11 +131,11 @@ async def cluster_containers(dispatcher: Dispatch, all: bool = False,
     return rows
 
 
-@cluster.post("/containers", summary="Run a container on the node placement chooses")
-async def place_and_run(call: Command, body: Annotated[dict[str, Any], Body()],
-                        name: str | None = None,
-                        constraint: Annotated[list[str] | None, Query()] = None) -> Response:
-    payload = RunPayload(create=body, name=name or None)
+@cluster.post("/containers", summary="Run a container on the node placement chooses",
+              status_code=201, responses={201: {"model": Placed}, **_MUTATE})
+async def place_and_run(call: Command, body: CreateBody, name: str | None = None,
+                        constraint: Constraints = None) -> Response:
+    payload = RunPayload(create=body.as_sent(), name=name or None)
     check_payload(call.grant, payload)  # before placement: refused whatever the nodes are
     node = call.dispatcher.choose([parse_constraint(c) for c in constraint or []])
     return await call.mutate(node, payload, ok_status=201,
@@ -109,13 +143,14 @@ async def place_and_run(call: Command, body: Annotated[dict[str, Any], Body()],
 
 
 @cluster.get("/placement", summary="The node placement would choose now (for clients that "
-            "then talk to that node's paths)")
-async def placement(dispatcher: Dispatch,
-                    constraint: Annotated[list[str] | None, Query()] = None) -> dict[str, str]:
+             "then talk to that node's paths)", response_model=None,
+             responses={200: {"model": Placement}, **answers(400, 503)})
+async def placement(dispatcher: Dispatch, constraint: Constraints = None) -> dict[str, str]:
     return {"Node": dispatcher.choose([parse_constraint(c) for c in constraint or []])}
 
 
-@cluster.get("/commands/{command_id}", summary="A command's state and result")
+@cluster.get("/commands/{command_id}", summary="A command's state and result",
+             response_model=None, responses={200: {"model": CommandDocument}, **answers(404)})
 async def get_command(dispatcher: Dispatch, grant: Who, command_id: str) -> dict[str, Any]:
     row = dispatcher.store.command(command_id)
     if row is None or not may_see_command(grant, row.principal):  # another's: not there
@@ -123,7 +158,10 @@ async def get_command(dispatcher: Dispatch, grant: Who, command_id: str) -> dict
     return command_document(row, time.time())
 
 
-@cluster.post("/images/pull", summary="Pull an image on every ready node")
+@cluster.post("/images/pull", summary="Pull an image on every ready node (admin)",
+              response_model=None, responses={
+                  200: {"model": CommandDocument, "description": "with ?wait=true"},
+                  **ACCEPTED, **answers(400, 422, 503)})
 async def pull_everywhere(call: Command, image: str = Query(min_length=1)) -> Response:
     row = await call.dispatcher.submit(BROADCAST_NODE, PullPayload(image=image),
                                        principal=call.principal, deadline=call.deadline,
@@ -137,8 +175,11 @@ async def pull_everywhere(call: Command, image: str = Query(min_length=1)) -> Re
 
 
 @cluster.get("/events", summary="Cluster events (NDJSON, or SSE with Accept: "
-             "text/event-stream), replayed from ?since=<event id>")
-async def events(request: Request, since: Annotated[int, Query(ge=0)] = 0,
+             "text/event-stream), replayed from ?since=<event id>",
+             response_class=StreamingResponse, responses={
+                 200: {"content": {"application/x-ndjson": _STREAM,
+                                   "text/event-stream": _STREAM}}, **answers(400)})
+async def events(request: Request, since: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
                  follow: bool = True) -> StreamingResponse:
     hub: EventHub = request.app.state.events
     sse = "text/event-stream" in request.headers.get("accept", "")
@@ -159,75 +200,84 @@ async def events(request: Request, since: Annotated[int, Query(ge=0)] = 0,
 
 def _command(kind: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     spec = COMMANDS[kind]
+    options.setdefault("responses", _MUTATE if spec.mutates else _READ)
     return node_api.api_route(spec.path, methods=[spec.method], **options)
 
 
-@_command("create", status_code=201, summary="docker create")
-async def create(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
+_CREATED = {201: {"model": Created}, **_MUTATE}
+_DONE = {**answers(304), **_MUTATE}  # start and stop: 304 when already so, as Docker
+
+
+@_command("create", status_code=201, summary="docker create", responses=_CREATED)
+async def create(call: Command, node: NodeName, body: CreateBody,
                  name: str | None = None) -> Response:
-    return await call.mutate(node, CreatePayload(create=body, name=name or None),
+    return await call.mutate(node, CreatePayload(create=body.as_sent(), name=name or None),
                              ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
 
 
-@_command("run", status_code=201, summary="docker run -d (pulls if needed)")
-async def run(call: Command, node: str, body: Annotated[dict[str, Any], Body()],
+@_command("run", status_code=201, summary="docker run -d (pulls if needed)",
+          responses=_CREATED)
+async def run(call: Command, node: NodeName, body: CreateBody,
               name: str | None = None) -> Response:
-    return await call.mutate(node, RunPayload(create=body, name=name or None),
+    return await call.mutate(node, RunPayload(create=body.as_sent(), name=name or None),
                              ok_status=201, shape=lambda r: {"Id": r["Id"], "Warnings": []})
 
 
-@_command("list", summary="docker ps (asks the node)")
-async def node_containers(call: Command, node: str, all: str | None = None,
-                          filters: str | None = None) -> Any:
+@_command("list", summary="docker ps (asks the node)",
+          openapi_extra={"parameters": [filters_parameter(None)]})
+async def node_containers(call: Command, node: NodeName, all: str | None = None,
+                          filters: Filters = None) -> Any:
     return await call.read(node, ListPayload(all=qbool(all), filters=parse_filters(filters)))
 
 
 @_command("inspect", summary="docker inspect")
-async def inspect(call: Command, node: str, container: str) -> Any:
+async def inspect(call: Command, node: NodeName, container: str) -> Any:
     return await call.read(node, ContainerPayload(type="inspect", container=container))
 
 
-@_command("start", status_code=204)
-async def start(call: Command, node: str, container: str) -> Response:
+@_command("start", status_code=204, responses=_DONE)
+async def start(call: Command, node: NodeName, container: str) -> Response:
     return await call.mutate(node, ContainerPayload(type="start", container=container),
                              ok_status=204)
 
 
-@_command("stop", status_code=204)
-async def stop(call: Command, node: str, container: str,
+@_command("stop", status_code=204, responses=_DONE)
+async def stop(call: Command, node: NodeName, container: str,
                t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
     return await call.mutate(node, StopPayload(type="stop", container=container, timeout=t),
                              ok_status=204)
 
 
 @_command("restart", status_code=204)
-async def restart(call: Command, node: str, container: str,
+async def restart(call: Command, node: NodeName, container: str,
                   t: Annotated[int | None, Query(ge=-1, le=3600)] = None) -> Response:
     return await call.mutate(node, StopPayload(type="restart", container=container,
                                                timeout=t), ok_status=204)
 
 
 @_command("kill", status_code=204)
-async def kill(call: Command, node: str, container: str,
+async def kill(call: Command, node: NodeName, container: str,
                signal: str = "KILL") -> Response:
     return await call.mutate(node, KillPayload(container=container, signal=signal),
                              ok_status=204)
 
 
 @_command("rm", status_code=204)
-async def remove(call: Command, node: str, container: str,
+async def remove(call: Command, node: NodeName, container: str,
                  force: str | None = None) -> Response:
     return await call.mutate(node, RemovePayload(container=container, force=qbool(force)),
                              ok_status=204)
 
 
-@_command("logs", summary="docker logs (-f follows the node's log by cursor)")
-async def logs(call: Command, node: str, container: str, follow: str | None = None,
+@_command("logs", summary="docker logs (-f follows the node's log by cursor)",
+          response_class=StreamingResponse, responses={200: {"content": {
+              "application/vnd.docker.multiplexed-stream": _STREAM,
+              "application/vnd.docker.raw-stream": _STREAM}}, **_READ})
+async def logs(call: Command, node: NodeName, container: str, follow: str | None = None,
                stdout: str | None = None, stderr: str | None = None,
-               timestamps: str | None = None, tail: str = "all",
+               timestamps: str | None = None,
+               tail: Annotated[str, Query(pattern="^(all|[0-9]+)$")] = "all",
                since: float | None = None) -> StreamingResponse:
-    if tail != "all" and not tail.isdigit():
-        raise InvalidArgument(f"invalid tail value {tail!r}: a number or 'all'")
     document = await call.read(node, ContainerPayload(type="inspect", container=container))
     tty = bool((document.get("Config") or {}).get("Tty"))
     streams = {"stdout"} if qbool(stdout) else set()
@@ -257,8 +307,9 @@ async def logs(call: Command, node: str, container: str, follow: str | None = No
     return StreamingResponse(body(), media_type=media)
 
 
-@_command("pull", summary="docker pull")
-async def pull(call: Command, node: str, fromImage: str = Query(min_length=1),  # noqa: N803
+@_command("pull", summary="docker pull (waits unless ?wait=false)",
+          responses={200: {"description": "the node's pull result"}, **_MUTATE})
+async def pull(call: Command, node: NodeName, fromImage: str = Query(min_length=1),  # noqa: N803
                tag: str = "") -> Response:
     image = f"{fromImage}:{tag}" if tag and ":" not in fromImage.rsplit("/", 1)[-1] and \
         "@" not in fromImage else fromImage
@@ -267,12 +318,13 @@ async def pull(call: Command, node: str, fromImage: str = Query(min_length=1),  
 
 
 @_command("images", summary="docker images")
-async def images(call: Command, node: str) -> Any:
+async def images(call: Command, node: NodeName) -> Any:
     return await call.read(node, ImagesPayload())
 
 
 @_command("rmi", summary="docker rmi")
-async def remove_image(call: Command, node: str, name: str, force: str | None = None) -> Response:
+async def remove_image(call: Command, node: NodeName, name: str,
+                       force: str | None = None) -> Response:
     def docker_shape(result: dict[str, list[str]]) -> list[dict[str, str]]:
         return [{"Untagged": t} for t in result.get("untagged", [])] + \
             [{"Deleted": d} for d in result.get("deleted", [])]
@@ -295,4 +347,6 @@ def _log_frame(entry: dict[str, Any], tty: bool, timestamps: bool) -> bytes:
 for _route in [*cluster.routes, *node_api.routes]:  # document what read_call reads by hand
     if isinstance(_route, APIRoute) and \
             read_call in [d.call for d in _route.dependant.dependencies]:
-        _route.openapi_extra = {"parameters": COMMAND_PARAMETERS}
+        _extra = _route.openapi_extra or {}
+        _route.openapi_extra = {**_extra, "parameters": [*_extra.get("parameters", []),
+                                                         *COMMAND_PARAMETERS]}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import platform
 from pathlib import Path
+from typing import Any, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +30,18 @@ class GatewaySettings(BaseSettings):
     command_keep_seconds: float = Field(default=7 * 24 * 3600.0, ge=3600, le=365 * 86400)
     command_keep: int = Field(default=100_000, ge=1000, le=100_000_000)
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    # Request limits (wharf.gateway.limits): a body larger than this is 413; each token may
+    # send `rate` requests a second on average, `burst` at once (rate 0: no limit).
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
+    rate: float = Field(default=50.0, ge=0, le=1_000_000)
+    burst: int = Field(default=100, ge=1, le=1_000_000)
+    # HTTPS: a PEM certificate (chain) and its key; with tls_client_ca, clients must also
+    # present a certificate that CA signed. Plain HTTP is served on a loopback address only,
+    # unless insecure_http says otherwise.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    insecure_http: bool = False
 
     @field_validator("state_dir", "tokens_file")
     @classmethod
@@ -36,7 +50,62 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"{value} must be an absolute path")
         return value
 
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both (or neither)")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is "
+                             "TLS first)")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls_cert is None else "https"
+
+    def plain_http_refusal(self) -> str | None:
+        """Why serving as configured must not start (plain HTTP off loopback without
+        ``insecure_http``), or None."""
+        host = self.host_port[0]
+        if self.tls_cert is not None or self.insecure_http or _loopback(host):
+            return None
+        return (f"refusing to serve plain HTTP on {self.listen}: bearer tokens would cross the "
+                "network in the clear. Give --tls-cert and --tls-key (WHARF_GATEWAY_TLS_CERT, "
+                "WHARF_GATEWAY_TLS_KEY), listen on a loopback address, or pass --insecure-http "
+                "if something in front of the gateway terminates TLS")
+
+    def uvicorn_tls(self) -> dict[str, Any]:
+        """uvicorn's ssl options for these settings ({} for plain HTTP), after loading the
+        files once so that a bad one is a message at start-up, not a traceback; ValueError
+        names it."""
+        if self.tls_cert is None or self.tls_key is None:
+            return {}
+        import ssl  # noqa: PLC0415 - only when serving HTTPS
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+            if self.tls_client_ca is not None:
+                context.load_verify_locations(cafile=self.tls_client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load the TLS files (certificate {self.tls_cert}, key "
+                             f"{self.tls_key}, client CA {self.tls_client_ca}): {exc}") from exc
+        options: dict[str, Any] = {"ssl_certfile": str(self.tls_cert),
+                                   "ssl_keyfile": str(self.tls_key)}
+        if self.tls_client_ca is not None:
+            options.update(ssl_ca_certs=str(self.tls_client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+        return options
+
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host, int(port)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
