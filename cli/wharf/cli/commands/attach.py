@@ -1,8 +1,9 @@
 """``attach``, ``exec`` and ``logs``: the commands that carry a container's output.
 
 ``exec`` follows docker's sequence (Engine API reference §3): inspect the container (it must
-exist) → POST /containers/X/exec → POST /exec/ID/start hijacked → (``-t``: resize) → stream until
-EOF → GET /exec/ID/json, and exits with its ``ExitCode``. ``logs`` reads ``Id`` and
+exist) → POST /containers/X/exec (``-t`` on a terminal: its size as ``ConsoleSize``) → POST
+/exec/ID/start hijacked → (``-t``: resize, and again on every SIGWINCH) → stream until EOF →
+GET /exec/ID/json, and exits with its ``ExitCode``. ``logs`` reads ``Id`` and
 ``Config.Tty`` from the container inspect first, and demultiplexes unless it is a TTY.
 """
 
@@ -88,7 +89,7 @@ def exec_cmd(container: str, command: tuple[str, ...], detach: bool, detach_keys
              env: tuple[str, ...], interactive: bool, privileged: bool, tty: bool, user: str,
              workdir: str) -> None:
     """Run a command in a running container."""
-    from wharf.cli.commands.interact import interact  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
+    from wharf.cli.commands.interact import interact, terminal_size  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
 
     session = current()
     client = session.client()
@@ -99,6 +100,8 @@ def exec_cmd(container: str, command: tuple[str, ...], detach: bool, detach_keys
             "AttachStderr": not detach, "AttachStdout": not detach, "Detach": detach,
             "DetachKeys": detach_keys or "", "Env": parse_env(env, os.environ) or None,
             "WorkingDir": workdir, "Cmd": list(command)}
+    if tty and (size := terminal_size(session)) is not None:
+        body["ConsoleSize"] = list(size)  # the first size, before the command runs (API 1.42)
     exec_id = client.exec_create(container, body)
     if detach:
         client.exec_start_detached(exec_id, tty)

@@ -40,12 +40,18 @@ def _quietly(call: Callable[[], None]) -> None:
         call()
 
 
+def terminal_size(session: Session) -> tuple[int, int] | None:
+    """The user's terminal size as (rows, cols); None when stdout is not a terminal."""
+    if not session.stdout_is_tty():
+        return None
+    cols, rows = shutil.get_terminal_size()
+    return rows, cols
+
+
 def resize_now(session: Session, resize: Resize) -> None:
     """Send the terminal's size (rows, cols) when stdout is a terminal."""
-    if not session.stdout_is_tty():
-        return
-    cols, rows = shutil.get_terminal_size()
-    _quietly(lambda: resize(rows, cols))
+    if (size := terminal_size(session)) is not None:
+        _quietly(lambda: resize(*size))
 
 
 def interact(session: Session, conn: RawStream, *, tty: bool, stdin: bool,

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, unquote
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from wharf.errors import WharfError
+from wharf.errors import InvalidArgument, WharfError
 
 log = logging.getLogger("wharf.api.hijack")
 _VERSION_PREFIX = re.compile(r"^/v[0-9][0-9.]*(?=/)")
@@ -46,9 +46,17 @@ class HijackRequest:
         return values[-1] if values else default
 
     def json(self) -> dict[str, Any]:
+        """The body's JSON object; ``{}`` for an empty body or one that is not an object.
+
+        Raises:
+            InvalidArgument: the body is not JSON.
+        """
         if not self.body.strip():
             return {}
-        data = json.loads(self.body)
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            raise InvalidArgument("invalid JSON in the request body") from None
         return data if isinstance(data, dict) else {}
 
 

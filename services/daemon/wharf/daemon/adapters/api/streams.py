@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 
+from wharf.daemon.adapters.api.execs import apply_console_size, take_start_size
 from wharf.daemon.adapters.api.hijack import HijackRequest, HijackStream
 from wharf.daemon.core.containers.execs import ExecService
 from wharf.daemon.core.containers.lifecycle import Status
@@ -45,8 +46,10 @@ class StreamDispatcher:
     async def exec_start(self, exec_id: str, request: HijackRequest,
                          stream: HijackStream) -> None:
         """Run the exec with its I/O on the hijacked connection; record the exit code before
-        closing it (the CLI inspects the exec right after EOF)."""
+        closing it (the CLI inspects the exec right after EOF). Its pty gets the size from the
+        start body, the create body or a resize that came first."""
         record = self.execs.check_startable(exec_id)
+        take_start_size(record, request.json())
         want_stdin = bool(record.request.get("AttachStdin"))
         # 101 first, then the process: output must not share a read with the 101's headers
         # (docker-py drops what its HTTP reader buffered past them), as dockerd orders it.
@@ -59,6 +62,7 @@ class StreamDispatcher:
             return
         process = started.process
         assert process is not None
+        apply_console_size(started)
         feeder = asyncio.get_running_loop().create_task(
             _exec_stdin(process, stream)) if want_stdin else None
         try:

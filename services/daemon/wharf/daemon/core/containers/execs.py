@@ -167,7 +167,17 @@ class ExecService:
             capabilities=list(process.get("capabilities", {}).get("bounding") or []),
             no_new_privileges=bool(process.get("noNewPrivileges")),
             privileged=bool(request.get("Privileged")),
+            console_size=_console_size(request),
         )
+
+
+def _console_size(request: dict[str, Any]) -> tuple[int, int] | None:
+    """The exec's first window size (rows, columns), from ``ConsoleSize`` as the API keeps it
+    current (create, start, or a resize before the start): crun sets it before the command runs."""
+    size = request.get("ConsoleSize")
+    if not size or not request.get("Tty"):
+        return None
+    return int(size[0]), int(size[1])
 
 
 def _action(cmd: list[str]) -> str:

@@ -6,7 +6,9 @@ child's exit (a signal N becomes 128+N). Without a terminal the process's stdio 
 subprocess's pipes. With one, crun creates the pty inside the container and hands the master
 to us over the console socket (``SCM_RIGHTS``); we read and write the master. runc refuses a
 console socket in the foreground, so it gets a pty of ours as its stdio and relays it (a
-resize is then our TIOCSWINSZ plus SIGWINCH to runc).
+resize is then our TIOCSWINSZ plus SIGWINCH to runc). A first size (``ExecConfig.console_size``)
+is the process's ``consoleSize``, which the runtime sets before the command runs (runc then
+copies our pty's size, so ours gets it too).
 The exec does not outlive wharfd (dockerd's exec instances are in-memory too).
 
 When the command cannot be started the runtime prints one line and exits 255 (or 1);
@@ -19,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
-import struct
 import tempfile
 import termios
 from collections.abc import Coroutine
@@ -52,6 +52,7 @@ class ExecConfig:
     capabilities: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
     privileged: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, cols) for the pty, set before exec
 
 
 def process_spec(config: ExecConfig) -> dict[str, Any]:
@@ -67,12 +68,15 @@ def process_spec(config: ExecConfig) -> dict[str, Any]:
     env = list(config.env)
     if config.terminal and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")
-    return {
+    spec: dict[str, Any] = {
         "terminal": config.terminal, "user": user, "args": list(config.args), "env": env,
         "cwd": config.cwd or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": config.no_new_privileges and not config.privileged,
     }
+    if config.terminal and config.console_size is not None:
+        spec["consoleSize"] = dict(zip(("height", "width"), config.console_size, strict=True))
+    return spec
 
 
 class ExecProcess:
@@ -186,11 +190,11 @@ class ExecProcess:
             self._proc.stdin.close()
 
     def resize(self, height: int, width: int) -> None:
-        """Set the pty's window size (TIOCSWINSZ on the master); no-op without a TTY."""
+        """Set the pty's window size (TIOCSWINSZ on the master, which sends the foreground
+        process SIGWINCH); a no-op without a TTY or after ``wait``."""
         if self._master is not None:
             with contextlib.suppress(OSError):
-                fcntl.ioctl(self._master, termios.TIOCSWINSZ,
-                            struct.pack("HHHH", height, width, 0, 0))
+                termios.tcsetwinsize(self._master, (height, width))
                 if self._relay and self._proc.returncode is None:
                     self._proc.send_signal(signal.SIGWINCH)
 
@@ -238,7 +242,8 @@ async def start_exec(oci: OciRuntime, container_id: str, config: ExecConfig, *,
             console.listen(1)
             argv += ["--console-socket", str(sock_path)]
         argv += ["--tty", container_id] if config.terminal else [container_id]
-        proc, master = await _spawn(argv, stdin=stdin and not config.terminal, relay=relay)
+        proc, master = await _spawn(argv, stdin=stdin and not config.terminal, relay=relay,
+                                    size=config.console_size)
         if console is not None:
             master = await _receive_master(console, proc, container_id)
         pid = await _await_pid(pidfile, proc)
@@ -254,10 +259,11 @@ async def start_exec(oci: OciRuntime, container_id: str, config: ExecConfig, *,
                        relay=relay)
 
 
-async def _spawn(argv: list[str], *, stdin: bool, relay: bool
+async def _spawn(argv: list[str], *, stdin: bool, relay: bool, size: tuple[int, int] | None
                  ) -> tuple[asyncio.subprocess.Process, int | None]:
     """Start the runtime with pipes, or (``relay``, runc with a TTY: it will not hand over the
-    pty in the foreground) with a pty of ours as its stdio; returns it and that pty's master."""
+    pty in the foreground) with a pty of ours as its stdio, of ``size`` (runc copies that size
+    to the container's pty at start); returns it and that pty's master."""
     pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     if not relay:
         proc = await asyncio.create_subprocess_exec(
@@ -265,6 +271,8 @@ async def _spawn(argv: list[str], *, stdin: bool, relay: bool
             start_new_session=True)
         return proc, None
     master, slave = os.openpty()
+    if size is not None:
+        termios.tcsetwinsize(master, size)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, env=_ENV, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
