@@ -1,17 +1,20 @@
-"""``wharf node ls`` / ``wharf node inspect``: the cluster's nodes, as the gateway sees them."""
+"""``wharf node ls`` / ``inspect`` / ``update``: the cluster's nodes, as the gateway sees them,
+and their availability (``active``, ``pause``, ``drain``: Swarm's), which an admin token sets."""
 
 from __future__ import annotations
 
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from wharf.cli.session import current
 
-NODE_HEADERS = ("NAME", "STATUS", "LAST SEEN", "CONTAINERS", "RUNNING", "MEMORY FREE",
-                "LOAD", "LABELS")
+NODE_HEADERS = ("NAME", "STATUS", "AVAILABILITY", "LAST SEEN", "CONTAINERS", "RUNNING",
+                "MEMORY FREE", "LOAD", "LABELS")
+AVAILABILITIES = ("active", "pause", "drain")
 
 
 def node_line(node: dict[str, Any], now: float) -> list[str]:
@@ -19,7 +22,9 @@ def node_line(node: dict[str, Any], now: float) -> list[str]:
     free = int(load.get("memory_available") or 0)
     labels = ",".join(f"{k}={v}" for k, v in sorted((node.get("Labels") or {}).items()))
     ago = max(0.0, now - float(node.get("LastSeen") or 0))
-    return [str(node["Name"]), str(node["Status"]), f"{ago:.1f}s ago",
+    # as docker node ls words it ("Active"); a gateway from before availability: all active
+    availability = str(node.get("Availability") or "active").capitalize()
+    return [str(node["Name"]), str(node["Status"]), availability, f"{ago:.1f}s ago",
             str(node.get("Containers", 0)), str(node.get("Running", 0)),
             f"{free / 2**30:.1f}GiB", f"{float(load.get('load1') or 0):.2f}", labels]
 
@@ -51,9 +56,27 @@ def node_inspect(names: tuple[str, ...]) -> None:
     click.echo(json.dumps([api.node(name) for name in names], indent=4))
 
 
+@click.command("update")
+@click.option("--availability", type=click.Choice(AVAILABILITIES), required=True,
+              help="active: placement may choose the node; pause: it does not (a container "
+              "may still be created there by name); drain: neither (the containers already "
+              "there stay).")
+@click.argument("name")
+def node_update(availability: str, name: str) -> None:
+    """Update a node's availability (needs an admin token); prints the node's name."""
+    from wharf.cli.gateway import check  # noqa: PLC0415 - lazy
+
+    api = current().gateway_api()
+    reply = api.wire.request("POST", f"/v1/nodes/{quote(name, safe='')}/update",
+                             json={"Availability": availability}, headers=api.headers)
+    check(reply)
+    click.echo(json.loads(reply.body)["Name"])
+
+
 def register(root: click.Group) -> None:
     group = click.Group("node", help="Manage the cluster's nodes (through the gateway).")
     group.add_command(node_ls)
     group.add_command(node_ls, "list")
     group.add_command(node_inspect)
+    group.add_command(node_update)
     root.add_command(group)

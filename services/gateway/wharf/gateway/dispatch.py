@@ -5,7 +5,10 @@ unknown is refused at once (503 / 404) instead of letting the request wait for t
 An idempotency key is its principal's: the same key from another principal is another command,
 and the same key from the same principal for a different request is refused (422, as the IETF
 draft "The Idempotency-Key HTTP Header Field" says) rather than answered with the first one.
-Whether a node is up is answered from memory (the bus reports each heartbeat), not from SQLite.
+Whether a node is up is answered from memory (the bus reports each heartbeat), not from SQLite,
+and so is its availability (stored, and changed only by :meth:`Dispatcher.set_availability`):
+a create or run sent by name to a drained node is refused (409), any other command reaches it,
+and placement passes over a paused or drained node.
 A command someone waits for is held in memory with an :class:`asyncio.Event`: the bus hands each
 result to :meth:`Dispatcher.on_result` on the loop, which fills it in and wakes the waiters, so
 the request answers without reading the store again. Everything here runs on the event loop.
@@ -22,8 +25,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from wharf.errors import DeadlineExceeded, NotFound, Unavailable, Unprocessable, from_code
-from wharf.gateway.placement import Candidate, Constraint, place
+from wharf.errors import (
+    Conflict,
+    DeadlineExceeded,
+    NotFound,
+    Unavailable,
+    Unprocessable,
+    from_code,
+)
+from wharf.gateway.placement import Availability, Candidate, Constraint, place
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
 from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
 
@@ -35,6 +45,8 @@ class KeyReused(Unprocessable):
 
 # Query parameters that say how to answer, not what to do: a retry may change them.
 _DELIVERY = frozenset({"wait", "deadline"})
+# Commands that make a new container: what a drained node refuses.
+NEW_CONTAINERS = frozenset({"create", "run"})
 
 
 def fingerprint(method: str, path: str, query: list[tuple[str, str]], body: bytes) -> str:
@@ -76,7 +88,9 @@ class Dispatcher:
         self.store, self.publisher, self.gateway_id = store, publisher, gateway_id
         self.down_after, self.clock = down_after, clock
         self._watched: dict[str, _Watched] = {}
-        self._last_seen = {n.name: n.last_seen for n in store.nodes()}
+        known = store.nodes()
+        self._last_seen = {n.name: n.last_seen for n in known}
+        self._availability = {n.name: n.availability for n in known}  # a new node: active
 
     # --- the cluster view -----------------------------------------------------------------
 
@@ -107,17 +121,37 @@ class Dispatcher:
         return [Candidate(name=n.name, ready=self.node_ready(n),
                           running=counts.get(n.name, (0, 0))[1],
                           memory_available=int(n.load.get("memory_available", 0)),
-                          labels=n.labels) for n in self.store.nodes()]
+                          labels=n.labels, availability=n.availability)
+                for n in self.store.nodes()]
 
     def choose(self, constraints: list[Constraint]) -> str:
         return place(self.candidates(), constraints)
+
+    def set_availability(self, name: str, availability: Availability) -> NodeRow:
+        """Set a node's availability (stored, so it outlives this gateway; a change is a node
+        ``update`` event); NotFound for a node this gateway never heard of."""
+        row = self.store.set_availability(name, availability, self.clock())
+        if row is None:
+            raise NotFound(f"no such node: {name}")
+        self._availability[name] = availability
+        return row
+
+    def admit(self, node: str, payload: Payload) -> None:
+        """Conflict when ``payload`` would make a new container on a drained node (a paused
+        one takes a container sent to it by name; placement passes over both)."""
+        if payload.type in NEW_CONTAINERS and \
+                self._availability.get(node) is Availability.DRAIN:
+            raise Conflict(f"node {node} is drained (availability 'drain'): it takes no new "
+                           f"container; 'wharf node update --availability active {node}' "
+                           "lets it take them again")
 
     # --- commands ------------------------------------------------------------------------
 
     async def submit(self, node: str, payload: Payload, *, principal: str, deadline: float,
                      idempotency_key: str | None = None, request_hash: str | None = None,
                      watch: bool = False) -> CommandRow:
-        """Record and publish a command for ``node`` (or every ready node for ``*``).
+        """Record and publish a command for ``node`` (or every ready node for ``*``); a
+        create or run for a drained node is refused first (:meth:`admit`).
 
         With an ``idempotency_key`` this principal used before, the earlier command is
         returned and nothing is sent again, or :class:`KeyReused` raised when its
@@ -135,6 +169,7 @@ class Dispatcher:
                 raise Unavailable("no node is ready")
         else:
             expected = [self.require_ready(node)]
+            self.admit(node, payload)
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
                                        principal=principal, reply_to=self.gateway_id)
         row = self.store.add_command(envelope, expected, idempotency_key, self.clock(),

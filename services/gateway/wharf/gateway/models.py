@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from wharf.gateway.auth import OPEN_PATHS
+from wharf.gateway.placement import Availability
 
 # --- errors ------------------------------------------------------------------------------
 
@@ -113,6 +114,15 @@ class CreateBody(_Open):
         return self.model_dump(exclude_unset=True)
 
 
+class NodeUpdate(BaseModel):
+    """``POST /v1/nodes/{node}/update``: the node's availability (Swarm's: ``active``,
+    ``pause`` keeps placement off it, ``drain`` also refuses containers created there)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    Availability: Availability
+
+
 # --- query parameters ---------------------------------------------------------------------
 
 # Python's \s (what the parsers behind these patterns use), spelled out: the regex engines on
@@ -170,6 +180,7 @@ class CommandDocument(BaseModel):
 class NodeDocument(BaseModel):
     Name: str
     Status: Literal["ready", "down"]
+    Availability: Availability
     LastSeen: float
     LastSeenAgo: float
     Labels: dict[str, str]

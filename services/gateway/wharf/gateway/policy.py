@@ -7,7 +7,8 @@ A token has one scope, each including the one before it:
 - ``operate``: also the lifecycle of containers and images on one node (create and run within
   the policy, start, stop, restart, kill, rm, pull, rmi) and runs placed by the gateway;
 - ``admin``: everything: node patterns (``/v1/nodes/*/…`` reaches every node at once), pulls
-  on every node, anyone's commands, and what the policy refuses the others.
+  on every node, a node's availability (``POST /v1/nodes/{node}/update``), anyone's commands,
+  and what the policy refuses the others.
 
 :func:`required_scope` decides from a request's method and path alone, so the check stands in
 front of the whole app (``auth.BearerAuth``) and a new route cannot escape it: what is not a
@@ -84,6 +85,7 @@ class Violation:
 _NODE_PATH = re.compile(r"^/v1/nodes/([^/]+)(?:/|$)")
 _PLAIN_NODE = re.compile(r"[A-Za-z0-9_.-]+")  # a node's name; anything else is a pattern
 _EVERY_NODE = {("POST", "/v1/images/pull"): "POST /v1/images/pull (every node)"}
+_NODE_UPDATE = re.compile(r"/v1/nodes/[^/]+/update/?")  # a node's availability (fullmatch)
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -94,6 +96,8 @@ def required_scope(method: str, path: str) -> tuple[Scope, str]:
         return Scope.ADMIN, f"the node pattern {match.group(1)!r} (every node)"
     if (method, path) in _EVERY_NODE:
         return Scope.ADMIN, _EVERY_NODE[method, path]
+    if method == "POST" and _NODE_UPDATE.fullmatch(path):
+        return Scope.ADMIN, f"{method} {path} (a node's availability)"
     return (Scope.READ if method in _READS else Scope.OPERATE), f"{method} {path}"
 
 

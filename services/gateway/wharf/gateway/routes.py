@@ -2,7 +2,8 @@
 
 Two families of routes, both behind bearer tokens:
 
-- the cluster API: ``/v1/nodes``, ``/v1/containers`` (every node's, from the cluster view, or
+- the cluster API: ``/v1/nodes`` (and a node's availability, ``/v1/nodes/{node}/update``,
+  admin), ``/v1/containers`` (every node's, from the cluster view, or
   placed on a node the gateway chooses), ``/v1/commands/{id}``, ``/v1/images/pull`` (every
   node), ``/v1/events``;
 - per node, the Docker Engine API's own paths under ``/v1/nodes/{node}/…`` (containers create/
@@ -45,6 +46,7 @@ from wharf.gateway.models import (
     CreateBody,
     Created,
     NodeDocument,
+    NodeUpdate,
     Placed,
     Placement,
     answers,
@@ -108,6 +110,17 @@ async def get_node(dispatcher: Dispatch, node: NodeName) -> dict[str, Any]:
     row = dispatcher.store.node(node)
     if row is None:
         raise NotFound(f"no such node: {node}")
+    counts = dispatcher.store.container_counts()
+    return node_document(row, dispatcher.node_ready(row), counts.get(node, (0, 0)))
+
+
+@cluster.post("/nodes/{node}/update", summary="Set a node's availability: active, pause "
+              "(placement skips it) or drain (it also refuses new containers); admin",
+              response_model=None, responses={200: {"model": NodeDocument}, **answers(400, 404)})
+async def update_node(request: Request, dispatcher: Dispatch, node: NodeName,
+                      body: NodeUpdate) -> dict[str, Any]:
+    row = dispatcher.set_availability(node, body.Availability)
+    request.app.state.events.notify()  # the node's update event, if it changed
     counts = dispatcher.store.container_counts()
     return node_document(row, dispatcher.node_ready(row), counts.get(node, (0, 0)))
 

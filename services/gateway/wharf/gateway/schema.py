@@ -94,6 +94,12 @@ DROP TABLE commands;
 ALTER TABLE commands_v2 RENAME TO commands;
 CREATE INDEX commands_created_at ON commands (created_at);
 """,
+    # 3: a node's availability (placement.Availability), set by an operator and kept across
+    # restarts: every node known so far, and every node first heard of later, is active.
+    """
+ALTER TABLE nodes ADD COLUMN availability TEXT NOT NULL DEFAULT 'active'
+    CHECK (availability IN ('active', 'pause', 'drain'));
+""",
 ]
 
 

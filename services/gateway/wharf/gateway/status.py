@@ -12,9 +12,12 @@ from wharf.gateway.store import NodeRow
 
 
 def node_document(node: NodeRow, ready: bool, counts: tuple[int, int]) -> dict[str, Any]:
+    """``GET /v1/nodes/{node}``: ``Status`` is the daemon's (heartbeats), ``Availability``
+    the operator's (``active``, ``pause``, ``drain``)."""
     return {
         "Name": node.name,
         "Status": "ready" if ready else "down",
+        "Availability": node.availability.value,
         "LastSeen": node.last_seen,
         "LastSeenAgo": round(max(0.0, time.time() - node.last_seen), 3),
         "Labels": node.labels,

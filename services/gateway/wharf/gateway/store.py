@@ -3,8 +3,9 @@ and the cluster event log.
 
 It is a cache of what the daemons report (the daemons hold the truth): a snapshot replaces a
 node's rows, events update them in between, and an event at or below the sequence number the
-view already reflects is dropped as stale. Commands and their results are the gateway's own
-records and survive its restart. One connection guarded by a lock (the AMQP consumer thread
+view already reflects is dropped as stale. Commands and their results, and each node's
+availability (an operator's, not a daemon's), are the gateway's own records and survive its
+restart. One connection guarded by a lock (the AMQP consumer thread
 writes, the HTTP handlers read); WAL, so a reader never waits for the disk.
 
 Commands hold create bodies (``Env`` secrets) and results, so the database's directory (the
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from wharf.gateway import schema
+from wharf.gateway.placement import Availability
 from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
 
 KEEP_EVENTS = 10_000
@@ -60,6 +62,7 @@ class NodeRow:
     last_seen: float
     seq: int
     snapshot_at: float
+    availability: Availability = Availability.ACTIVE
 
     def up(self, now: float, down_after: float) -> bool:
         return now - self.last_seen <= down_after
@@ -185,6 +188,26 @@ class ClusterStore:
                                (event.node, event.actor_id, json.dumps(event.container)))
             self._append_event(db, event.time_nano, _event_document(event))
             return True
+
+    def set_availability(self, name: str, availability: Availability,
+                         now: float) -> NodeRow | None:
+        """Set a known node's availability (None: no such node); a change appends a node
+        ``update`` event (Docker's ``availability.old``/``.new`` attributes) in the same
+        transaction."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
+            if row is None:
+                return None
+            if row["availability"] != availability:
+                db.execute("UPDATE nodes SET availability=? WHERE name=?", (availability, name))
+                self._append_event(db, int(now * 1e9), {
+                    "Type": "node", "Action": "update", "node": name, "Actor": {
+                        "ID": name, "Attributes": {
+                            "name": name, "availability.old": row["availability"],
+                            "availability.new": availability.value}},
+                    "scope": "cluster", "time": int(now), "timeNano": int(now * 1e9)})
+            updated = db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
+            return _node(updated)
 
     def append_event(self, document: dict[str, Any]) -> int:
         with self._tx() as db:
@@ -353,7 +376,8 @@ def _node(row: sqlite3.Row) -> NodeRow:
     return NodeRow(name=row["name"], engine_id=row["engine_id"],
                    labels=json.loads(row["labels"]), load=json.loads(row["load"]),
                    version=row["version"], first_seen=row["first_seen"],
-                   last_seen=row["last_seen"], seq=row["seq"], snapshot_at=row["snapshot_at"])
+                   last_seen=row["last_seen"], seq=row["seq"], snapshot_at=row["snapshot_at"],
+                   availability=Availability(row["availability"]))
 
 
 def _event_document(event: NodeEvent) -> dict[str, Any]:
