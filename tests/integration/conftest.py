@@ -25,6 +25,7 @@ from tests.integration.registry_fixture import (
     running_registry,
     tools_available,
 )
+from tests.layout import ROOT
 from wharf.errors import Unavailable
 from wharf.messaging import Broker
 from wharf.topology import node_rights, node_user
@@ -142,3 +143,13 @@ def _await_login(url: str, timeout: float = 10.0) -> None:
             time.sleep(0.1)
         finally:
             broker.close()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made by
+    infra/certs.sh (what `make certs` runs)."""
+    out = tmp_path_factory.mktemp("certs")
+    subprocess.run([str(ROOT / "infra/certs.sh")], check=True, capture_output=True,
+                   env={**os.environ, "CERT_DIR": str(out), "CERT_HOSTS": "127.0.0.1,localhost"})
+    return out

@@ -34,19 +34,10 @@ from tests.integration.gateway_fixture import (
     running_gateway,
     stop_gateway,
 )
-from tests.layout import ROOT
 
 pytestmark = [pytest.mark.integration]
 WHARF = str(Path(sys.executable).parent / "wharf")
 TWO_MIB = 2 << 20
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("certs")
-    subprocess.run([str(ROOT / "infra/certs.sh")], check=True, capture_output=True,
-                   env={**os.environ, "CERT_DIR": str(out), "CERT_HOSTS": "127.0.0.1,localhost"})
-    return out
 
 
 def _clean_env() -> dict[str, str]:

@@ -21,7 +21,6 @@ import pytest
 
 from tests.daemon_fixture import WHARFD, Daemon, running_daemon
 from tests.integration.conftest import SeededRegistry
-from tests.layout import ROOT
 
 pytestmark = [pytest.mark.integration]
 DOCKER = shutil.which("docker")
@@ -33,14 +32,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("certs")
-    subprocess.run([str(ROOT / "infra/certs.sh")], check=True, capture_output=True,
-                   env={**os.environ, "CERT_DIR": str(out), "CERT_HOSTS": "127.0.0.1,localhost"})
-    return out
 
 
 @pytest.fixture(scope="module")
