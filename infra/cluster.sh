@@ -149,7 +149,9 @@ Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
         "WHARF_GATEWAY_AMQP_URL=$(amqp_url WHARF_GATEWAY_AMQP_URL)" "$GATEWAY_BIN" serve \
         --listen "127.0.0.1:$GATEWAY_PORT" --state-dir "$CLUSTER_ROOT/gateway" \
         --tokens-file "$TOKENS_FILE" --gateway-id "$GATEWAY_ID" \
-        --tls-cert "$TLS_DIR/server-cert.pem" --tls-key "$TLS_DIR/server-key.pem"
+        --tls-cert "$TLS_DIR/server-cert.pem" --tls-key "$TLS_DIR/server-key.pem" \
+        --node-tls-ca "$TLS_DIR/ca.pem" --node-tls-cert "$TLS_DIR/cert.pem" \
+        --node-tls-key "$TLS_DIR/key.pem"
     await gateway "$STARTED_PID" "$CLUSTER_LOG/gateway.log" gateway_answers
 }
 

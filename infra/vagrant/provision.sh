@@ -150,7 +150,7 @@ Wants=network-online.target rabbitmq-server.service
 [Service]
 # WHARF_GATEWAY_AMQP_URL, written by infra/rabbitmq.sh
 EnvironmentFile=$AMQP_ENV
-ExecStart=/usr/local/bin/wharf-gateway serve --listen 0.0.0.0:$GATEWAY_PORT --state-dir /var/lib/wharf-gateway --tokens-file $TOKENS_FILE --gateway-id gw-control --tls-cert $TLS_DIR/server-cert.pem --tls-key $TLS_DIR/server-key.pem
+ExecStart=/usr/local/bin/wharf-gateway serve --listen 0.0.0.0:$GATEWAY_PORT --state-dir /var/lib/wharf-gateway --tokens-file $TOKENS_FILE --gateway-id gw-control --tls-cert $TLS_DIR/server-cert.pem --tls-key $TLS_DIR/server-key.pem --node-tls-ca $TLS_DIR/ca.pem --node-tls-cert $TLS_DIR/cert.pem --node-tls-key $TLS_DIR/key.pem
 Restart=on-failure
 RestartSec=2
 

@@ -25,6 +25,10 @@ SCHEMA_VERSION = 1
 DEFAULT_DEADLINE = timedelta(seconds=60)
 MAX_DEADLINE = timedelta(hours=1)  # no command waits longer to be executed
 _NODE = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+# A daemon's TCP address as a gateway dials it: HOST:PORT, HOST a name, an IPv4 address or a
+# bracketed IPv6 address.
+# Used with fullmatch (and anchored for pydantic's patterns).
+ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252}):[0-9]{1,5}")
 BROADCAST_NODE = "*"  # the ``node`` of a command published to every node
 # a command's node: one node's name, or "*" for every node (also the gateway's path pattern)
 TARGET_PATTERN = r"^(\*|[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})$"
@@ -304,6 +308,9 @@ class Heartbeat(_Message):
     labels: dict[str, str] = Field(default_factory=dict)
     load: Load
     version: str
+    # HOST:PORT of the node's mutual-TLS Docker API, where the gateway relays interactive
+    # streams (attach, exec); "" when the node has none.
+    address: str = Field(default="", max_length=300, pattern=f"^(?:{ADDRESS.pattern})?$")
 
 
 class Snapshot(_Message):

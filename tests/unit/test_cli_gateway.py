@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,9 +12,11 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from wharf.cli.gateway import parse_gateway, relayed
+from wharf.cli.gateway import GatewayAPI, GatewayTransport, parse_gateway, relayed
+from wharf.cli.hijack import HijackResult, RawStream, request_bytes
 from wharf.cli.main import build_cli
 from wharf.cli.session import Hooks
+from wharf.cli.transport import Params, Reply
 from wharf.errors import InvalidArgument
 
 TOKEN = "wgt_test"
@@ -42,8 +45,27 @@ class FakeGateway:
         return handler(request)
 
 
-def run(gateway: FakeGateway, *args: str, env: dict[str, str] | None = None) -> Result:
-    hooks = Hooks(wire=httpx.MockTransport(gateway), stdout_tty=False, stdin_tty=False)
+@dataclass
+class Hijacks:
+    """The Hijacker seam: a socketpair whose far end holds the node's output."""
+
+    output: bytes
+    paths: list[str] = field(default_factory=list)
+    peers: list[socket.socket] = field(default_factory=list)
+
+    def open(self, path: str, params: Params, body: object = None) -> HijackResult:
+        self.paths.append(path)
+        ours, theirs = socket.socketpair()
+        theirs.sendall(self.output)
+        theirs.shutdown(socket.SHUT_WR)
+        self.peers.append(theirs)
+        return HijackResult(Reply(101, {}, b""), RawStream(ours))
+
+
+def run(gateway: FakeGateway, *args: str, env: dict[str, str] | None = None,
+        hijacker: Hijacks | None = None) -> Result:
+    hooks = Hooks(wire=httpx.MockTransport(gateway), stdout_tty=False, stdin_tty=False,
+                  hijacker=hijacker)
     return CliRunner().invoke(build_cli(), list(args), obj=hooks,
                               env=ENV if env is None else env)
 
@@ -116,11 +138,9 @@ def test_run_detached_through_the_gateway_and_placement() -> None:
     paths = [r.url.path for r in gateway.seen]
     assert paths == ["/v1/placement", "/v1/nodes/node3/containers/create",
                      f"/v1/nodes/node3/containers/{CID}/start"]
-    interactive = run(gateway, "run", "--node", "node3", "-i", "busybox", "true")
-    assert interactive.exit_code != 0 and "need a connection to the daemon" in interactive.output
 
 
-def test_run_in_the_foreground_follows_the_output_and_exits_with_the_status() -> None:
+def test_run_in_the_foreground_attaches_through_the_gateway_as_to_a_daemon() -> None:
     gateway = FakeGateway()
     bodies: list[dict[str, object]] = []
 
@@ -131,15 +151,29 @@ def test_run_in_the_foreground_follows_the_output_and_exits_with_the_status() ->
     base = f"/v1/nodes/node1/containers/{CID}"
     gateway.route("POST", "/v1/nodes/node1/containers/create", create)
     gateway.route("POST", base + "/start", lambda r: httpx.Response(204))
-    gateway.route("GET", base + "/logs", lambda r: httpx.Response(
-        200, content=b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"))
-    gateway.route("GET", base + "/json", lambda r: httpx.Response(
-        200, json={"Id": CID, "State": {"Running": False, "ExitCode": 3}}))
-    gateway.route("DELETE", base, lambda r: httpx.Response(204))
-    result = run(gateway, "--node", "node1", "run", "--rm", "busybox", "sh", "-c", "exit 3")
-    assert result.exit_code == 3 and result.output == "hi\n"
-    assert bodies[0]["HostConfig"]["AutoRemove"] is False  # type: ignore[index]
-    assert gateway.seen[-1].method == "DELETE"  # --rm, once the output is complete
+    gateway.route("POST", base + "/wait", lambda r: httpx.Response(
+        200, json={"StatusCode": 3, "Error": None}))
+    hijacks = Hijacks(b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n")
+    result = run(gateway, "--node", "node1", "run", "--rm", "-i", "busybox", "sh",
+                 hijacker=hijacks)
+    assert result.exit_code == 3 and result.output == "hi\n", result.output
+    assert bodies[0]["HostConfig"]["AutoRemove"] is True  # type: ignore[index]
+    assert hijacks.paths == [f"/containers/{CID}/attach"]
+    wait = next(r for r in gateway.seen if r.url.path == base + "/wait")
+    # relayed to the node as it is: no ?wait=true (that is for commands)
+    assert wait.url.params.get("condition") == "removed" and "wait" not in wait.url.params
+
+
+def test_the_gateway_hijacker_names_the_node_and_carries_the_token() -> None:
+    host = parse_gateway("http://127.0.0.1:8480")
+    through = GatewayTransport(GatewayAPI(httpx.MockTransport(FakeGateway()),  # type: ignore[arg-type]
+                                          TOKEN), "node2")
+    hijacker = through.hijacker(host)
+    assert hijacker.prefix == "/v1/nodes/node2"
+    head = request_bytes(hijacker.prefix + "/exec/e1/start", {}, {"Tty": True},
+                         hijacker.headers).decode()
+    assert head.startswith("POST /v1/nodes/node2/exec/e1/start HTTP/1.1\r\n")
+    assert f"Authorization: Bearer {TOKEN}\r\n" in head and "Upgrade: tcp\r\n" in head
 
 
 def test_ps_all_nodes_has_a_node_column() -> None:
@@ -161,7 +195,8 @@ def test_ps_all_nodes_has_a_node_column() -> None:
 
 def test_what_the_gateway_does_not_relay_is_refused_with_a_reason() -> None:
     assert relayed("POST", "/containers/create") and relayed("DELETE", "/images/a/b:c")
-    assert not relayed("POST", "/containers/x/attach") and not relayed("GET", "/info")
+    assert relayed("POST", "/containers/x/attach") and relayed("POST", "/exec/e/resize")
+    assert not relayed("GET", "/info") and not relayed("POST", "/containers/x/attach/more")
     result = run(FakeGateway(), "--node", "node1", "top", "web")
     assert result.exit_code != 0 and "not relayed" in result.output
 

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from tests.layout import ROOT
 from wharf.cli.hijack import RawStream
-from wharf.daemon.adapters.api.tls import HalfCloseTLSProtocol, server_context
+from wharf.daemon.adapters.api.tls import server_context
 from wharf.daemon.listen import ListenAddress, parse_listen_address
 from wharf.daemon.settings import DaemonSettings
 from wharf.errors import InvalidArgument
+from wharf.hijack import HalfCloseTLSProtocol
 
 
 @pytest.fixture(autouse=True)

@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from wharf.daemon.adapters.api.execs import console_size, set_console_size
-from wharf.daemon.adapters.api.hijack import HijackRequest
 from wharf.daemon.adapters.api.server import create_app
 from wharf.daemon.adapters.api.streams import StreamDispatcher
 from wharf.daemon.core.containers.execs import ExecRecord
 from wharf.daemon.core.runtime.exec import ExecConfig, _spawn, process_spec
 from wharf.daemon.core.runtime.users import UserIds
 from wharf.errors import InvalidArgument, NotFound
+from wharf.hijack import HijackRequest
 
 
 class FakeProcess:

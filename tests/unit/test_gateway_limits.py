@@ -225,11 +225,11 @@ def test_tls_files_go_together_and_a_bad_one_is_named(tmp_path: Path) -> None:
         _settings(tls_cert=Path("c"))
     with pytest.raises(ValueError, match="--tls-client-ca needs --tls-cert"):
         _settings(tls_client_ca=Path("ca"))
-    assert _settings().uvicorn_tls() == {}
+    assert _settings().server_tls() is None
     (tmp_path / "cert.pem").write_text("not a certificate\n")
     bad = _settings(tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem")
     with pytest.raises(ValueError, match="cannot load the TLS files"):
-        bad.uvicorn_tls()
+        bad.server_tls()
 
 
 def test_the_limits_settings_defaults_and_bounds() -> None:

@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from wharf.daemon.adapters.api.hijack import HijackRequest, HijackStream, bind_protocol
 from wharf.errors import NotFound
+from wharf.hijack import HijackRequest, HijackStream, bind_protocol
 
 
 class EchoDispatcher:

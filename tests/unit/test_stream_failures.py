@@ -35,10 +35,10 @@ from wharf.cli.main import build_cli
 from wharf.cli.session import Hooks
 from wharf.cli.transport import HttpTransport, parse_host
 from wharf.cli.wire import SocketTransport
-from wharf.daemon.adapters.api.hijack import bind_protocol
 from wharf.daemon.adapters.api.server import create_app
 from wharf.dockerapi import frame
 from wharf.errors import NotFound, Unavailable
+from wharf.hijack import bind_protocol
 
 CUT = "reply ended before it was complete"
 WHARF = str(Path(sys.executable).parent / "wharf")

@@ -4,14 +4,16 @@ The gateway serves each node's Docker API paths under ``/v1/nodes/{node}/…`` b
 token, so :class:`GatewayTransport` only rewrites the path, adds the token, and asks mutating
 calls to wait for their result (``?wait=true``), and the commands above it do not know whether
 they talk to a daemon or to a node through the gateway. Paths the gateway does not relay
-(attach, exec, wait, stats…) are refused here with a message that says so. ``any`` as the node
-lets the gateway's placement choose one, once, before the first request.
+(stats, build, cp…) are refused here with a message that says so. Attach and exec start
+hijack the gateway's connection, which relays it to the node's daemon (``hijacker``).
+``any`` as the node lets the gateway's placement choose one, once, before the first request.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from wharf.cli.hijack import SocketHijacker
 from wharf.cli.transport import Host, Params, Reply, StreamReply, Transport
 from wharf.errors import InvalidArgument, WharfError, from_code, from_http_status
 from wharf.protocol import COMMANDS
@@ -28,7 +31,16 @@ ANY_NODE = "any"
 # that a wharf verb reaches.
 RELAYED = tuple((spec.method, spec.route_pattern()) for spec in COMMANDS.values()
                 if spec.verb is not None)
-VERBS = ", ".join(spec.verb for spec in COMMANDS.values() if spec.verb is not None)
+# The interactive sessions' routes, which the gateway relays to the node's daemon as they are
+# (no command, no ?wait): attach, exec, resize, wait (wharf.gateway.streams).
+_ID = "[^/]+"
+STREAMED = tuple((method, re.compile(path)) for method, path in (
+    ("POST", f"/containers/{_ID}/exec"), ("POST", f"/exec/{_ID}/start"),
+    ("GET", f"/exec/{_ID}/json"), ("POST", f"/exec/{_ID}/resize"),
+    ("POST", f"/containers/{_ID}/resize"), ("POST", f"/containers/{_ID}/wait"),
+    ("POST", f"/containers/{_ID}/attach")))
+VERBS = ", ".join([*(spec.verb for spec in COMMANDS.values() if spec.verb is not None),
+                   "attach", "exec", "wait", "run -i/-t"])
 
 
 def parse_gateway(url: str, cacert: str | None = None, cert: str | None = None,
@@ -125,7 +137,12 @@ def _token(text: str, where: str) -> str:
 
 def relayed(method: str, path: str) -> bool:
     where = path.split("?", maxsplit=1)[0]
-    return any(method == want and pattern.match(where) for want, pattern in RELAYED)
+    return any(method == want and pattern.match(where) for want, pattern in RELAYED) or \
+        streamed(method, where)
+
+
+def streamed(method: str, path: str) -> bool:
+    return any(method == want and pattern.fullmatch(path) for want, pattern in STREAMED)
 
 
 class GatewayAPI:
@@ -185,10 +202,18 @@ class GatewayTransport:
                 f"{method} {where} is not relayed by the gateway: through the gateway wharf "
                 f"can {VERBS}; use -H to talk to the node's daemon directly")
         query: dict[str, Any] = dict(params or {})
-        if method in ("POST", "DELETE"):
+        if method in ("POST", "DELETE") and not streamed(method, path):
             query["wait"] = "true"
-        return (f"/v1/nodes/{quote(self.target, safe='')}{path}", query,
-                {**(headers or {}), **self.api.headers})
+        return (f"{self.prefix}{path}", query, {**(headers or {}), **self.api.headers})
+
+    @property
+    def prefix(self) -> str:
+        """The node's Docker API paths on the gateway."""
+        return f"/v1/nodes/{quote(self.target, safe='')}"
+
+    def hijacker(self, gateway: Host) -> SocketHijacker:
+        """Attach and exec start, hijacked through the gateway to the node's daemon."""
+        return SocketHijacker(gateway, prefix=self.prefix, headers=self.api.headers)
 
     def request(self, method: str, path: str, *, params: Params | None = None,
                 json: object = None, content: bytes | Iterable[bytes] | None = None,

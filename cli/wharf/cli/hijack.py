@@ -85,8 +85,13 @@ class Hijacker(Protocol):
 class SocketHijacker:
     """Hijacks over a new connection to ``host`` (unix socket or TCP)."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, prefix: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        """``prefix`` replaces the API version before the path (the gateway's
+        ``/v1/nodes/NODE``); ``headers`` go with the request (the gateway's token)."""
         self.host = host
+        self.prefix = f"/v{API_VERSION}" if prefix is None else prefix
+        self.headers = headers or {}
 
     def open(self, path: str, params: Params, body: object = None) -> HijackResult:
         """POST ``path`` with the upgrade headers; ``body`` is JSON-encoded when given."""
@@ -94,7 +99,7 @@ class SocketHijacker:
         reader = sock.makefile("rb")
         try:
             sock.settimeout(REQUEST_TIMEOUT)
-            sock.sendall(request_bytes(path, params, body))
+            sock.sendall(request_bytes(self.prefix + path, params, body, self.headers))
             status, headers = read_head(reader, self.host)
             if status == 101:
                 sock.settimeout(None)
@@ -113,14 +118,17 @@ class SocketHijacker:
         return connect(self.host)
 
 
-def request_bytes(path: str, params: Params, body: object) -> bytes:
-    """The request head (and body) of an upgrade request, as the docker CLI writes it."""
+def request_bytes(path: str, params: Params, body: object,
+                  headers: dict[str, str] | None = None) -> bytes:
+    """The request head (and body) of an upgrade request, as the docker CLI writes it;
+    ``path`` is the whole path (with the API version or the gateway's prefix)."""
     query = urlencode(list(params.items()), doseq=True)
-    target = f"/v{API_VERSION}{path}" + (f"?{query}" if query else "")
+    target = path + (f"?{query}" if query else "")
     payload = b"" if body is None else json.dumps(body).encode()
     kind = "application/json" if body is not None else "text/plain"
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (f"POST {target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: {USER_AGENT}\r\n"
-            f"Content-Length: {len(payload)}\r\nContent-Type: {kind}\r\n"
+            f"Content-Length: {len(payload)}\r\nContent-Type: {kind}\r\n{extra}"
             "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
     return head.encode("latin-1") + payload
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
@@ -61,8 +61,12 @@ class Session:
             if self.node is not None:
                 from wharf.cli.gateway import GatewayTransport  # noqa: PLC0415 - lazy
 
-                transport = GatewayTransport(self.gateway_api(), self.node)
-                hijacker: Hijacker = _NoHijack()
+                through = GatewayTransport(self.gateway_api(), self.node)
+                assert self.gateway is not None, "gateway_api() checked it"
+                hijacker: Hijacker = (self.hooks.hijacker  # type: ignore[assignment]
+                                      if self.hooks.hijacker is not None
+                                      else through.hijacker(self.gateway))
+                transport = through
             else:
                 hijacker = (self.hooks.hijacker  # type: ignore[assignment]
                             if self.hooks.hijacker is not None else SocketHijacker(self.host))
@@ -112,14 +116,6 @@ class Session:
         if self.hooks.stdin_tty is not None:
             return self.hooks.stdin_tty
         return sys.stdin.isatty()
-
-
-class _NoHijack:
-    """Attach and exec are not relayed by the gateway."""
-
-    def open(self, path: str, params: object, body: object = None) -> NoReturn:
-        raise InvalidArgument("attach and exec are not relayed by the gateway: use run -d, "
-                              "logs -f, or -H to reach the node's daemon directly")
 
 
 def current() -> Session:

@@ -136,22 +136,12 @@ def run_cmd(image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool,
     session = current()
     if node:
         session.use_node(node)
-    if session.node and not detach and (opts["interactive"] or opts["tty"]):
-        raise CLIError("-i and -t need a connection to the daemon itself (the gateway relays "
-                       "output, not input): use -H, or run -d and logs -f")
     stdin = opts["interactive"] and not detach
     if opts["tty"] and stdin and not session.stdin_is_tty():
         raise CLIError("the input device is not a TTY")
     body = create_body(opts, image, command, attach=not detach)
-    if session.node and not detach:
-        body = {**body, "HostConfig": {**body.get("HostConfig", {}), "AutoRemove": False}}
     with daemon_errors():
         cid = str(create_with_pull(session, body, opts)["Id"])
-    if session.node and not detach:
-        code = _run_through_gateway(session, cid, bool(opts["auto_remove"]))
-        if code:
-            click.get_current_context().exit(code)
-        return
     code = _run_created(session, cid, detach=detach, stdin=stdin, sig_proxy=sig_proxy,
                         detach_keys=detach_keys, opts=opts)
     if code:
@@ -170,7 +160,7 @@ def _run_created(session: Session, cid: str, *, detach: bool, stdin: bool, sig_p
             if not detach:
                 conn = client.attach(cid, attach_params(stdin, detach_keys))
                 stack.callback(conn.close)
-            # Through the gateway nothing waits on a detached container (wait is not relayed).
+            # Through the gateway a detached run holds no connection to the node's daemon.
             waiter = None if detach and session.node else \
                 client.wait(cid, "removed" if opts["auto_remove"] else "next-exit")
         if waiter is not None:
@@ -193,31 +183,6 @@ def _run_created(session: Session, cid: str, *, detach: bool, stdin: bool, sig_p
         with daemon_errors():
             result = waiter.result()
     return exit_status(result)
-
-
-def _run_through_gateway(session: Session, cid: str, auto_remove: bool) -> int:
-    """``run`` without ``-d`` on a node behind the gateway: start, follow the output until the
-    container exits, and exit with its status (``--rm`` removes it afterwards). The gateway
-    relays requests, not hijacked streams, so there is no stdin; output arrives by ``logs -f``.
-    """
-    from wharf.cli.streams import FrameDemuxer, write_output  # noqa: PLC0415 - lazy
-
-    client = session.client()
-    try:
-        client.start(cid)
-    except WharfError as exc:
-        raise start_error(exc) from exc
-    try:
-        with daemon_errors():
-            demux = FrameDemuxer()
-            for chunk in client.logs(cid, {"follow": "1", "stdout": "1", "stderr": "1"}):
-                write_output(demux, chunk, sys.stdout.buffer, sys.stderr.buffer, False)
-            state = client.inspect_container(cid).get("State") or {}
-    finally:
-        if auto_remove:
-            with contextlib.suppress(WharfError):
-                client.remove_container(cid, force=True)
-    return int(state.get("ExitCode") or 0)
 
 
 def exit_status(result: Mapping[str, Any]) -> int:

@@ -166,7 +166,8 @@ def _agent(settings: DaemonSettings, engine: Any) -> Any:
                                  settings.node_name),
                   asyncio.get_running_loop(), load, settings.heartbeat_interval,
                   settings.snapshot_interval,
-                  journal_keep=(settings.journal_keep_seconds, settings.journal_keep))
+                  journal_keep=(settings.journal_keep_seconds, settings.journal_keep),
+                  address=settings.advertised_address)
     engine.events.add_listener(agent.on_event)
     agent.start()
     log.info("agent for node %s consuming %s", settings.node_name, "wharf.cmd." +
@@ -273,10 +274,9 @@ def bind_listeners(settings: DaemonSettings, stack: ExitStack
 async def serve(settings: DaemonSettings) -> None:
     import uvicorn  # noqa: PLC0415
 
-    from wharf.daemon.adapters.api.hijack import bind_protocol  # noqa: PLC0415
     from wharf.daemon.adapters.api.server import DOCKER_HEADERS, create_app  # noqa: PLC0415
     from wharf.daemon.adapters.api.streams import StreamDispatcher  # noqa: PLC0415
-    from wharf.daemon.adapters.api.tls import ListeningServer  # noqa: PLC0415
+    from wharf.hijack import ListeningServer, bind_protocol  # noqa: PLC0415
 
     engine = build_engine(settings)
     dataroot.secure(settings.data_root)  # its modes, after start-up's clean-ups (of builds/)
@@ -329,6 +329,9 @@ async def serve(settings: DaemonSettings) -> None:
               help="Server key (default /etc/wharf/tls/server-key.pem, else key.pem).")
 @click.option("--insecure-tcp", is_flag=True, default=None,
               help="Allow plain TCP without TLS (unauthenticated root access: tests only).")
+@click.option("--advertise-addr", metavar="HOST:PORT",
+              help="Where the cluster's gateway reaches this daemon's mutual-TLS listener "
+              "for interactive streams (default: the first tcp:// -H on a specific address).")
 @click.option("--config-file", type=click.Path(path_type=Path),
               help="JSON settings file (default /etc/wharf/daemon.json).")
 @click.option("--registry-mirror", "mirrors", multiple=True, help="Mirror for docker.io.")

@@ -19,6 +19,7 @@ from wharf.daemon.core.images.compression import InflateLimit
 from wharf.daemon.core.runtime.logfiles import DEFAULT_LOG_OPTS, parse_log_opts
 from wharf.daemon.listen import ListenAddress, parse_listen_address
 from wharf.errors import InvalidArgument
+from wharf.protocol import ADDRESS
 
 DEFAULT_CONFIG_FILE = Path("/etc/wharf/daemon.json")
 DEFAULT_CERT_DIR = Path("/etc/wharf/tls")
@@ -100,6 +101,10 @@ class DaemonSettings(BaseSettings):
     tlskey: Path | None = None
     cert_dir: Path = DEFAULT_CERT_DIR
     insecure_tcp: bool = False
+    # HOST:PORT of this daemon's mutual-TLS listener as the gateway reaches it (sent in the
+    # heartbeat, for the gateway's interactive streams); default: the first tcp:// listener
+    # on a specific address when --tlsverify is on, else none (docs/cluster.md).
+    advertise_addr: str | None = Field(default=None, max_length=300)
     # The default bridge network: its device (dockerd's "bridge") and subnet (dockerd's "bip";
     # default 172.17.0.0/16 unless a host route overlaps it). Daemons sharing a host (tests)
     # each need their own; wharf's iptables chains are named after a non-default bridge.
@@ -169,6 +174,13 @@ class DaemonSettings(BaseSettings):
             parse_listen_address(url, tls=True)  # raises ValueError naming the bad address
         return value
 
+    @field_validator("advertise_addr")
+    @classmethod
+    def _advertise(cls, value: str | None) -> str | None:
+        if value and not ADDRESS.fullmatch(value):
+            raise ValueError(f"advertise address {value!r} is not HOST:PORT")
+        return value or None
+
     @model_validator(mode="after")
     def _tcp_needs_tls(self) -> DaemonSettings:
         tcp = [a.url for a in self.listen_addresses if a.scheme == "tcp"]
@@ -211,6 +223,17 @@ class DaemonSettings(BaseSettings):
         if not self.hosts:
             return [ListenAddress("unix", path=self.socket or self.run_dir / "wharfd.sock")]
         return [parse_listen_address(url, tls=self.tls_enabled) for url in self.hosts]
+
+    @property
+    def advertised_address(self) -> str:
+        """``HOST:PORT`` the gateway relays streams to, or "" (no mutual-TLS listener)."""
+        if self.advertise_addr:
+            return self.advertise_addr
+        for address in self.listen_addresses:
+            wildcard = address.host in ("", "0.0.0.0", "::")  # noqa: S104 - not dialable
+            if address.scheme == "tcp" and self.tlsverify and not wildcard:
+                return address.url.removeprefix("tcp://")
+        return ""
 
     def tls_files(self) -> tuple[Path, Path, Path]:
         """CA, certificate and key paths; the flags win over ``cert_dir``.

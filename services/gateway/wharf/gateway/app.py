@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,9 +41,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
     from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
     from wharf.gateway.events import EventHub  # noqa: PLC0415
+    from wharf.gateway.relay import NodeLinks  # noqa: PLC0415
     from wharf.gateway.store import ClusterStore  # noqa: PLC0415
 
     tokens = auth.Tokens(settings.tokens_file)
+    limiter = RateLimiter(settings.rate, settings.burst)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +77,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             store.close()
 
     app = _api(lifespan)
+    # what the hijacked routes (relay.StreamRelay) check themselves, outside the middleware
+    app.state.tokens, app.state.limiter = tokens, limiter
+    app.state.links = NodeLinks(settings.node_tls())
 
     @app.get("/healthz", summary="Liveness (no token needed)")
     async def healthz(request: Request) -> dict[str, Any]:
@@ -85,7 +91,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Starlette runs the middleware added last first: BearerAuth names the principal, then
     # RequestLimits counts its requests and caps its body.
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes,
-                       limiter=RateLimiter(settings.rate, settings.burst))
+                       limiter=limiter)
     app.add_middleware(auth.BearerAuth, tokens=tokens)
     return app
 
@@ -95,6 +101,7 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
     from an error to an answer."""
     from wharf.gateway.models import with_contract  # noqa: PLC0415
     from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
+    from wharf.gateway.streams import node_streams  # noqa: PLC0415
 
     app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
                   description="The cluster API: nodes, containers on any node, commands over "
@@ -107,6 +114,7 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
                               partial(http_error, [*node_api.routes, *cluster.routes]))
     app.include_router(node_api)  # first: the commands' routes are matched most often
     app.include_router(cluster)
+    app.include_router(node_streams)
     return app
 
 
@@ -225,6 +233,13 @@ def main() -> None:
               help="The certificate's private key; env WHARF_GATEWAY_TLS_KEY.")
 @click.option("--tls-client-ca", type=click.Path(path_type=Path), metavar="PEM",
               help="Mutual TLS: clients must present a certificate this CA signed.")
+@click.option("--node-tls-ca", type=click.Path(path_type=Path), metavar="PEM",
+              help="Interactive streams (attach, exec, logs -f) go to the nodes' wharfd over "
+              "mutual TLS: the CA that signed their certificates.")
+@click.option("--node-tls-cert", type=click.Path(path_type=Path), metavar="PEM",
+              help="The gateway's client certificate for the nodes' wharfd.")
+@click.option("--node-tls-key", type=click.Path(path_type=Path), metavar="PEM",
+              help="Its key.")
 @click.option("--insecure-http", is_flag=True, default=None,
               help="Serve plain HTTP on a non-loopback address anyway (tokens cross the "
               "network in the clear unless something in front terminates TLS).")
@@ -238,6 +253,9 @@ def serve(**flags: Any) -> None:
     """Serve the cluster API (OpenAPI document at /docs)."""
     import uvicorn  # noqa: PLC0415
 
+    from wharf.gateway.relay import StreamRelay  # noqa: PLC0415
+    from wharf.hijack import ListeningServer, bind_protocol  # noqa: PLC0415
+
     settings = _settings(**flags)
     if not settings.amqp_url:
         raise click.UsageError("no RabbitMQ URL: pass --amqp-url or set WHARF_GATEWAY_AMQP_URL "
@@ -246,7 +264,8 @@ def serve(**flags: Any) -> None:
     if refusal is not None:
         raise click.UsageError(refusal)
     try:
-        tls = settings.uvicorn_tls()
+        tls = settings.server_tls()
+        settings.node_tls()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     logging.basicConfig(level=settings.log_level.upper(),
@@ -254,9 +273,20 @@ def serve(**flags: Any) -> None:
     if settings.scheme == "http" and settings.insecure_http:
         log.warning("serving plain HTTP on %s (--insecure-http): tokens are sent in the clear "
                     "unless something in front of the gateway terminates TLS", settings.listen)
-    host, port = settings.host_port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                access_log=settings.log_level == "debug", timeout_graceful_shutdown=5, **tls)
+    try:
+        sock = socket.create_server(settings.host_port)
+    except OSError as exc:
+        raise click.UsageError(f"cannot listen on {settings.listen}: {exc}") from exc
+    app = create_app(settings)
+    # wharf.hijack's server: the relayed attach and exec hijack the connection, and a client's
+    # half-close over TLS must leave the output flowing (HalfCloseTLSProtocol)
+    config = uvicorn.Config(app, log_level=settings.log_level,
+                            access_log=settings.log_level == "debug",
+                            timeout_graceful_shutdown=5,
+                            http=bind_protocol(StreamRelay(app.state), []))
+    with sock:
+        server = ListeningServer(config, [(sock, tls)] if tls is not None else [])
+        asyncio.run(server.serve(sockets=[] if tls is not None else [sock]))
 
 
 @main.group()

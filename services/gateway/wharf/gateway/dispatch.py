@@ -116,6 +116,13 @@ class Dispatcher:
             raise Unavailable(f"node {name} is down (last heartbeat {ago:.1f}s ago)")
         return name
 
+    def stream_address(self, name: str) -> str:
+        """Where a ready node takes relayed streams (its heartbeat's address, maybe "");
+        NotFound and Unavailable as :meth:`require_ready`."""
+        self.require_ready(name)
+        node = self.store.node(name)
+        return node.address if node is not None else ""
+
     def candidates(self) -> list[Candidate]:
         counts = self.store.container_counts()
         return [Candidate(name=n.name, ready=self.node_ready(n),

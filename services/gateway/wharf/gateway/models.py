@@ -186,6 +186,7 @@ class NodeDocument(BaseModel):
     Labels: dict[str, str]
     Load: dict[str, Any]
     Version: str
+    Address: str
     EngineID: str
     Containers: int
     Running: int

@@ -56,6 +56,7 @@ from wharf.gateway.models import (
 from wharf.gateway.placement import CONSTRAINT, parse_constraint
 from wharf.gateway.policy import check_payload, may_see_command
 from wharf.gateway.status import container_row, node_document, row_matches
+from wharf.gateway.streams import STREAM_NODE, forward
 from wharf.protocol import (
     BROADCAST_NODE,
     COMMANDS,
@@ -282,15 +283,19 @@ async def remove(call: Command, node: NodeName, container: str,
                              ok_status=204)
 
 
-@_command("logs", summary="docker logs (-f follows the node's log by cursor)",
+@_command("logs", summary="docker logs (-f: relayed from the node's daemon when the gateway "
+          "has the nodes' certificate, else followed by cursor)",
           response_class=StreamingResponse, responses={200: {"content": {
               "application/vnd.docker.multiplexed-stream": _STREAM,
               "application/vnd.docker.raw-stream": _STREAM}}, **_READ})
-async def logs(call: Command, node: NodeName, container: str, follow: str | None = None,
-               stdout: str | None = None, stderr: str | None = None,
-               timestamps: str | None = None,
+async def logs(request: Request, call: Command, node: NodeName, container: str,
+               follow: str | None = None, stdout: str | None = None,
+               stderr: str | None = None, timestamps: str | None = None,
                tail: Annotated[str, Query(pattern="^(all|[0-9]+)$")] = "all",
-               since: float | None = None) -> StreamingResponse:
+               since: float | None = None) -> Response:
+    if qbool(follow) and request.app.state.links.context is not None and \
+            STREAM_NODE.fullmatch(node):
+        return await forward(request, node, f"/containers/{container}/logs", stream=True)
     document = await call.read(node, ContainerPayload(type="inspect", container=container))
     tty = bool((document.get("Config") or {}).get("Tty"))
     streams = {"stdout"} if qbool(stdout) else set()

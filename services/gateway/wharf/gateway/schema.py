@@ -100,6 +100,10 @@ CREATE INDEX commands_created_at ON commands (created_at);
 ALTER TABLE nodes ADD COLUMN availability TEXT NOT NULL DEFAULT 'active'
     CHECK (availability IN ('active', 'pause', 'drain'));
 """,
+    # 4: where a node's daemon takes the gateway's relayed streams (its heartbeat's address).
+    """
+ALTER TABLE nodes ADD COLUMN address TEXT NOT NULL DEFAULT '';
+""",
 ]
 
 

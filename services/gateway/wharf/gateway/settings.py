@@ -42,6 +42,11 @@ class GatewaySettings(BaseSettings):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     insecure_http: bool = False
+    # Interactive streams (attach, exec, logs -f) go straight to a node's wharfd over mutual
+    # TLS: the CA that signed the daemons and the gateway's client certificate and key.
+    node_tls_ca: Path | None = None
+    node_tls_cert: Path | None = None
+    node_tls_key: Path | None = None
 
     @field_validator("state_dir", "tokens_file")
     @classmethod
@@ -57,7 +62,28 @@ class GatewaySettings(BaseSettings):
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is "
                              "TLS first)")
+        nodes = (self.node_tls_ca, self.node_tls_cert, self.node_tls_key)
+        if any(f is not None for f in nodes) and any(f is None for f in nodes):
+            raise ValueError("--node-tls-ca, --node-tls-cert and --node-tls-key go together: "
+                             "give all three (or none)")
         return self
+
+    def node_tls(self) -> Any:
+        """The client ``ssl.SSLContext`` the gateway dials nodes' daemons with (None: no
+        stream is relayed); ValueError names a file it cannot load."""
+        if self.node_tls_ca is None or self.node_tls_cert is None or self.node_tls_key is None:
+            return None
+        import ssl  # noqa: PLC0415 - only when serving
+
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        try:
+            context.load_verify_locations(cafile=self.node_tls_ca)
+            context.load_cert_chain(self.node_tls_cert, self.node_tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load the nodes' TLS files (CA {self.node_tls_ca}, "
+                             f"certificate {self.node_tls_cert}, key {self.node_tls_key}): "
+                             f"{exc}") from exc
+        return context
 
     @property
     def scheme(self) -> str:
@@ -74,12 +100,12 @@ class GatewaySettings(BaseSettings):
                 "WHARF_GATEWAY_TLS_KEY), listen on a loopback address, or pass --insecure-http "
                 "if something in front of the gateway terminates TLS")
 
-    def uvicorn_tls(self) -> dict[str, Any]:
-        """uvicorn's ssl options for these settings ({} for plain HTTP), after loading the
-        files once so that a bad one is a message at start-up, not a traceback; ValueError
+    def server_tls(self) -> Any:
+        """The server ``ssl.SSLContext`` for these settings (None for plain HTTP), its files
+        loaded once so that a bad one is a message at start-up, not a traceback; ValueError
         names it."""
         if self.tls_cert is None or self.tls_key is None:
-            return {}
+            return None
         import ssl  # noqa: PLC0415 - only when serving HTTPS
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -90,11 +116,9 @@ class GatewaySettings(BaseSettings):
         except (OSError, ssl.SSLError) as exc:
             raise ValueError(f"cannot load the TLS files (certificate {self.tls_cert}, key "
                              f"{self.tls_key}, client CA {self.tls_client_ca}): {exc}") from exc
-        options: dict[str, Any] = {"ssl_certfile": str(self.tls_cert),
-                                   "ssl_keyfile": str(self.tls_key)}
         if self.tls_client_ca is not None:
-            options.update(ssl_ca_certs=str(self.tls_client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
-        return options
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -23,6 +23,7 @@ def node_document(node: NodeRow, ready: bool, counts: tuple[int, int]) -> dict[s
         "Labels": node.labels,
         "Load": node.load,
         "Version": node.version,
+        "Address": node.address,
         "EngineID": node.engine_id,
         "Containers": counts[0],
         "Running": counts[1],

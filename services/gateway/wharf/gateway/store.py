@@ -63,6 +63,7 @@ class NodeRow:
     seq: int
     snapshot_at: float
     availability: Availability = Availability.ACTIVE
+    address: str = ""  # HOST:PORT of the node's mutual-TLS API ("" when it has none)
 
     def up(self, now: float, down_after: float) -> bool:
         return now - self.last_seen <= down_after
@@ -134,15 +135,15 @@ class ClusterStore:
         """Record a heartbeat; True when the node is new to this gateway."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE nodes SET labels=?, load=?, version=?, last_seen=? WHERE name=?",
-                (json.dumps(beat.labels), beat.load.model_dump_json(), beat.version, now,
-                 beat.node))
+                "UPDATE nodes SET labels=?, load=?, version=?, last_seen=?, address=?"
+                " WHERE name=?", (json.dumps(beat.labels), beat.load.model_dump_json(),
+                                  beat.version, now, beat.address, beat.node))
             if cur.rowcount:
                 return False
-            db.execute("INSERT INTO nodes (name, labels, load, version, first_seen, last_seen)"
-                       " VALUES (?,?,?,?,?,?)",
+            db.execute("INSERT INTO nodes (name, labels, load, version, first_seen, last_seen,"
+                       " address) VALUES (?,?,?,?,?,?,?)",
                        (beat.node, json.dumps(beat.labels), beat.load.model_dump_json(),
-                        beat.version, now, now))
+                        beat.version, now, now, beat.address))
             return True
 
     def snapshot(self, snap: Snapshot, now: float) -> bool:
@@ -377,7 +378,7 @@ def _node(row: sqlite3.Row) -> NodeRow:
                    labels=json.loads(row["labels"]), load=json.loads(row["load"]),
                    version=row["version"], first_seen=row["first_seen"],
                    last_seen=row["last_seen"], seq=row["seq"], snapshot_at=row["snapshot_at"],
-                   availability=Availability(row["availability"]))
+                   availability=Availability(row["availability"]), address=row["address"])
 
 
 def _event_document(event: NodeEvent) -> dict[str, Any]:

@@ -71,8 +71,10 @@ class Agent:
     def __init__(self, url: str, node: str, labels: dict[str, str], handler: CommandHandler,
                  loop: asyncio.AbstractEventLoop, load: Callable[[], Load],
                  heartbeat_interval: float, snapshot_interval: float = 30.0,
-                 journal_keep: tuple[float, int] = (86400.0, 10_000)) -> None:
+                 journal_keep: tuple[float, int] = (86400.0, 10_000),
+                 address: str = "") -> None:
         self.url, self.node, self.labels = url, node, labels
+        self.address = address  # advertised in heartbeats: where the gateway relays streams
         self.handler, self.loop, self.load = handler, loop, load
         self.heartbeat_interval = heartbeat_interval
         self.snapshot_interval = snapshot_interval
@@ -304,7 +306,8 @@ class Agent:
     def _heartbeat(self, seq: int) -> Heartbeat:
         assert self._load is not None  # sampled once in start(), before the reporter runs
         return Heartbeat(node=self.node, seq=seq, sent_at=datetime.now(UTC),
-                         labels=self.labels, load=self._load, version=__version__)
+                         labels=self.labels, load=self._load, version=__version__,
+                         address=self.address)
 
 
 def host_load(running: Callable[[], int], total: Callable[[], int]) -> Callable[[], Load]:

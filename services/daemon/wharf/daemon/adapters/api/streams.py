@@ -13,7 +13,6 @@ import contextlib
 import re
 
 from wharf.daemon.adapters.api.execs import apply_console_size, take_start_size
-from wharf.daemon.adapters.api.hijack import HijackRequest, HijackStream
 from wharf.daemon.core.containers.execs import ExecService
 from wharf.daemon.core.containers.lifecycle import Status
 from wharf.daemon.core.containers.ports import AttachConnection, ExecProcess
@@ -21,6 +20,7 @@ from wharf.daemon.core.containers.records import ContainerRecord
 from wharf.daemon.core.containers.service import ContainerService
 from wharf.dockerapi import STDERR, STDOUT, STREAMS, frame, qbool
 from wharf.errors import Conflict, WharfError
+from wharf.hijack import HijackRequest, HijackStream
 
 _ATTACH = re.compile(r"/containers/([^/]+)/attach")
 _EXEC_START = re.compile(r"/exec/([^/]+)/start")

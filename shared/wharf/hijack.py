@@ -11,6 +11,23 @@ Contract for a dispatcher: it is awaited once per hijacked request; it must call
 then may read the client's bytes and write its own until it returns; the connection is closed
 when it returns. Read-EOF from the client is a half-close, not a hang-up (Docker clients
 ``shutdown(SHUT_WR)`` when they have no stdin), so writing goes on after it.
+
+Over TLS the same half-close needs :class:`HalfCloseTLSProtocol`: the docker CLI sends TLS
+``close_notify`` when its stdin ends, ``wharf`` a TCP FIN, and asyncio's TLS transport treats
+either as the end of the connection. This subclass delivers the end of input to the
+application protocol and, when that protocol's ``eof_received`` returns true (the hijacked
+protocol does), keeps the connection open for writing; otherwise it behaves exactly as
+asyncio's. It relies on CPython 3.11's ``asyncio.sslproto`` internals; the TLS integration
+tests (attach with stdin over TLS, wharfd's and the gateway's) catch a change there.
+
+Why one uvicorn ``Server`` and not two: uvicorn applies its single ``config.ssl`` to every socket
+it serves, so a unix socket and a TLS TCP socket cannot share a stock server. Two servers in
+one loop would each install signal handlers (the second shadows the first), run the app's
+lifespan twice and shut down separately. :class:`ListeningServer` instead lets uvicorn serve
+the plain sockets and adds one asyncio server per TLS socket in ``startup``, built from the
+same protocol class, server state and app state, and registered in ``self.servers``: one app,
+one lifespan, one signal handling, one graceful shutdown that also drains TLS connections.
+Both wharfd and wharf-gateway serve through it.
 """
 
 from __future__ import annotations
@@ -19,11 +36,16 @@ import asyncio
 import json
 import logging
 import re
+import socket
+import ssl
+from asyncio import sslproto
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from wharf.errors import InvalidArgument, WharfError
@@ -81,9 +103,15 @@ class HijackStream:
 
     async def refuse(self, error: WharfError) -> None:
         body = json.dumps({"message": error.message}).encode()
-        reason = h11_reason(error.http_status)
-        head = (f"HTTP/1.1 {error.http_status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n{self._headers()}Connection: close\r\n\r\n")
+        await self.reply(error.http_status, "application/json", body)
+
+    async def reply(self, status: int, content_type: str, body: bytes,
+                    headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """An ordinary HTTP answer instead of the upgrade; the connection closes after it."""
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+        head = (f"HTTP/1.1 {status} {h11_reason(status)}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n{self._headers()}{extra}"
+                "Connection: close\r\n\r\n")
         self.transport.write(head.encode() + body)
 
     async def upgrade(self, content_type: str = "application/vnd.docker.raw-stream") -> None:
@@ -233,3 +261,96 @@ def h11_reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+# --- TLS: half-close, and one server for plain and TLS sockets ------------------------------
+
+_WRAPPED = sslproto.SSLProtocolState.WRAPPED
+_CON_MADE = sslproto.AppProtocolState.STATE_CON_MADE
+_EOF = sslproto.AppProtocolState.STATE_EOF
+# typeshed describes the pre-3.11 SSLProtocol (no _state, _do_read, ...): typed as Any here.
+_SSLProtocol: Any = sslproto.SSLProtocol
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class HalfCloseTLSProtocol(_SSLProtocol):  # type: ignore[misc]
+    """asyncio's TLS protocol, plus half-close when the application protocol asks for it."""
+
+    _peer_done = False  # the peer ended its input and the app keeps writing
+    _skip_shutdown = False  # the read path's shutdown right after that end is not wanted
+
+    def _app_keeps_open(self) -> bool:
+        """Tell the app its input ended; True when it keeps the connection for writing."""
+        self._app_state = _EOF
+        try:
+            keep = bool(self._app_protocol.eof_received())
+        except Exception as exc:
+            self._fatal_error(exc, "Error calling eof_received()")
+            return False
+        self._peer_done = keep
+        return keep
+
+    def _call_eof_received(self) -> None:
+        # A close_notify while wrapped; asyncio would shut the connection down next.
+        if self._state == _WRAPPED and self._app_state == _CON_MADE:
+            if self._app_keeps_open():
+                self._skip_shutdown = True
+            return
+        super()._call_eof_received()
+
+    def _start_shutdown(self) -> None:
+        if self._skip_shutdown:
+            self._skip_shutdown = False
+            return
+        super()._start_shutdown()
+
+    def _do_read(self) -> None:
+        if self._peer_done:  # nothing more can come; only flush what we owe
+            if self._write_backlog:
+                self._do_write()
+            return
+        super()._do_read()
+
+    def eof_received(self) -> bool | None:
+        # A TCP FIN without close_notify (a raw half-close) while wrapped.
+        if self._state == _WRAPPED and self._app_state == _CON_MADE:
+            self._do_read()  # application data that came before the FIN
+        if self._state == _WRAPPED and self._app_state == _CON_MADE:
+            self._eof_received = True  # no close_notify will come: do not wait for one
+            if self._app_keeps_open():
+                return True
+        elif self._peer_done and self._state == _WRAPPED:
+            return True
+        result: bool | None = super().eof_received()
+        return result
+
+
+class ListeningServer(uvicorn.Server):
+    """uvicorn serving the plain sockets it is given plus ``tls_sockets`` with their contexts."""
+
+    def __init__(self, config: uvicorn.Config,
+                 tls_sockets: Sequence[tuple[socket.socket, ssl.SSLContext]] = ()) -> None:
+        super().__init__(config)
+        self.tls_sockets = list(tls_sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.should_exit or not self.started:
+            return
+        loop = asyncio.get_running_loop()
+        for sock, context in self.tls_sockets:
+            server = await loop.create_server(self._tls_factory(loop, context), sock=sock,
+                                              backlog=self.config.backlog)
+            self.servers.append(server)
+
+    def _tls_factory(self, loop: asyncio.AbstractEventLoop,
+                     context: ssl.SSLContext) -> Any:
+        config, state = self.config, self.server_state
+
+        def factory() -> asyncio.BaseProtocol:
+            app = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state=self.lifespan.state, _loop=loop)
+            return HalfCloseTLSProtocol(loop, app, context, None, server_side=True,
+                                        ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+
+        return factory
