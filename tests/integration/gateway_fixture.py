@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,11 +34,17 @@ class Gateway:
     process: subprocess.Popen[bytes]
     log: Path
     args: list[str]
+    ca: Path | None = None  # the CA of an HTTPS gateway
 
     def client(self, *, token: str | None = None, anonymous: bool = False) -> httpx.Client:
         """A client with this gateway's token (or ``token``; none when ``anonymous``)."""
         headers = {} if anonymous else {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=90)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=90,
+                            verify=self.verify())
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies this gateway's certificate with."""
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -58,7 +65,9 @@ def _token_create(tokens: Path, name: str, *options: str) -> str:
 
 
 def start_gateway(base: Path, amqp_url: str, *, down_after: float = 1.5,
-                  port: int | None = None) -> Gateway:
+                  port: int | None = None, tls: Path | None = None) -> Gateway:
+    """A gateway on loopback; with ``tls`` (a directory of infra/certs.sh's files) it serves
+    HTTPS with the server certificate and relays streams to nodes with the client one."""
     base.mkdir(parents=True, exist_ok=True)
     tokens = base / "tokens"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
@@ -67,16 +76,24 @@ def start_gateway(base: Path, amqp_url: str, *, down_after: float = 1.5,
     args = [GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--amqp-url", amqp_url,
             "--state-dir", str(base / "state"), "--tokens-file", str(tokens),
             "--gateway-id", "gw-test", "--node-down-after", str(down_after)]
+    if tls is not None:
+        args += ["--tls-cert", str(tls / "server-cert.pem"),
+                 "--tls-key", str(tls / "server-key.pem"),
+                 "--node-tls-ca", str(tls / "ca.pem"), "--node-tls-cert", str(tls / "cert.pem"),
+                 "--node-tls-key", str(tls / "key.pem")]
     log = base / "gateway.log"
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=out, env=env)
-    gateway = Gateway(f"http://127.0.0.1:{port}", token, process, log, args)
+    scheme = "https" if tls is not None else "http"
+    gateway = Gateway(f"{scheme}://127.0.0.1:{port}", token, process, log, args,
+                      tls / "ca.pem" if tls is not None else None)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited: {gateway.log_text()}")
         try:
-            health = httpx.get(gateway.url + "/healthz", timeout=1).json()
+            health = httpx.get(gateway.url + "/healthz", timeout=1,
+                               verify=gateway.verify()).json()
             if health.get("broker") == "connected":
                 return gateway
         except httpx.HTTPError:

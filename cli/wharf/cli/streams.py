@@ -136,19 +136,31 @@ def terminal_size(fd: int | None) -> tuple[int, int] | None:
 
 @contextlib.contextmanager
 def on_winch(callback: Callable[[], None]) -> Iterator[None]:
-    """Run ``callback`` on a thread at every SIGWINCH (only installable on the main thread)."""
+    """Run ``callback`` on a thread at every SIGWINCH (only installable on the main thread).
+
+    SIGWINCH is blocked in every thread for the block and taken by a thread of its own with
+    ``sigwait``, so it never interrupts a read: a TLS read that a signal interrupts can come
+    back as "would block" (the handler's own calls change errno), which the buffered reader
+    reports as the end of the stream, and the session would end at the first resize.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    winch = {signal.SIGWINCH}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, winch)  # threads started now inherit it
+    stop = threading.Event()
 
-    def handler(_signum: int, _frame: object) -> None:
-        threading.Thread(target=callback, daemon=True).start()
+    def wait() -> None:
+        while signal.sigwait(winch) and not stop.is_set():
+            callback()
 
-    previous = signal.signal(signal.SIGWINCH, handler)
+    threading.Thread(target=wait, daemon=True, name="winch").start()
     try:
         yield
     finally:
-        signal.signal(signal.SIGWINCH, previous)
+        stop.set()
+        if signal.SIGWINCH not in previous:  # a pending SIGWINCH goes to the waiter, not us
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, winch)
 
 
 @dataclass
