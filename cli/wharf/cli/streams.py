@@ -138,29 +138,33 @@ def terminal_size(fd: int | None) -> tuple[int, int] | None:
 def on_winch(callback: Callable[[], None]) -> Iterator[None]:
     """Run ``callback`` on a thread at every SIGWINCH (only installable on the main thread).
 
-    SIGWINCH is blocked in every thread for the block and taken by a thread of its own with
-    ``sigwait``, so it never interrupts a read: a TLS read that a signal interrupts can come
-    back as "would block" (the handler's own calls change errno), which the buffered reader
-    reports as the end of the stream, and the session would end at the first resize.
+    The signal restarts what it interrupts (``SA_RESTART``) and reaches a thread of its own
+    through the wakeup fd: a TLS read that a signal interrupts can come back as "would block"
+    (the handler's own calls change errno), which the buffered reader reports as the end of
+    the stream, and a session over TLS would end at the first resize.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    winch = {signal.SIGWINCH}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, winch)  # threads started now inherit it
-    stop = threading.Event()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    previous = signal.signal(signal.SIGWINCH, lambda _signum, _frame: None)
+    signal.siginterrupt(signal.SIGWINCH, False)
+    old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
-    def wait() -> None:
-        while signal.sigwait(winch) and not stop.is_set():
-            callback()
+    def watch() -> None:
+        with os.fdopen(wake_r, "rb", buffering=0) as wakeups:
+            while numbers := wakeups.read(512):  # every signal's number; ours is SIGWINCH
+                if signal.SIGWINCH in numbers:
+                    callback()
 
-    threading.Thread(target=wait, daemon=True, name="winch").start()
+    threading.Thread(target=watch, daemon=True, name="winch").start()
     try:
         yield
     finally:
-        stop.set()
-        if signal.SIGWINCH not in previous:  # a pending SIGWINCH goes to the waiter, not us
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, winch)
+        signal.set_wakeup_fd(old_wakeup)
+        signal.signal(signal.SIGWINCH, previous)
+        os.close(wake_w)  # the watcher reads the end and stops
 
 
 @dataclass

@@ -174,7 +174,10 @@ class SocketTransport:
         try:
             sock.settimeout(timeout)
             lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            if isinstance(content, bytes):  # one write: a head and body apart wait on Nagle
+                request, content = request + content, None
+            sock.sendall(request)
             if chunked:
                 assert content is not None and not isinstance(content, bytes)
                 for piece in content:
@@ -214,6 +217,9 @@ def connect(host: Host) -> socket.socket:
                 raise
             return sock
         raw = socket.create_connection(host.address, CONNECT_TIMEOUT)
+        # small writes (a keystroke, a request's last bytes) go at once, not after the peer's
+        # delayed ACK (~40 ms)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (FileNotFoundError, ConnectionRefusedError, socket.gaierror, TimeoutError) as exc:
         raise DaemonUnreachable(unreachable_message(host)) from exc
     except OSError as exc:

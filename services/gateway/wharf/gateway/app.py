@@ -274,7 +274,7 @@ def serve(**flags: Any) -> None:
         log.warning("serving plain HTTP on %s (--insecure-http): tokens are sent in the clear "
                     "unless something in front of the gateway terminates TLS", settings.listen)
     try:
-        sock = socket.create_server(settings.host_port)
+        sock = _listener(settings.host_port)
     except OSError as exc:
         raise click.UsageError(f"cannot listen on {settings.listen}: {exc}") from exc
     app = create_app(settings)
@@ -287,6 +287,20 @@ def serve(**flags: Any) -> None:
     with sock:
         server = ListeningServer(config, [(sock, tls)] if tls is not None else [])
         asyncio.run(server.serve(sockets=[] if tls is not None else [sock]))
+
+
+def _listener(address: tuple[str, int]) -> socket.socket:
+    """The listening socket; proto IPPROTO_TCP so that asyncio sets TCP_NODELAY on what it
+    accepts (a keystroke relayed must not wait for a delayed ACK)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 @main.group()
