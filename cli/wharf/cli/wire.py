@@ -176,16 +176,14 @@ class SocketTransport:
             lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
             request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
             if isinstance(content, bytes):  # one write: a head and body apart wait on Nagle
-                request, content = request + content, None
-            sock.sendall(request)
-            if chunked:
-                assert content is not None and not isinstance(content, bytes)
+                sock.sendall(request + content)
+            else:
+                sock.sendall(request)
+            if chunked and content is not None and not isinstance(content, bytes):
                 for piece in content:
                     if piece:
                         sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 sock.sendall(b"0\r\n\r\n")
-            elif content:
-                sock.sendall(content)  # type: ignore[arg-type]
             status, reply_headers = read_head(reader, self.host)
             empty = method == "HEAD" or status in (204, 304) or 100 <= status < 200
             body = Body(reader, reply_headers, empty=empty, sock=sock)
