@@ -23,7 +23,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -302,8 +302,13 @@ class ImageStore:
             ).fetchall()
         return [(str(r["registry"]), str(r["repository"])) for r in rows]
 
-    def layer_diff_ids(self, chain_ids: Iterable[str]) -> Iterator[tuple[str, str, int]]:
-        """(chain id, diff id, size) for each chain id, in the order given."""
+    def layer_diff_ids(self, chain_ids: Iterable[str]) -> list[tuple[str, str, int]]:
+        """(chain id, diff id, size) for each chain id, in the order given.
+
+        A list, read in one transaction: a generator would hold the state store's lock while
+        its consumer is suspended (``save`` streams a layer between two items), and one whose
+        client went away would hold it for ever, stopping the whole daemon."""
+        found = []
         with self.state.tx() as db:
             for chain_id in chain_ids:
                 row = db.execute(
@@ -311,7 +316,8 @@ class ImageStore:
                 ).fetchone()
                 if row is None:
                     raise NotFound(f"layer {chain_id} is not in the store")
-                yield chain_id, str(row["diff_id"]), int(row["size"])
+                found.append((chain_id, str(row["diff_id"]), int(row["size"])))
+        return found
 
 
 def _record(db: sqlite3.Connection, row: sqlite3.Row) -> ImageRecord:
