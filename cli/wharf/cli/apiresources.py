@@ -217,6 +217,17 @@ class ResourceCalls(APIBase):
         params: Params = {"filters": filters_param(filters)} if filters else {}
         return dict(self._json("POST", "/volumes/prune", params=params) or {})
 
+    def export_volume(self, name: str) -> Iterator[bytes]:
+        """GET /volumes/{name}/export (wharf's own route, as libpod's); the tar of the
+        volume's data as it arrives."""
+        return bytes_then_close(self._stream("GET", f"/volumes/{name}/export"))
+
+    def import_volume(self, name: str, tarball: Iterable[bytes]) -> None:
+        """POST /volumes/{name}/import (wharf's own route, as libpod's) with a tar body (204).
+        Streamed, so the daemon's extraction of a large archive has no read deadline."""
+        self._stream("POST", f"/volumes/{name}/import", content=tarball,
+                     headers={"Content-Type": "application/x-tar"}).close()
+
     # -- networks ---------------------------------------------------------------------------
     def networks(self, filters: Mapping[str, Iterable[str]] | None = None) -> list[JSONObject]:
         """GET /networks."""

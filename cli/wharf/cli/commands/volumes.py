@@ -1,4 +1,4 @@
-"""``wharf volume create|ls|inspect|rm|prune``.
+"""``wharf volume create|ls|inspect|rm|prune|export|import``.
 
 Presentation only: each command parses flags, makes the API calls through the session's client
 and prints what the docker CLI prints. :func:`register` adds the ``volume`` group.
@@ -6,7 +6,9 @@ and prints what the docker CLI prints. :func:`register` adds the ``volume`` grou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -158,10 +160,65 @@ def prune_cmd(all_: bool, filters: tuple[str, ...], force: bool) -> None:
     click.echo(f"Total reclaimed space: {human_size(int(report.get('SpaceReclaimed') or 0))}")
 
 
+@click.command("export")
+@click.argument("name", metavar="VOLUME")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to a file, instead of STDOUT.")
+def export_cmd(name: str, output: Path | None) -> None:
+    """Export a volume's content as a tar archive (streamed to STDOUT by default).
+
+    Names are relative to the volume's root, with numeric owners, modes and times; tmpfs and
+    bind volumes are refused (their data is a mount, not the volume's). wharf's own API
+    route, as podman's: the gateway does not relay it.
+    """
+    from wharf.cli.commands.transfer import _write_atomically  # noqa: PLC0415 - lazy
+
+    session = current()
+    if output is None and session.stdout_is_tty():
+        raise CLIError("cowardly refusing to export to a terminal. Use the -o flag or redirect")
+    chunks = session.client().export_volume(name)
+    if output is not None:
+        _write_atomically(output, chunks)  # a reply cut short leaves no file
+        return
+    out = sys.stdout.buffer
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()
+
+
+@click.command("import")
+@click.argument("name", metavar="VOLUME")
+@click.argument("source", metavar="FILE|-")
+def import_cmd(name: str, source: str) -> None:
+    """Import a tar archive (FILE, or STDIN for -) into a volume.
+
+    Files of the same name are replaced, others kept. The archive must be a plain tar
+    (gunzip -c FILE.tar.gz | wharf volume import VOLUME -); an unsafe one (.. names, writes
+    through its symlinks, hard links out of it) is refused whole. tmpfs and bind volumes are
+    refused. wharf's own API route, as podman's: the gateway does not relay it.
+    """
+    from wharf.cli.commands.transfer import _read_chunks  # noqa: PLC0415 - lazy
+
+    session = current()
+    body: Iterable[bytes]
+    if source == "-":
+        if session.stdin_is_tty():
+            raise CLIError("requested import from stdin, but stdin is a terminal")
+        body = _read_chunks(sys.stdin.buffer)
+    else:
+        try:
+            handle = Path(source).open("rb")  # noqa: SIM115 - closed by the context below
+        except OSError as exc:
+            raise CLIError(f"open {source}: {exc.strerror}") from exc
+        click.get_current_context().call_on_close(handle.close)
+        body = _read_chunks(handle)
+    session.client().import_volume(name, body)
+
+
 def register(root: click.Group) -> None:
-    """Add ``volume create|ls|inspect|rm|prune`` to ``root``."""
+    """Add ``volume create|ls|inspect|rm|prune|export|import`` to ``root``."""
     group = click.Group("volume", help="Manage volumes.")
-    for command in (create_cmd, ls_cmd, inspect_cmd, rm_cmd, prune_cmd):
+    for command in (create_cmd, ls_cmd, inspect_cmd, rm_cmd, prune_cmd, export_cmd, import_cmd):
         group.add_command(command)
     group.add_command(ls_cmd, "list")
     group.add_command(rm_cmd, "remove")

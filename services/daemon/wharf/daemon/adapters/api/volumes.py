@@ -1,17 +1,23 @@
-"""Volume routes: list, create, inspect, remove, prune (Docker Engine API v1.41)."""
+"""Volume routes: list, create, inspect, remove, prune (Docker Engine API v1.41), and wharf's
+own export and import of a volume's data (Podman's libpod ``/volumes/{name}/export|import``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from wharf.daemon.adapters.api.params import Filters
+from wharf.daemon.adapters.api.streaming import StreamingReply, spool_body
 from wharf.daemon.core import prunefilter
+from wharf.daemon.core.engine import Engine
 from wharf.daemon.core.volumes.options import string_map
 from wharf.daemon.core.volumes.service import PRUNE_KEYS, VolumeService
 from wharf.daemon.core.volumes.store import Volume
+from wharf.daemon.core.volumes.transfer import VolumeTransfer
 from wharf.dockerapi import qbool
 from wharf.errors import InvalidArgument
 
@@ -24,6 +30,15 @@ def _volumes(request: Request) -> VolumeService:
 
 
 Volumes = Annotated[VolumeService, Depends(_volumes)]
+
+
+def _transfer(request: Request) -> VolumeTransfer:
+    """Export/import over the engine's volumes; uploads spool where ``docker cp``'s do."""
+    engine: Engine = request.app.state.engine
+    return VolumeTransfer(engine.volumes, Path(engine.data_root) / "tmp")
+
+
+Transfer = Annotated[VolumeTransfer, Depends(_transfer)]
 
 
 def volume_shape(volume: Volume, usage: tuple[int, int] | None = None) -> dict[str, Any]:
@@ -80,4 +95,21 @@ async def inspect(volumes: Volumes, name: str) -> dict[str, Any]:
 @router.delete("/volumes/{name}", status_code=204)
 async def remove(volumes: Volumes, name: str, force: str | None = None) -> Response:
     await volumes.remove(name, force=qbool(force))
+    return Response(status_code=204)
+
+
+@router.get("/volumes/{name}/export")
+async def export(transfer: Transfer, name: str) -> Response:
+    chunks = await run_in_threadpool(transfer.export, name)
+    return StreamingReply(chunks, media_type="application/x-tar")
+
+
+@router.post("/volumes/{name}/import", status_code=204)
+async def import_tar(request: Request, transfer: Transfer, name: str) -> Response:
+    transfer.local(name, "import")  # 404 or 400 before reading a body that would be thrown away
+    spool = await spool_body(request, transfer.tmp_dir, "volume-")
+    try:
+        await run_in_threadpool(transfer.extract, name, spool)
+    finally:
+        spool.unlink(missing_ok=True)
     return Response(status_code=204)

@@ -51,7 +51,8 @@ _CHUNK = 1 << 16
 # Go's os.FileMode type bits (what docker clients decode from the stat header).
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
 GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
-_EXIT_NOT_FOUND, _EXIT_INVALID, _EXIT_READ_ONLY = 2, 3, 4
+# The put helper's exit statuses besides 0 and 1 (any other failure).
+EXIT_NOT_FOUND, EXIT_INVALID, EXIT_READ_ONLY = 2, 3, 4
 
 # Before every helper script (this module's and export's): load all they use, then forbid
 # loading more from files. After the chroot a module read from disk would be the container's
@@ -91,7 +92,7 @@ try:
         fail(2, "Could not find the file %s in container" % args["dest"])
     except NotADirectoryError:
         fail(3, "extraction point is not a directory: %s" % args["dest"])
-    owner = args["owner"]
+    owner, late_times = args["owner"], {}
     with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as src:
         for member in src:
             name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
@@ -116,6 +117,17 @@ try:
             if owner is not None:
                 member.uid, member.gid = owner
             src.extract(member, ".", set_attrs=True, numeric_owner=True, **trusted)
+            if member.isdir() or member.issym():
+                late_times[name] = member.mtime
+            else:
+                late_times.pop(name, None)
+    # tarfile sets no symlink's mtime, and a directory's changes as entries are written into
+    # it: both are set last, as dockerd does.
+    for name, mtime in late_times.items():
+        try:
+            os.utime(name, (mtime, mtime), follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # replaced later in the archive along with a parent
 except OSError as exc:
     fail(4 if exc.errno == errno.EROFS else 1, str(exc))
 except tarfile.TarError as exc:
@@ -284,7 +296,7 @@ class ContainerArchive:
         running = record.state.status in (Status.RUNNING, Status.PAUSED)
         if record.options.readonly_rootfs and not running:
             raise PermissionDenied("container rootfs is marked read-only")
-        _check_tar(tar_path)
+        check_tar(tar_path)
         with self.root(record) as root, tar_path.open("rb") as body:
             dest = resolve_in_root(root, abs_path(path))
             owner = self._owner(record, root) if copy_uid_gid else None
@@ -293,11 +305,11 @@ class ContainerArchive:
             proc = start_helper(root, "put", args, stdin=body)
             _, err = proc.communicate()
         message = err.decode(errors="replace").strip()
-        if proc.returncode == _EXIT_NOT_FOUND:
+        if proc.returncode == EXIT_NOT_FOUND:
             raise NotFound(message)
-        if proc.returncode == _EXIT_INVALID:
+        if proc.returncode == EXIT_INVALID:
             raise InvalidArgument(message)
-        if proc.returncode == _EXIT_READ_ONLY:
+        if proc.returncode == EXIT_READ_ONLY:
             raise PermissionDenied(f"container rootfs is marked read-only: {message}")
         if proc.returncode != 0:
             raise Internal(f"extracting into {record.short_id}:{path}: {message}")
@@ -324,7 +336,7 @@ class ContainerArchive:
                                     name=record.name, path=path)
 
 
-def _check_tar(tar_path: Path) -> None:
+def check_tar(tar_path: Path) -> None:
     """The layer scanner's rules for uploads; its messages without the "layer" wording."""
     label = "upload"
     try:

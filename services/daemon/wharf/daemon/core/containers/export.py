@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 from wharf.daemon.core.containers.archive import ContainerArchive, start_helper, stream_output
 
-# `python -I -S -c _EXPORT <root> export {}`: a tar of everything under <root>, names relative.
+# `python -I -S -c _EXPORT <root> export {"top": bool}`: a tar of everything under <root>, names
+# relative; with "top", a first entry "./" for <root> itself (its owner, mode and mtime).
 _EXPORT = r"""
-import errno, os, stat, sys, tarfile
+import errno, json, os, stat, sys, tarfile
 tarfile.pwd = tarfile.grp = None  # numeric owners only: no NSS lookups inside the container
 try:
+    with_top = json.loads(sys.argv[3]).get("top", False)
     os.chroot(sys.argv[1])
     os.chdir("/")
     top = os.lstat("/").st_dev
@@ -37,6 +40,10 @@ try:
         for name in names:
             yield rel + "/" + name if rel else name
     with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as out:
+        if with_top:
+            info = out.gettarinfo("/", arcname=".")
+            info.uname = info.gname = ""
+            out.addfile(info)
         stack = [entries("")]
         while stack:
             member = next(stack[-1], None)
@@ -74,8 +81,20 @@ def export(archive: ContainerArchive, name: str) -> Iterator[bytes]:
         Internal: the helper could not start; later, while streaming, when it failed.
     """
     record = archive.containers.get(name)
-    root = archive.overlay_root(record)
-    proc = start_helper(root, "export", {}, stdin=subprocess.DEVNULL, script=_EXPORT)
+    chunks = tar_tree(archive.overlay_root(record), record.short_id)
     archive.containers.events.emit("container", "export", record.id, image=record.image,
                                    name=record.name)
-    return stream_output(proc, record.short_id)
+    return chunks
+
+
+def tar_tree(root: Path, what: str, *, top: bool = False) -> Iterator[bytes]:
+    """A tar of everything under ``root`` (names relative to it, as this module's docstring
+    says), streamed from a helper chrooted into ``root``; ``top`` adds ``./`` first, for the
+    owner, mode and mtime of ``root`` itself (a volume export). ``what`` names the tree in
+    the error of a helper that fails midway.
+
+    Raises:
+        Internal: the helper could not start; later, while streaming, when it failed.
+    """
+    proc = start_helper(root, "export", {"top": top}, stdin=subprocess.DEVNULL, script=_EXPORT)
+    return stream_output(proc, what)
