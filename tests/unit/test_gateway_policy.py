@@ -381,7 +381,7 @@ def test_a_database_from_before_versions_migrates_and_its_commands_keep_working(
     db.close()
     store = ClusterStore(path)
     with store._lock:
-        assert schema.version(store._db) == len(schema.MIGRATIONS) == 4
+        assert schema.version(store._db) == len(schema.MIGRATIONS) == 5
     old = store.command_by_key("alice", "old-key")
     assert old is not None and old.id == str(envelope.id) and old.request_hash is None
     assert store.command(old.id) == old

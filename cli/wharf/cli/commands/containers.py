@@ -1,14 +1,15 @@
 """Registers the container commands: the ``container`` group and docker's top-level aliases.
 
 The commands live in ``run.py`` (run, create), ``lifecycle.py`` (start … rename, prune),
-``listing.py`` (ps, top, stats, events), ``attach.py`` (attach, exec, logs) and ``inspect.py``.
+``listing.py`` (ps, top, stats, events), ``attach.py`` (attach, exec, logs), ``inspect.py`` and
+``moving.py`` (``container move``, through the gateway).
 """
 
 from __future__ import annotations
 
 import click
 
-from wharf.cli.commands import attach, inspect, lifecycle, listing, run
+from wharf.cli.commands import attach, inspect, lifecycle, listing, moving, run
 
 
 def register(root: click.Group) -> None:
@@ -16,7 +17,7 @@ def register(root: click.Group) -> None:
     group = click.Group("container", help="Manage containers.")
     shared = (*run.COMMANDS, *lifecycle.COMMANDS, *listing.COMMANDS, *attach.COMMANDS)
     for command in (*shared, listing.ps_cmd, inspect.container_inspect_cmd,
-                    lifecycle.prune_cmd):
+                    lifecycle.prune_cmd, moving.move_cmd):
         group.add_command(command)
     root.add_command(group)
     for command in shared:

@@ -1,5 +1,6 @@
-"""``wharf node ls`` / ``inspect`` / ``update``: the cluster's nodes, as the gateway sees them,
-and their availability (``active``, ``pause``, ``drain``: Swarm's), which an admin token sets."""
+"""``wharf node ls`` / ``inspect`` / ``update`` / ``drain``: the cluster's nodes, as the gateway
+sees them, and their availability (``active``, ``pause``, ``drain``: Swarm's), which an admin
+token sets; ``drain`` also moves the node's containers away (``commands.moving``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import quote
 
 import click
 
+from wharf.cli.commands.moving import drain_cmd
 from wharf.cli.session import current
 
 NODE_HEADERS = ("NAME", "STATUS", "AVAILABILITY", "LAST SEEN", "CONTAINERS", "RUNNING",
@@ -79,4 +81,5 @@ def register(root: click.Group) -> None:
     group.add_command(node_ls, "list")
     group.add_command(node_inspect)
     group.add_command(node_update)
+    group.add_command(drain_cmd)
     root.add_command(group)

@@ -38,6 +38,7 @@ PRUNE_SECONDS = 600.0  # how often commands older than the store keeps are forgo
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    from wharf.gateway import moves  # noqa: PLC0415
     from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
     from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
     from wharf.gateway.events import EventHub  # noqa: PLC0415
@@ -63,7 +64,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         bus.take_unstored = dispatcher.take_unstored  # reads: answers for waiters, not stored
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
+        app.state.mover = moves.build(store, dispatcher, app.state.links)
         bus.start()
+        app.state.mover.resume()  # unfinished moves go on where they were
         sweeper = asyncio.create_task(_sweep(dispatcher, hub, settings))
         log.info("wharf-gateway %s (%s) on %s", __version__, settings.gateway_id,
                  settings.listen)
@@ -73,6 +76,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await app.state.mover.close()
             await bus.close()
             store.close()
 
@@ -81,12 +85,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.tokens, app.state.limiter = tokens, limiter
     app.state.links = NodeLinks(settings.node_tls())
 
-    @app.get("/healthz", summary="Liveness (no token needed)")
-    async def healthz(request: Request) -> dict[str, Any]:
-        bus = getattr(request.app.state, "bus", None)
-        return {"status": "ok", "version": __version__,
-                "broker": "connected" if bus is not None and bus.connected else "disconnected"}
-
+    app.get("/healthz", summary="Liveness (no token needed)")(healthz)
     app.get("/v1/info", summary="This gateway: id, version, broker, messages it dropped")(info)
     # Starlette runs the middleware added last first: BearerAuth names the principal, then
     # RequestLimits counts its requests and caps its body.
@@ -96,10 +95,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     return app
 
 
+async def healthz(request: Request) -> dict[str, Any]:
+    bus = getattr(request.app.state, "bus", None)
+    return {"status": "ok", "version": __version__,
+            "broker": "connected" if bus is not None and bus.connected else "disconnected"}
+
+
 def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> FastAPI:
     """The app with its routes, its OpenAPI contract (wharf.gateway.models) and its one map
     from an error to an answer."""
     from wharf.gateway.models import with_contract  # noqa: PLC0415
+    from wharf.gateway.moveapi import moves  # noqa: PLC0415
     from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
     from wharf.gateway.streams import node_streams  # noqa: PLC0415
 
@@ -115,6 +121,7 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
     app.include_router(node_api)  # first: the commands' routes are matched most often
     app.include_router(cluster)
     app.include_router(node_streams)
+    app.include_router(moves)
     return app
 
 

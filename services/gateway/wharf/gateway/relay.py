@@ -27,14 +27,14 @@ import math
 import re
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import h11
 
-from wharf.errors import Unavailable, WharfError
+from wharf.errors import Unavailable, WharfError, from_http_status
 from wharf.hijack import HijackRequest, HijackStream
 from wharf.protocol import ADDRESS
 
@@ -43,6 +43,7 @@ NODE_API = "/v1.41"  # the Engine API version the gateway speaks to wharfd
 CONNECT_TIMEOUT = 5.0
 HEAD_TIMEOUT = 30.0  # from the request to the node's reply head (an exec start waits for it)
 CHUNK = 65536
+TRANSFER_TIMEOUT = 3600.0  # a move's image or volume data, sent and taken in
 # The hijacked routes, as HijackH11Protocol hands them over (the /v1 prefix stripped).
 _HIJACKED = re.compile(r"/nodes/(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})"
                        r"(?P<rest>/containers/[^/]+/attach|/exec/[^/]+/start)/?")  # fullmatch
@@ -96,8 +97,12 @@ class NodeLinks:
 
     async def open(self, address: str, node: str, method: str, target: str, *,
                    body: bytes = b"", upgrade: bool = False,
-                   content_type: str = "application/json") -> NodeReply:
-        """Send one request to the node and read its reply head.
+                   content_type: str = "application/json",
+                   stream: AsyncIterator[bytes] | None = None,
+                   head_timeout: float = HEAD_TIMEOUT) -> NodeReply:
+        """Send one request to the node and read its reply head. ``stream``, when given, is
+        the body, sent chunked as it comes (a move's image or volume data); ``head_timeout``
+        bounds the wait for the reply head once the request is sent.
 
         Raises:
             Unavailable: the gateway has no certificate for the nodes, the node advertises no
@@ -120,19 +125,31 @@ class NodeLinks:
             raise Unavailable(f"node {node} ({address}) cannot be reached for the stream: "
                               f"{exc or type(exc).__name__}") from exc
         conn = h11.Connection(h11.CLIENT)
-        headers = [("Host", host), ("User-Agent", "wharf-gateway"),
-                   ("Content-Length", str(len(body))), ("Content-Type", content_type)]
+        length = ("Transfer-Encoding", "chunked") if stream is not None else \
+            ("Content-Length", str(len(body)))
+        headers = [("Host", host), ("User-Agent", "wharf-gateway"), length,
+                   ("Content-Type", content_type)]
         if upgrade:
             headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
-        data = conn.send(h11.Request(method=method, target=target, headers=headers))
-        data += (conn.send(h11.Data(data=body)) or b"") if body else b""
-        writer.write(data + (conn.send(h11.EndOfMessage()) or b""))
         try:
-            return await asyncio.wait_for(_head(reader, writer, conn), HEAD_TIMEOUT)
+            data = conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+            data += (conn.send(h11.Data(data=body)) or b"") if body else b""
+            if stream is not None:
+                writer.write(data)
+                async for chunk in stream:
+                    if chunk:
+                        writer.write(conn.send(h11.Data(data=chunk)) or b"")
+                        await writer.drain()
+                data = b""
+            writer.write(data + (conn.send(h11.EndOfMessage()) or b""))
+            return await asyncio.wait_for(_head(reader, writer, conn), head_timeout)
         except (OSError, TimeoutError, h11.ProtocolError, ssl.SSLError) as exc:
             writer.close()
             raise Unavailable(f"node {node} ({address}) did not answer the stream: "
                               f"{exc or type(exc).__name__}") from exc
+        except BaseException:  # the streamed body's own failure, or a cancellation
+            writer.close()
+            raise
 
 
 async def _head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -264,3 +281,53 @@ async def pipe(stream: HijackStream, reader: asyncio.StreamReader,
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, ssl.SSLError):
             await sending
 
+
+class NodeAPI:
+    """A node's Docker API as JSON calls and streams, through :class:`NodeLinks`."""
+
+    def __init__(self, address: Callable[[str], str], links: NodeLinks) -> None:
+        self.address, self.links = address, links
+
+    async def call(self, node: str, method: str, path: str, query: dict[str, str] | None = None,
+                   body: Any = None, ok: tuple[int, ...] = (200, 201, 204, 304)) -> Any:
+        """The answer's JSON (None when empty); the node's error as its error kind."""
+        reply = await self.links.open(
+            self.address(node), node, method, node_target(path, list((query or {}).items())),
+            body=b"" if body is None else json.dumps(body).encode())
+        try:
+            data = await reply.read_all(64 << 20)
+        finally:
+            reply.close()
+        if reply.status not in ok:
+            try:
+                message = str(json.loads(data).get("message"))
+            except (ValueError, AttributeError):
+                message = data.decode(errors="replace")[:300]
+            raise from_http_status(reply.status, f"{node}: {message}")
+        return json.loads(data) if data.strip() and data.lstrip()[:1] in (b"{", b"[") else None
+
+    async def copy(self, source: str, source_path: str, target: str, target_path: str,
+                   query: dict[str, str] | None = None) -> bytes:
+        """Stream ``GET source_path`` on ``source`` into ``POST target_path`` on ``target``;
+        the target's answer."""
+        out = await self.links.open(self.address(source), source, "GET",
+                                    node_target(source_path, []), head_timeout=TRANSFER_TIMEOUT)
+        try:
+            if out.status != 200:
+                raise from_http_status(out.status, f"{source}: {source_path}: "
+                                       f"{(await out.read_all()).decode(errors='replace')}")
+            into = await self.links.open(
+                self.address(target), target, "POST",
+                node_target(target_path, list((query or {}).items())),
+                content_type="application/x-tar", stream=out.body(),
+                head_timeout=TRANSFER_TIMEOUT)
+        finally:
+            out.close()
+        try:
+            answer = await into.read_all(16 << 20)
+        finally:
+            into.close()
+        if into.status >= 300:
+            raise from_http_status(into.status, f"{target}: {target_path}: "
+                                   f"{answer.decode(errors='replace')[:300]}")
+        return answer

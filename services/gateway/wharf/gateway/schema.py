@@ -104,6 +104,20 @@ ALTER TABLE nodes ADD COLUMN availability TEXT NOT NULL DEFAULT 'active'
     """
 ALTER TABLE nodes ADD COLUMN address TEXT NOT NULL DEFAULT '';
 """,
+    # 5: container moves (wharf.gateway.moves): each move's journal, one row, its document
+    # rewritten at every step, so a restarted gateway resumes it where it was.
+    """
+CREATE TABLE moves (
+    id TEXT PRIMARY KEY,
+    container TEXT NOT NULL,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX moves_state ON moves (state);
+""",
 ]
 
 

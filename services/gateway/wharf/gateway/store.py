@@ -119,7 +119,7 @@ class ClusterStore:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -133,7 +133,7 @@ class ClusterStore:
 
     def heartbeat(self, beat: Heartbeat, now: float) -> bool:
         """Record a heartbeat; True when the node is new to this gateway."""
-        with self._tx() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "UPDATE nodes SET labels=?, load=?, version=?, last_seen=?, address=?"
                 " WHERE name=?", (json.dumps(beat.labels), beat.load.model_dump_json(),
@@ -148,7 +148,7 @@ class ClusterStore:
 
     def snapshot(self, snap: Snapshot, now: float) -> bool:
         """Replace the node's containers and images; False when the snapshot is stale."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT engine_id, seq FROM nodes WHERE name=?",
                              (snap.node,)).fetchone()
             if row is not None and row["engine_id"] == snap.engine_id and \
@@ -170,7 +170,7 @@ class ClusterStore:
 
     def node_event(self, event: NodeEvent) -> bool:
         """Apply a container event to the view; False (and nothing changes) when stale."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT engine_id, seq FROM nodes WHERE name=?",
                              (event.node,)).fetchone()
             if row is not None and row["engine_id"] == event.engine_id and \
@@ -195,7 +195,7 @@ class ClusterStore:
         """Set a known node's availability (None: no such node); a change appends a node
         ``update`` event (Docker's ``availability.old``/``.new`` attributes) in the same
         transaction."""
-        with self._tx() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
             if row is None:
                 return None
@@ -211,7 +211,7 @@ class ClusterStore:
             return _node(updated)
 
     def append_event(self, document: dict[str, Any]) -> int:
-        with self._tx() as db:
+        with self.transaction() as db:
             return self._append_event(db, int(document["timeNano"]), document)
 
     def _append_event(self, db: sqlite3.Connection, time_nano: int,
@@ -294,7 +294,7 @@ class ClusterStore:
         newest ``keep`` the older ones whose deadline has passed (a pending command stays);
         the gateway's sweeper calls it now and then, so no request pays for it."""
         cutoff = now - keep_seconds
-        with self._tx() as db:
+        with self.transaction() as db:
             gone = db.execute("DELETE FROM commands WHERE created_at < ?", (cutoff,)).rowcount
             gone += db.execute(
                 "DELETE FROM commands WHERE id IN (SELECT id FROM commands ORDER BY created_at"
@@ -305,7 +305,7 @@ class ClusterStore:
 
     def forget_command(self, command_id: str) -> None:
         """Drop a command that could not be published (so its idempotency key is free)."""
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM commands WHERE id=?", (command_id,))
 
     def command_by_key(self, principal: str, idempotency_key: str) -> CommandRow | None:
