@@ -3,7 +3,8 @@
 ``POST /v1/nodes/{node}/containers/{container}/move?to=NODE|any`` answers ``202`` with the
 move's document (``Location: /v1/moves/{id}``), or with ``?wait=true`` ``200`` once the move
 ended (``State`` ``done``, ``rolled-back`` or ``failed``; ``Copy`` says where the container
-is). What cannot move is refused first (``400``), as is ``live=true``.
+is). What cannot move is refused first (``400``), as is ``live=true``, which the document
+marks invalid (its only value is ``false``), so a client learns it from the schema too.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ moves = APIRouter(prefix="/v1")
 @moves.post("/nodes/{node}/containers/{container}/move", responses=_MOVE,
             summary="Move a container to another node (cold: stop, carry, start)")
 async def move(request: Request, grant: Who, node: MoveNode, container: str, to: Target,
-               live: bool = False, wait: bool = False,
+               live: Annotated[bool, Query(json_schema_extra={"enum": [False]},
+                                           description=LIVE_REFUSED)] = False,
+               wait: bool = False,
                deadline: Annotated[float, Query(ge=1, le=3600)] = 600) -> JSONResponse:
     if live:
         raise InvalidArgument(LIVE_REFUSED)
