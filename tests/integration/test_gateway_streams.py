@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -102,12 +103,16 @@ def test_run_i_through_the_gateway_reads_stdin_and_exits_with_the_status(site: S
 
 
 def test_attach_and_logs_follow_lose_no_line(site: Site) -> None:
-    script = "sleep 3; i=1; while [ $i -le 1000 ]; do echo line$i; i=$((i+1)); done"
-    made = site.wharf("run", "-d", "--name", "talker", "busybox", "sh", "-c", script)
+    # start -a attaches before it starts (no line can come before the attach); logs -f
+    # begins while the container runs
+    script = "sleep 2; i=1; while [ $i -le 1000 ]; do echo line$i; i=$((i+1)); done"
+    made = site.wharf("create", "--name", "talker", "busybox", "sh", "-c", script)
     assert made.returncode == 0, made.stderr
     env = site.env
-    attach = subprocess.Popen([WHARF, "--node", NODE, "attach", "talker"], env=env,
+    attach = subprocess.Popen([WHARF, "--node", NODE, "start", "-a", "talker"], env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: json.loads(site.daemon.request("GET", "/containers/talker/json")[1])
+             ["State"]["Status"] != "created")
     follow = subprocess.Popen([WHARF, "--node", NODE, "logs", "-f", "talker"], env=env,
                               stdout=subprocess.PIPE, text=True)
     attached, _ = attach.communicate(timeout=60)
@@ -178,3 +183,23 @@ def test_the_hijacked_routes_check_the_token_and_its_scope(site: Site, tmp_path:
     deadline = time.monotonic() + 10
     while site.wharf("rm", "-f", "guarded").returncode != 0 and time.monotonic() < deadline:
         time.sleep(0.2)
+
+
+def test_the_cli_proxies_signals_through_the_gateway(site: Site) -> None:
+    """Without a terminal ``run`` forwards the user's signals (``kill?signal=``); one that
+    arrives while the CLI reads the TLS stream must not end the session."""
+    script = ("trap 'echo got-usr1' USR1; trap 'echo bye; exit 9' TERM; echo ready; "
+              "while :; do sleep 0.1; done")
+    proc = subprocess.Popen([WHARF, "--node", NODE, "run", "--rm", "busybox", "sh", "-c",
+                             script], env=site.env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGUSR1)
+        assert proc.stdout.readline() == "got-usr1\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out) == (9, "bye\n"), err

@@ -17,7 +17,7 @@ import select
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
 
@@ -136,34 +136,46 @@ def terminal_size(fd: int | None) -> tuple[int, int] | None:
 
 @contextlib.contextmanager
 def on_winch(callback: Callable[[], None]) -> Iterator[None]:
-    """Run ``callback`` on a thread at every SIGWINCH (only installable on the main thread).
+    """Run ``callback`` on a thread at every SIGWINCH (only installable on the main thread)."""
+    with on_signals((signal.SIGWINCH,), lambda _signum: callback()):
+        yield
 
-    The signal restarts what it interrupts (``SA_RESTART``) and reaches a thread of its own
-    through the wakeup fd: a TLS read that a signal interrupts can come back as "would block"
-    (the handler's own calls change errno), which the buffered reader reports as the end of
-    the stream, and a session over TLS would end at the first resize.
+
+@contextlib.contextmanager
+def on_signals(signums: Iterable[int], callback: Callable[[int], None]) -> Iterator[None]:
+    """Run ``callback(signum)`` on a thread of its own at each of ``signums`` for the block
+    (only installable on the main thread; elsewhere the block runs without it).
+
+    The signals restart what they interrupt (``SA_RESTART``) and reach the thread through the
+    wakeup fd: a TLS read that a signal interrupts can come back as "would block" (the Python
+    handler's own calls change errno), which the buffered reader reports as the end of the
+    stream, so a session over TLS would end at the first resize or proxied signal.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    wanted = set(signums)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
-    previous = signal.signal(signal.SIGWINCH, lambda _signum, _frame: None)
-    signal.siginterrupt(signal.SIGWINCH, False)
+    previous = {n: signal.signal(n, lambda _signum, _frame: None) for n in wanted}
+    for number in wanted:
+        signal.siginterrupt(number, False)
     old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
     def watch() -> None:
         with os.fdopen(wake_r, "rb", buffering=0) as wakeups:
-            while numbers := wakeups.read(512):  # every signal's number; ours is SIGWINCH
-                if signal.SIGWINCH in numbers:
-                    callback()
+            while numbers := wakeups.read(512):  # every signal's number, ours among them
+                for number in numbers:
+                    if number in wanted:
+                        callback(number)
 
-    threading.Thread(target=watch, daemon=True, name="winch").start()
+    threading.Thread(target=watch, daemon=True, name="signals").start()
     try:
         yield
     finally:
         signal.set_wakeup_fd(old_wakeup)
-        signal.signal(signal.SIGWINCH, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         os.close(wake_w)  # the watcher reads the end and stops
 
 

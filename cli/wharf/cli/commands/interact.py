@@ -12,13 +12,13 @@ import contextlib
 import shutil
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from wharf.cli.session import Session
 from wharf.cli.streams import (
     PumpOptions,
+    on_signals,
     on_winch,
     parse_detach_keys,
     pump,
@@ -90,17 +90,13 @@ def _nothing() -> Iterator[None]:
 @contextlib.contextmanager
 def proxy_signals(kill: Callable[[str], None], enabled: bool = True) -> Iterator[None]:
     """Forward the user's signals to the container (``kill?signal=NAME``) for the block."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if not enabled:
         yield
         return
 
-    def handler(signum: int, _frame: object) -> None:
+    def forward(signum: int) -> None:
         name = signal.Signals(signum).name.removeprefix("SIG")
-        threading.Thread(target=_quietly, args=(lambda: kill(name),), daemon=True).start()
+        _quietly(lambda: kill(name))
 
-    previous = {name: signal.signal(getattr(signal, name), handler) for name in PROXIED}
-    try:
+    with on_signals([getattr(signal, name) for name in PROXIED], forward):
         yield
-    finally:
-        for name, old in previous.items():
-            signal.signal(getattr(signal, name), old)
