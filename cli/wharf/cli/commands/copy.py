@@ -360,19 +360,10 @@ def diff_cmd(container: str) -> None:
               help="Write to a file, instead of STDOUT.")
 def export_cmd(container: str, output: Path | None) -> None:
     """Export a container's filesystem as a tar archive (streamed to STDOUT by default)."""
-    from wharf.cli.commands.transfer import _write_atomically  # noqa: PLC0415 - lazy
+    from wharf.cli.commands.transfer import refuse_terminal, write_tar  # noqa: PLC0415
 
-    session = current()
-    if output is None and session.stdout_is_tty():
-        raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    chunks = session.client().export(container)
-    if output is not None:
-        _write_atomically(output, chunks)  # a reply cut short leaves no file
-        return
-    out = sys.stdout.buffer
-    for chunk in chunks:
-        out.write(chunk)
-    out.flush()
+    refuse_terminal(output, "save")
+    write_tar(current().client().export(container), output)
 
 
 def register(root: click.Group) -> None:

@@ -114,9 +114,20 @@ def _umask() -> int:
 def save_cmd(images: tuple[str, ...], output: Path | None) -> None:
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     session = current()
-    if output is None and session.stdout_is_tty():
-        raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    chunks = session.client().save(list(images))
+    refuse_terminal(output, "save")
+    write_tar(session.client().save(list(images)), output)
+
+
+def refuse_terminal(output: Path | None, verb: str) -> None:
+    """A tar is never written to a terminal (as docker save and podman volume export)."""
+    if output is None and current().stdout_is_tty():
+        raise CLIError(f"cowardly refusing to {verb} to a terminal. Use the -o flag or "
+                       "redirect")
+
+
+def write_tar(chunks: Iterable[bytes], output: Path | None) -> None:
+    """A streamed tar to ``output`` (atomically: a reply cut short leaves no file) or to
+    stdout."""
     if output is not None:
         _write_atomically(output, chunks)
         return
@@ -124,6 +135,18 @@ def save_cmd(images: tuple[str, ...], output: Path | None) -> None:
     for chunk in chunks:
         out.write(chunk)
     out.flush()
+
+
+def input_chunks(source: str) -> Iterator[bytes]:
+    """The bytes of ``source`` (a file, or ``-`` for stdin), read as sent."""
+    if source == "-":
+        return _read_chunks(sys.stdin.buffer)
+    try:
+        handle = Path(source).open("rb")  # noqa: SIM115 - closed by the context below
+    except OSError as exc:
+        raise CLIError(f"open {source}: {exc.strerror}") from exc
+    click.get_current_context().call_on_close(handle.close)
+    return _read_chunks(handle)
 
 
 def _read_chunks(handle: IO[bytes]) -> Iterator[bytes]:
@@ -161,18 +184,8 @@ def import_cmd(source: str, repository: str | None, changes: tuple[str, ...], me
     session = current()
     if repository:
         parse_ref(repository)  # refuse a bad name before sending the tarball
-    body: Iterable[bytes] | str
-    if source == "-":
-        body = _read_chunks(sys.stdin.buffer)
-    elif source.startswith(("http://", "https://")):
-        body = source
-    else:
-        try:
-            handle = Path(source).open("rb")  # noqa: SIM115 - closed by the context below
-        except OSError as exc:
-            raise CLIError(f"open {source}: {exc.strerror}") from exc
-        click.get_current_context().call_on_close(handle.close)
-        body = _read_chunks(handle)
+    body: Iterable[bytes] | str = source if source.startswith(("http://", "https://")) \
+        else input_chunks(source)
     messages = session.client().import_image(body, repo=repository or "", message=message,
                                              changes=list(changes), platform=platform)
     _show(session, messages, False)

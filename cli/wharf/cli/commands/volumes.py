@@ -6,8 +6,7 @@ and prints what the docker CLI prints. :func:`register` adds the ``volume`` grou
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -171,19 +170,10 @@ def export_cmd(name: str, output: Path | None) -> None:
     bind volumes are refused (their data is a mount, not the volume's). wharf's own API
     route, as podman's: the gateway does not relay it.
     """
-    from wharf.cli.commands.transfer import _write_atomically  # noqa: PLC0415 - lazy
+    from wharf.cli.commands.transfer import refuse_terminal, write_tar  # noqa: PLC0415
 
-    session = current()
-    if output is None and session.stdout_is_tty():
-        raise CLIError("cowardly refusing to export to a terminal. Use the -o flag or redirect")
-    chunks = session.client().export_volume(name)
-    if output is not None:
-        _write_atomically(output, chunks)  # a reply cut short leaves no file
-        return
-    out = sys.stdout.buffer
-    for chunk in chunks:
-        out.write(chunk)
-    out.flush()
+    refuse_terminal(output, "export")
+    write_tar(current().client().export_volume(name), output)
 
 
 @click.command("import")
@@ -197,22 +187,12 @@ def import_cmd(name: str, source: str) -> None:
     through its symlinks, hard links out of it) is refused whole. tmpfs and bind volumes are
     refused. wharf's own API route, as podman's: the gateway does not relay it.
     """
-    from wharf.cli.commands.transfer import _read_chunks  # noqa: PLC0415 - lazy
+    from wharf.cli.commands.transfer import input_chunks  # noqa: PLC0415 - lazy
 
     session = current()
-    body: Iterable[bytes]
-    if source == "-":
-        if session.stdin_is_tty():
-            raise CLIError("requested import from stdin, but stdin is a terminal")
-        body = _read_chunks(sys.stdin.buffer)
-    else:
-        try:
-            handle = Path(source).open("rb")  # noqa: SIM115 - closed by the context below
-        except OSError as exc:
-            raise CLIError(f"open {source}: {exc.strerror}") from exc
-        click.get_current_context().call_on_close(handle.close)
-        body = _read_chunks(handle)
-    session.client().import_volume(name, body)
+    if source == "-" and session.stdin_is_tty():
+        raise CLIError("requested import from stdin, but stdin is a terminal")
+    session.client().import_volume(name, input_chunks(source))
 
 
 def register(root: click.Group) -> None:
