@@ -300,6 +300,41 @@ def test_heartbeats_through_the_bus_keep_a_node_ready(tmp_path: Path) -> None:
     assert dispatcher.require_ready("n1") == "n1"
 
 
+class OrderBroker:
+    """A broker that records what happened in which order; declaring takes a while."""
+
+    user_id = "gw"
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    async def declare(self, declarations: list[object]) -> None:
+        await asyncio.sleep(0.05)
+        self.log.append("declared")
+
+    async def publish(self, exchange: str, key: str, body: bytes, **_: object) -> None:
+        self.log.append(f"published to {key}")
+
+
+def test_a_command_sent_right_after_the_first_heartbeat_waits_for_the_nodes_queues(
+        tmp_path: Path) -> None:
+    # the node is ready from its first heartbeat on; its queues are declared just after it
+    dispatcher, _ = _dispatcher(tmp_path, [datetime.now(UTC).timestamp()])
+
+    async def scenario() -> list[str]:
+        bus = _bus(dispatcher)
+        broker = OrderBroker()
+        bus.broker = broker  # type: ignore[assignment]
+        bus.handle("node.n1.heartbeat", Heartbeat(
+            node="n1", seq=1, sent_at=datetime.now(UTC), load=LOAD,
+            version="0.1.0").model_dump_json().encode(), "wharf-node-n1")
+        await bus.publish(_envelope("n1"))
+        await bus.publish(_envelope("n1"))  # declared once per connection
+        return broker.log
+
+    assert asyncio.run(scenario()) == ["declared", "published to n1", "published to n1"]
+
+
 def test_reports_and_results_count_only_from_the_nodes_own_account(tmp_path: Path) -> None:
     clock = [datetime.now(UTC).timestamp()]
     dispatcher, publisher = _dispatcher(tmp_path, clock)

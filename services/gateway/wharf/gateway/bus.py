@@ -59,7 +59,7 @@ class Bus:
                                   on_message=self._on_message, in_order_acks=True)
         self.dropped: Counter[str] = Counter()  # "forged", "malformed": messages not applied
         self._declared: set[str] = set()  # nodes whose queues this connection declared
-        self._declaring: set[asyncio.Task[None]] = set()
+        self._declaring: dict[str, asyncio.Task[None]] = {}  # node → its queues' declare
 
     @property
     def connected(self) -> bool:
@@ -79,8 +79,13 @@ class Bus:
         """
         if envelope.node == "*":
             exchange, key = topology.BROADCAST_EXCHANGE, ""
+            pending = list(self._declaring.values())
         else:
             exchange, key = topology.COMMANDS_EXCHANGE, envelope.node
+            pending = [self._declaring[envelope.node]] if envelope.node in self._declaring else []
+        # A node is ready from its first heartbeat on, and its queues are declared right after
+        # it: a command sent in between waits for that declare instead of finding no queue.
+        await asyncio.gather(*(asyncio.shield(task) for task in pending))
         await self.broker.publish(
             exchange, key, envelope.model_dump_json().encode(),
             expiration_ms=max(1, envelope.expiration_ms()), correlation_id=str(envelope.id),
@@ -192,5 +197,5 @@ class Bus:
                 log.warning("declaring node %s's queues failed: %s", node, exc)
 
         task = loop.create_task(declare())
-        self._declaring.add(task)
-        task.add_done_callback(self._declaring.discard)
+        self._declaring[node] = task
+        task.add_done_callback(lambda _: self._declaring.pop(node, None))
