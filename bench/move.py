@@ -71,8 +71,8 @@ from bench.pull import git_head
 API = "/v1.41"
 CLUSTER_HINT = ("run `make cluster-up NODES=3`, then `set -a; . .wharf/cluster.env; set +a` "
                 "in this shell")
-# /blob is written once: the container runs its command again on each node it moves to, and a
-# second dd would replace the carried file (one more layer of --mb MB for every later move)
+# /blob is written once: the container runs its command again on the node it moves to, where a
+# second dd would write a new /blob over the carried one (during the move's last steps)
 SCRIPT = ("test -f /ready || {{ dd if=/dev/urandom of=/blob bs=1M count={mb} 2>/dev/null; "
           "echo ok > /ready; }}; trap 'exit 0' TERM; sleep 3600 & wait")
 READY_TIMEOUT = 120.0
@@ -91,7 +91,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mb", type=int, default=50, help="MB of random data in the "
                         "container's writable layer (50)")
     parser.add_argument("--runs", type=int, default=5, help="moves of each kind (5)")
-    parser.add_argument("--source", default="node1", help="where both containers start (node1)")
+    parser.add_argument("--source", default="node1", help="the first run's source; the runs "
+                        "alternate directions (node1)")
     parser.add_argument("--target", default="node2", help="the other node (node2)")
     parser.add_argument("--network", default="none", help="the containers' NetworkMode (none)")
     parser.add_argument("--image", default="busybox", help="the containers' image (busybox)")

@@ -115,6 +115,20 @@ def test_a_move_carries_the_container_and_removes_the_source(tmp_path: Path,
     assert log.move(ended["Id"]) == ended
 
 
+@pytest.mark.parametrize("still_used", [False, True])
+def test_a_container_that_moved_before_leaves_with_its_earlier_image(tmp_path: Path,
+                                                                     still_used: bool) -> None:
+    nodes = FakeNodes()
+    nodes.containers["n1"]["web"]["Config"]["Image"] = "wharf-move/earlier:latest"
+    if still_used:  # another container on n1 runs from it: the node refuses, the move goes on
+        nodes.fail["n1 DELETE /images/wharf-move/earlier"] = Conflict("image is being used")
+    mover, _ = _mover(tmp_path, nodes)
+    ended = _move(mover)
+    assert ended["State"] == "done"
+    assert nodes.calls[-2:] == [f"n1 DELETE /images/wharf-move/{ended['Id']}:latest",
+                                "n1 DELETE /images/wharf-move/earlier:latest"]
+
+
 def test_a_failed_create_rolls_back_and_the_source_runs_again(tmp_path: Path) -> None:
     nodes = FakeNodes(fail={"n2 POST /containers/create": InvalidArgument("port in use")})
     mover, _ = _mover(tmp_path, nodes)

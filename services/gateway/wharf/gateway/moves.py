@@ -256,6 +256,9 @@ class Mover:
                                         .get("Networks") or {}) if n not in _DEFAULT_NETWORKS]
         if move["WasRunning"] is None:
             move["WasRunning"] = bool((inspected.get("State") or {}).get("Running"))
+        image = (inspected.get("Config") or {}).get("Image") or ""
+        # a container that moved before runs from that move's image: it leaves with it
+        move["EarlierImage"] = image if image.startswith(f"{MOVE_REPO}/") else None
 
     async def _stop(self, move: dict[str, Any]) -> None:
         await self.api.call(move["Source"], "POST", f"/containers/{move['SourceID']}/stop")
@@ -325,6 +328,9 @@ class Mover:
         for mount in move["Volumes"]:
             await self._gone(move["Source"], f"/volumes/{quote(mount['Name'])}")
         await self._gone(move["Source"], f"/images/{MOVE_REPO}/{move['Id']}:latest")
+        if move.get("EarlierImage"):
+            with contextlib.suppress(NotFound, Conflict):  # Conflict: another container uses it
+                await self.api.call(move["Source"], "DELETE", f"/images/{move['EarlierImage']}")
 
     async def _roll_back(self, move: dict[str, Any]) -> None:
         target = move["Target"]
