@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +21,8 @@ from wharf.daemon.core import dataroot
 from wharf.daemon.settings import DaemonSettings
 from wharf.errors import Conflict, InvalidArgument, WharfError
 from wharf.version import __version__
+
+BLOCKING_THREADS = 64  # threads for the daemon's blocking calls (asyncio.to_thread)
 
 log = logging.getLogger("wharfd")
 
@@ -215,21 +218,6 @@ def _daemon_id(root: Path) -> str:
     return path.read_text().strip()
 
 
-def bind_unix_socket(path: Path, mode: int) -> socket.socket:
-    """Bind the API socket with ``mode`` set before anyone can connect to it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # stale: we hold the data-root lock, so nobody serves it
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o777 & ~mode)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, mode)
-    sock.listen(128)
-    return sock
-
-
 def bind_listeners(settings: DaemonSettings, stack: ExitStack
                    ) -> tuple[list[socket.socket], list[tuple[socket.socket, Any]]]:
     """Bind every ``-H`` address: plain sockets, and TCP sockets with their TLS context.
@@ -237,7 +225,7 @@ def bind_listeners(settings: DaemonSettings, stack: ExitStack
     Everything is bound (and every TLS file loaded) before anything is served, so a bad
     address or certificate stops wharfd at start-up with a clear message.
     """
-    from wharf.daemon.listen import bind_tcp  # noqa: PLC0415
+    from wharf.daemon.listen import bind_tcp, bind_unix_socket  # noqa: PLC0415
 
     plain: list[socket.socket] = []
     secure: list[tuple[socket.socket, Any]] = []
@@ -278,6 +266,10 @@ async def serve(settings: DaemonSettings) -> None:
     from wharf.daemon.adapters.api.streams import StreamDispatcher  # noqa: PLC0415
     from wharf.hijack import ListeningServer, bind_protocol  # noqa: PLC0415
 
+    # asyncio.to_thread's pool: its default (cpus + 4) let six blocking calls run at once, and
+    # most of them wait on a child (crun, conmon's sync pipe, unshare), not on a CPU
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
+        max_workers=BLOCKING_THREADS, thread_name_prefix="wharf-blocking"))
     engine = build_engine(settings)
     dataroot.secure(settings.data_root)  # its modes, after start-up's clean-ups (of builds/)
     agent = None

@@ -7,6 +7,7 @@ nor ssl. TLS itself is served by :mod:`wharf.daemon.adapters.api.tls`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,4 +81,19 @@ def bind_tcp(address: ListenAddress, backlog: int = 128) -> socket.socket:
     except BaseException:
         sock.close()
         raise
+    return sock
+
+
+def bind_unix_socket(path: Path, mode: int) -> socket.socket:
+    """Bind the API socket with ``mode`` set before anyone can connect to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # stale: we hold the data-root lock, so nobody serves it
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    sock.listen(128)
     return sock

@@ -117,6 +117,20 @@ def _go_arch(machine: str) -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
+@router.get("/system/phases")
+async def phases(engine: EngineDep) -> dict[str, Any]:
+    """wharf's own route: how long each phase of the run path took lately (milliseconds:
+    median, p90 and max over the last samples of each)."""
+    return {"Phases": engine.containers.phases.summary()}
+
+
+@router.delete("/system/phases", status_code=204)
+async def clear_phases(engine: EngineDep) -> Response:
+    """Forget the samples (a bench starts each case from none)."""
+    engine.containers.phases.clear()
+    return Response(status_code=204)
+
+
 @router.post("/system/check")
 async def system_check(engine: EngineDep, repair: str | None = None) -> dict[str, Any]:
     """wharf's own route (``wharf system check``): the image store's problems, each repaired

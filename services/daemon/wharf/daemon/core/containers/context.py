@@ -13,6 +13,7 @@ from wharf.daemon.core.containers.records import ContainerRecord, ContainerRecor
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.store import ImageStore
 from wharf.daemon.core.network.service import NetworkService
+from wharf.daemon.core.phases import Phases
 from wharf.daemon.core.runtime.monitor import ConmonRuntime
 from wharf.daemon.core.volumes.service import VolumeService
 from wharf.errors import InvalidArgument
@@ -40,6 +41,7 @@ class ContainerContext:
         self.bundles = bundles
         self.events = events
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.phases = Phases()  # how long the run path's steps take (GET /system/phases)
 
     def rt(self, record: ContainerRecord) -> ConmonRuntime:
         """The OCI runtime this container was created with (``--runtime``)."""

@@ -1,4 +1,5 @@
-"""Exit watching and restart policies: one asyncio task per running container polls conmon's
+"""Exit watching and restart policies: one asyncio task per running container waits for its
+conmon to end (a pidfd on the loop; polling conmon's exit file where there is none), reads the
 exit file, records the exit (its health check stops), applies ``--rm`` and the restart policy,
 and wakes the waiters (``wait``, ``stop``); after a daemon (re)start, ``restore`` reconciles the
 records (live-restore) and resumes the health checks of the running containers.
@@ -9,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from wharf.daemon.core.containers import health
@@ -56,21 +60,56 @@ class ExitWatcher:
         task.add_done_callback(lambda _t: self._watchers.pop(container_id, None))
 
     async def _watch_exit(self, container_id: str) -> None:
+        """Wait for the container's conmon to end and record the exit its exit file holds
+        (255 when conmon died without writing one)."""
+        conmon_pid = self.ctx.records.get(container_id).state.conmon_pid
+        began = time.perf_counter()
+        status = await self._conmon_ended(container_id, conmon_pid)
+        if status is None:  # no pidfd: poll the exit file
+            status = await self._poll_exit(container_id, conmon_pid)
+        self.ctx.phases.add("exit.detect", time.perf_counter() - began)
+        await self._on_exit(container_id, status)
+
+    async def _conmon_ended(self, container_id: str, conmon_pid: int) -> ExitStatus | None:
+        """The exit, once conmon (which writes the exit file, then ends) has ended: its pidfd
+        on the loop wakes this at once, with nothing polled while the container runs. None
+        when conmon cannot be watched so (no pid recorded, no pidfd on this kernel)."""
+        if not conmon_pid:
+            return None
+        try:
+            fd = os.pidfd_open(conmon_pid)
+        except ProcessLookupError:  # gone already
+            fd = -1
+        except OSError:
+            return None
+        try:
+            if fd >= 0 and self.ctx.runtime.exit_status(container_id) is None:
+                loop = asyncio.get_running_loop()
+                ended: asyncio.Future[None] = loop.create_future()
+                loop.add_reader(fd, _settle, ended)
+                try:
+                    await ended
+                finally:
+                    loop.remove_reader(fd)
+            return self.ctx.runtime.exit_status(container_id) or ExitStatus(255, False, 0)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    async def _poll_exit(self, container_id: str, conmon_pid: int) -> ExitStatus:
         """Poll the exit file (2 ms backing off to 100 ms); a conmon that died without writing
         one is checked about once a second and recorded as exit 255."""
-        conmon_pid = self.ctx.records.get(container_id).state.conmon_pid
         delay, polls = 0.002, 0
         while (status := self.ctx.runtime.exit_status(container_id)) is None:
             polls += 1
             if conmon_pid and polls % 10 == 0 and not alive(conmon_pid):
-                status = self.ctx.runtime.exit_status(container_id) or ExitStatus(255, False, 0)
-                break
+                return self.ctx.runtime.exit_status(container_id) or ExitStatus(255, False, 0)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.1)
-        await self._on_exit(container_id, status)
+        return status
 
     async def _on_exit(self, container_id: str, status: ExitStatus) -> None:
-        async with self.ctx.locks[container_id]:
+        async with self.ctx.locks[container_id], self._recording():
             try:
                 record = self.ctx.records.get(container_id)
             except NotFound:
@@ -89,16 +128,22 @@ class ExitWatcher:
             if status.oom_killed:
                 self.ctx.event(record, "oom")
             self.ctx.event(record, "die", exitCode=str(status.code))
-            await asyncio.to_thread(self.ctx.rt(record).delete, container_id, True)
-            self.networking.schedule_teardown(container_id)
+            # the waiters first: what they do next (start, rm) takes the lock held here
             for future in self._exited.pop(container_id, []):
                 if not future.done():
                     future.set_result(status.code)
+            await asyncio.to_thread(self.ctx.rt(record).delete, container_id, True)
+            self.networking.schedule_teardown(container_id)
         if record.auto_remove:  # --rm takes the anonymous volumes along, as in dockerd
             with contextlib.suppress(NotFound, Conflict):
                 await self.ops.remove(container_id, force=True, volumes=True)
         elif self._should_restart(record):
             await self._restart_after_exit(record)
+
+    @contextlib.asynccontextmanager
+    async def _recording(self) -> AsyncIterator[None]:
+        with self.ctx.phases.span("exit.record"):
+            yield
 
     def _should_restart(self, record: ContainerRecord) -> bool:
         policy = record.restart_policy
@@ -179,3 +224,8 @@ class ExitWatcher:
         for task in list(self._watchers.values()):
             task.cancel()
         await self.checks.close()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

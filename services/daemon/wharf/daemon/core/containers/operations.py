@@ -47,6 +47,10 @@ class Operations:
 
     def create(self, body: dict[str, Any], name: str | None) -> ContainerRecord:
         """Record a new container from a Docker create body; nothing runs yet."""
+        with self.ctx.phases.span("create"):
+            return self._create(body, name)
+
+    def _create(self, body: dict[str, Any], name: str | None) -> ContainerRecord:
         image_ref = str(body.get("Image") or "")
         if not image_ref:
             raise InvalidArgument("Config.Image is required")
@@ -74,13 +78,14 @@ class Operations:
             path=argv[0], args=argv[1:], config=config, host_config=host, options=options,
             runtime=self.ctx.runtime_name(host), mounts=mounts, endpoints=endpoints,
         )
-        with self.ctx.records.state.tx():  # the record and its use of volumes, or neither
-            self.ctx.records.insert(record)
+        with self.ctx.phases.span("create.record"), self.ctx.records.state.tx():
+            self.ctx.records.insert(record)  # the record and its use of volumes, or neither
             if mounts:
                 record.mounts = self.ctx.volume_service().attach(record.id, mounts)
                 self.ctx.records.save(record)
         try:
-            self.ctx.bundles.prepare(record)
+            with self.ctx.phases.span("create.bundle"):
+                self.ctx.bundles.prepare(record)
         except BaseException:
             self.ctx.records.delete(container_id)
             self.ctx.bundles.remove(container_id)
@@ -106,7 +111,8 @@ class Operations:
             async with self.ctx.locks[record.id]:
                 record = self.ctx.records.get(record.id)
                 next_status(record.state.status, Op.START, name=text)
-                await self.start_locked(record)
+                with self.ctx.phases.span("start"):
+                    await self.start_locked(record)
         except WharfError as exc:
             if record.auto_remove and not isinstance(exc, NotModified):
                 with contextlib.suppress(WharfError):  # dockerd removes a --rm that never ran
@@ -120,22 +126,28 @@ class Operations:
         try:
             if record.options.refused:  # an older wharfd's record this one cannot run
                 raise InvalidArgument(record.options.refused)
-            # a previous run
-            await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
-            merged = await asyncio.to_thread(self.ctx.bundles.mount, record, lowers)
-            if record.mounts:
-                await asyncio.to_thread(self.ctx.volume_service().prepare, record.mounts,
-                                        merged)
-            netns = await self.networking.setup(record)
-            await asyncio.to_thread(self.ctx.bundles.write_config, record, merged,
-                                    self.ctx.rt(record).oci.takes_seccomp_bpf, netns)
+            span = self.ctx.phases.span
+            with span("start.cleanup"):  # a previous run
+                await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
+            with span("start.mount"):
+                merged = await asyncio.to_thread(self.ctx.bundles.mount, record, lowers)
+                if record.mounts:
+                    await asyncio.to_thread(self.ctx.volume_service().prepare, record.mounts,
+                                            merged)
+            with span("start.network"):
+                netns = await self.networking.setup(record)
+            with span("start.config"):
+                await asyncio.to_thread(self.ctx.bundles.write_config, record, merged,
+                                        self.ctx.rt(record).oci.takes_seccomp_bpf, netns)
             process = record.options.process
             request = CreateRequest(record.id, record.name, terminal=process.tty,
                                     stdin=process.open_stdin,
                                     leave_stdin_open=process.open_stdin and not process.stdin_once)
-            pid = await asyncio.to_thread(self.ctx.rt(record).create, request)
+            with span("start.create"):
+                pid = await asyncio.to_thread(self.ctx.rt(record).create, request)
             await self.io.let_attachers_in(record.id)
-            await asyncio.to_thread(self.ctx.rt(record).start, record.id)
+            with span("start.start"):
+                await asyncio.to_thread(self.ctx.rt(record).start, record.id)
         except WharfError as exc:
             self.io.release_attachers(record.id)  # they find no socket and hang up
             await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
@@ -152,7 +164,8 @@ class Operations:
             "conmon_pid": self.ctx.runtime.conmon_pid(record.id) or 0,
             "health": health.on_start(record.state.health) if checked else record.state.health,
         })
-        self.ctx.records.save(record)
+        with self.ctx.phases.span("start.record"):
+            self.ctx.records.save(record)
         self.ctx.event(record, "start")
         self.exits.watch(record.id)
         self.health.start(record)
@@ -229,17 +242,22 @@ class Operations:
                                             signals.SIGKILL, True)
         self.health.stop(record.id)
         await self.exits.wait_recorded(record.id)  # records the exit (and the die event) first
+        span = self.ctx.phases.span
         async with self.ctx.locks[record.id]:
-            await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
-            await asyncio.to_thread(self.ctx.bundles.remove, record.id)
-            self.ctx.records.delete(record.id)
+            with span("remove.runtime"):
+                await asyncio.to_thread(self.ctx.rt(record).delete, record.id, True)
+            with span("remove.bundle"):
+                await asyncio.to_thread(self.ctx.bundles.remove, record.id)
+            with span("remove.record"):
+                self.ctx.records.delete(record.id)
             self.ctx.event(record, "destroy")
         self.ctx.locks.pop(record.id, None)
         if volumes and self.ctx.volumes is not None:
             await self.ctx.volumes.release(record.mounts)
         self.exits.wake_removed(record.id, record.state.exit_code)
         # after the waiters (run --rm is not held up), before rm returns: nothing left behind
-        await self.networking.teardown(record.id)
+        with span("remove.network"):
+            await self.networking.teardown(record.id)
 
     async def pause(self, text: str, *, resume: bool = False) -> None:
         """Freeze (or thaw) every process of the container through the runtime's cgroup."""

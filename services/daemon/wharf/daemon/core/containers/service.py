@@ -29,6 +29,7 @@ from wharf.daemon.core.containers.records import ContainerRecord, ContainerRecor
 from wharf.daemon.core.events import EventLog
 from wharf.daemon.core.images.store import ImageStore
 from wharf.daemon.core.network.service import NetworkService
+from wharf.daemon.core.phases import Phases
 from wharf.daemon.core.prunefilter import PruneFilter
 from wharf.daemon.core.runtime import logs
 from wharf.daemon.core.runtime.attach import AttachConnection
@@ -63,6 +64,11 @@ class ContainerService:
         self._ops = Operations(ctx, self._networking, self._io)
         self._exits = self._ops.exits
         images.users = records.using_image
+
+    @property
+    def phases(self) -> Phases:
+        """How long the run path's steps took (``GET /system/phases``)."""
+        return self._ctx.phases
 
     def _rt(self, record: ContainerRecord) -> ConmonRuntime:
         """The OCI runtime this container was created with (``--runtime``)."""

@@ -10,7 +10,6 @@ parent) and reads the plain-text statistics files.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from wharf.daemon.core.runtime.libc import libc
 from wharf.errors import Conflict, Internal
 
 CGROUP2_SUPER_MAGIC = 0x63677270
@@ -59,9 +59,8 @@ def fs_magic(path: Path) -> int:
     Raises:
         Internal: statfs failed (the path is missing or not accessible).
     """
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
-    if libc.statfs(os.fsencode(path), buf) != 0:
+    if libc().statfs(os.fsencode(path), buf) != 0:
         err = ctypes.get_errno()
         raise Internal(f"statfs {path}: {os.strerror(err)}")
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF

@@ -162,8 +162,9 @@ class ConmonRuntime:
         """Delete the runtime's container, wait for its conmon, remove cgroups, exit file and
         attach link. Missing pieces are skipped (idempotent)."""
         paths = self.paths(container_id)
-        with contextlib.suppress(NotFound):
-            self.oci.delete(container_id, force=force)
+        if self.oci.knows(container_id):
+            with contextlib.suppress(NotFound):
+                self.oci.delete(container_id, force=force)
         _wait_gone(_read_pid(paths.conmon_pidfile), timeout=5.0)
         cgroups.remove_container_cgroups(container_id, cgroups.host_mounts())
         paths.exit_file.unlink(missing_ok=True)

@@ -15,7 +15,6 @@ Direct absolute paths are used when they fit and need no escaping (the common ca
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import shutil
@@ -23,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from wharf.daemon.core.runtime.libc import libc
 from wharf.errors import Conflict, Internal, InvalidArgument
 
 PAGE_LIMIT = 4096 - 1  # the option string plus its NUL must fit in one page
@@ -52,10 +52,6 @@ class OverlayPaths:
     @property
     def links(self) -> Path:
         return self.base / "l"
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 def overlay_options(lowers: Sequence[str], upper: str, work: str) -> str:
@@ -114,7 +110,7 @@ def mount_overlay(layers: Sequence[Path], base: Path, *, keep_upper: bool = Fals
         options = overlay_options(lowers, str(paths.upper), str(paths.work))
         if len(options) > PAGE_LIMIT:
             raise InvalidArgument(f"overlay options for {base} exceed one page")
-        rc = _libc().mount(b"overlay", os.fsencode(paths.merged), b"overlay", 0,
+        rc = libc().mount(b"overlay", os.fsencode(paths.merged), b"overlay", 0,
                            options.encode())
         if rc != 0:
             err = ctypes.get_errno()
@@ -143,7 +139,7 @@ def unmount_overlay(base: Path) -> None:
     """
     merged = OverlayPaths(base).merged
     mounted = merged.exists() and is_mounted(merged)
-    if mounted and _libc().umount2(os.fsencode(merged), MNT_DETACH) != 0:
+    if mounted and libc().umount2(os.fsencode(merged), MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err != errno.EINVAL:  # EINVAL: no longer a mount point (raced with another umount)
             raise Internal(f"umount {merged}: {os.strerror(err)}")

@@ -7,11 +7,11 @@ the volume is removed; a plain volume is only a directory.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 from pathlib import Path
 
+from wharf.daemon.core.runtime.libc import libc
 from wharf.daemon.core.runtime.rootfs import is_mounted
 from wharf.daemon.core.volumes.options import LocalOptions
 from wharf.errors import Internal
@@ -23,12 +23,8 @@ _FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_
           "bind": MS_BIND, "rbind": MS_BIND | MS_REC}
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
 def _mount(source: str, target: Path, fstype: str | None, flags: int, data: str) -> None:
-    rc = _libc().mount(source.encode(), os.fsencode(target),
+    rc = libc().mount(source.encode(), os.fsencode(target),
                        fstype.encode() if fstype else None, flags,
                        data.encode() if data else None)
     if rc != 0:
@@ -65,7 +61,7 @@ def unmount(data: Path) -> None:
         Internal: the unmount failed for another reason than "not mounted".
     """
     while data.exists() and is_mounted(data):
-        if _libc().umount2(os.fsencode(data), MNT_DETACH) != 0:
+        if libc().umount2(os.fsencode(data), MNT_DETACH) != 0:
             err = ctypes.get_errno()
             if err != errno.EINVAL:
                 raise Internal(f"umount {data}: {os.strerror(err)}")
