@@ -22,9 +22,9 @@ from wharf.cli.apireplies import (
     error_for,
     filters_param,
 )
-from wharf.cli.apiresources import BuildOptions, ResourceCalls
+from wharf.cli.apiresources import ResourceCalls
 
-__all__ = ["EMPTY_AUTH", "APIClient", "BuildOptions", "JSONObject", "WaitHandle",
+__all__ = ["EMPTY_AUTH", "APIClient", "JSONObject", "WaitHandle",
            "decode_messages", "error_for", "filters_param"]
 
 

@@ -1,36 +1,21 @@
-"""The ``wharf`` command: root group, global options, error printing, command registration.
+"""The ``wharf`` command: root group, global options, error printing.
 
-Start-up cost matters: this module and the command modules import only click and the standard
-library at import time; httpx and pydantic are imported inside the commands that need them.
-Command groups are registered explicitly in :func:`build_cli` (no import side effects); other
-areas (``container``, ``run``…) add a ``register(root)`` call there.
+Start-up cost matters: this module imports only click, the command tree and a few small
+modules; a command's module is imported when that command runs (:mod:`wharf.cli.commandtree`
+declares the tree and imports lazily), and httpx and pydantic only inside the commands that
+need them. The session, transport and TLS modules are imported when a command runs, not for
+``wharf --help``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import click
 
-from wharf.cli.commands import (
-    auth,
-    build,
-    commit,
-    containers,
-    copy,
-    images,
-    networks,
-    nodes,
-    prune,
-    system,
-    volumes,
-)
+from wharf.cli.commandtree import ROOT, LazyGroup
 from wharf.cli.failure import CLIError
-from wharf.cli.session import Hooks, Session
-from wharf.cli.tls import resolve_tls
-from wharf.cli.transport import DaemonUnreachable, IncompleteReply, parse_host
 from wharf.errors import InvalidArgument, WharfError
 from wharf.version import __version__
 
@@ -38,10 +23,15 @@ DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
 DEFAULT_TOKEN_FILE = ".config/wharf/token"  # noqa: S105 - a path under the home directory
 
 
-class RootGroup(click.Group):
+class RootGroup(LazyGroup):
     """Turns the API client's error kinds into Docker's messages and exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from wharf.cli.transport import (  # noqa: PLC0415 - not for `wharf --help`
+            DaemonUnreachable,
+            IncompleteReply,
+        )
+
         try:
             return super().invoke(ctx)
         except (DaemonUnreachable, IncompleteReply) as exc:
@@ -64,7 +54,7 @@ def _with_root_options(fn: Any) -> Any:
                      help="Daemon socket to connect to (unix:///path or tcp://host:port; the port "
                      "defaults to 2376 with TLS)."),
         click.option("--config", "config_dir", envvar="WHARF_CONFIG", metavar="DIR",
-                     type=click.Path(file_okay=False, path_type=Path),
+                     type=click.Path(file_okay=False),
                      help="Location of client config files (default ~/.wharf)."),
         click.option("-D", "--debug", is_flag=True, help="Enable debug mode."),
         click.option("--tls", is_flag=True, help="Use TLS; implied by --tlsverify."),
@@ -89,7 +79,7 @@ def _with_root_options(fn: Any) -> Any:
         click.option("--gateway-key", envvar="WHARF_GATEWAY_KEY", metavar="FILE",
                      help="Its key (env WHARF_GATEWAY_KEY)."),
         click.option("--token-file", envvar="WHARF_TOKEN_FILE", metavar="FILE",
-                     type=click.Path(dir_okay=False, path_type=Path),
+                     type=click.Path(dir_okay=False),
                      help="File with the gateway's bearer token, mode 0600 (env "
                      "WHARF_TOKEN_FILE; else env WHARF_TOKEN, else ~/.config/wharf/token)."),
         click.option("--node", envvar="WHARF_NODE", metavar="NAME",
@@ -103,12 +93,18 @@ def _with_root_options(fn: Any) -> Any:
     return fn
 
 
-def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, tls: bool,
+def _root(ctx: click.Context, host: str, config_dir: str | None, debug: bool, tls: bool,
           tlsverify: bool, tlscacert: str | None, tlscert: str | None,
           tlskey: str | None, gateway: str | None, gateway_cacert: str | None,
-          gateway_cert: str | None, gateway_key: str | None, token_file: Path | None,
+          gateway_cert: str | None, gateway_key: str | None, token_file: str | None,
           node: str | None) -> None:
     """A self-sufficient runtime for containers."""
+    from pathlib import Path  # noqa: PLC0415 - lazy, like everything a command needs
+
+    from wharf.cli.session import Hooks, Session  # noqa: PLC0415
+    from wharf.cli.tls import resolve_tls  # noqa: PLC0415
+    from wharf.cli.transport import parse_host  # noqa: PLC0415
+
     home = Path(os.path.expanduser("~"))
     if host.startswith("node://"):
         if not host.removeprefix("node://").strip("/"):
@@ -121,7 +117,8 @@ def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, t
 
             gateway_host = parse_gateway(gateway, gateway_cacert, gateway_cert, gateway_key)
             # read when the gateway is first used: a bad token file does not stop `wharf ps`
-            token = TokenSource(file=token_file, env=os.environ.get("WHARF_TOKEN") or None,
+            token = TokenSource(file=Path(token_file) if token_file else None,
+                                env=os.environ.get("WHARF_TOKEN") or None,
                                 default=home / DEFAULT_TOKEN_FILE)
         if node and gateway_host is None:
             raise InvalidArgument(
@@ -138,27 +135,15 @@ def _root(ctx: click.Context, host: str, config_dir: Path | None, debug: bool, t
     except InvalidArgument as exc:
         raise CLIError(str(exc)) from exc
     hooks = ctx.obj if isinstance(ctx.obj, Hooks) else Hooks()
-    ctx.obj = Session(host=parsed, config_dir=config_dir or home / ".wharf", debug=debug,
+    ctx.obj = Session(host=parsed, config_dir=Path(config_dir or home / ".wharf"), debug=debug,
                       hooks=hooks, gateway=gateway_host, token=token, node=node or None)
 
 
 def build_cli() -> click.Group:
-    """The root group with every command area registered."""
-    root = click.group(cls=RootGroup, name="wharf",
+    """The root group; its commands are imported when used (:data:`commandtree.ROOT`)."""
+    return click.group(cls=RootGroup, name="wharf", lazy=ROOT,
                        context_settings={"help_option_names": ["-h", "--help"]})(
         _with_root_options(click.pass_context(_root)))
-    images.register(root)
-    system.register(root)
-    auth.register(root)
-    containers.register(root)
-    copy.register(root)
-    commit.register(root)
-    build.register(root)
-    nodes.register(root)
-    volumes.register(root)
-    networks.register(root)
-    prune.register(root)
-    return root
 
 
 def main() -> None:

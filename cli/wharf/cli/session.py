@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from wharf.cli.client import APIClient
-from wharf.cli.config import ConfigFile
 from wharf.cli.failure import CLIError
 from wharf.cli.transport import Host, HttpTransport, Transport
 from wharf.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from wharf.cli.config import ConfigFile
     from wharf.cli.gateway import GatewayAPI, TokenSource
 
 
@@ -105,6 +106,8 @@ class Session:
         return SocketTransport(host, debug=self.debug, prefix=prefix)
 
     def config(self) -> ConfigFile:
+        from wharf.cli.config import ConfigFile  # noqa: PLC0415 - lazy: most commands need none
+
         return ConfigFile.load(self.config_dir)
 
     def stdout_is_tty(self) -> bool:

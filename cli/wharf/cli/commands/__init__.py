@@ -1,1 +1,2 @@
-"""The CLI's command groups; ``wharf.cli.main`` registers each module's commands explicitly."""
+"""The CLI's command groups; ``wharf.cli.commandtree`` names each command and imports it
+when it is used."""

@@ -153,5 +153,3 @@ def logs_cmd(container: str, details: bool, follow: bool, since: str, tail: str,
     for chunk in chunks:
         write_output(demux, chunk, out, err, tty)
 
-
-COMMANDS = (attach_cmd, exec_cmd, logs_cmd)

@@ -68,9 +68,3 @@ def logout_cmd(server: str | None) -> None:
         return
     click.echo(f"Removing login credentials for {address}")
     config.save()
-
-
-def register(root: click.Group) -> None:
-    """Add ``login`` and ``logout`` to ``root``."""
-    root.add_command(login_cmd)
-    root.add_command(logout_cmd)

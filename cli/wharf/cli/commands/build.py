@@ -25,7 +25,8 @@ from typing import TextIO
 import click
 
 from wharf.cli import progress
-from wharf.cli.client import BuildOptions, JSONObject
+from wharf.cli.buildoptions import BuildOptions
+from wharf.cli.client import JSONObject
 from wharf.cli.commands.createopts import FlagError
 from wharf.cli.config import ConfigFile
 from wharf.cli.failure import CLIError
@@ -243,11 +244,3 @@ def _write_iidfile(path: Path, image_id: str) -> None:
         path.write_text(image_id)
     except OSError as exc:
         raise CLIError(f"writing the image ID to {path}: {exc}") from exc
-
-
-def register(root: click.Group) -> None:
-    """Add ``build`` to ``root`` and to its ``image`` group."""
-    root.add_command(build_cmd)
-    group = root.commands.get("image")
-    if isinstance(group, click.Group):
-        group.add_command(build_cmd)

@@ -33,11 +33,3 @@ def commit_cmd(container: str, repository: str, author: str, changes: tuple[str,
     image_id = current().client().commit(container, repo=repo, tag=tag, comment=message,
                                          author=author, changes=list(changes), pause=pause)
     click.echo(image_id)
-
-
-def register(root: click.Group) -> None:
-    """Add ``commit`` to ``root`` and to its ``container`` group."""
-    root.add_command(commit_cmd)
-    group = root.commands.get("container")
-    if isinstance(group, click.Group):
-        group.add_command(commit_cmd)

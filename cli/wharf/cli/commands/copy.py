@@ -364,12 +364,3 @@ def export_cmd(container: str, output: Path | None) -> None:
 
     refuse_terminal(output, "save")
     write_tar(current().client().export(container), output)
-
-
-def register(root: click.Group) -> None:
-    """Add ``cp``, ``diff`` and ``export`` to ``root`` and to its ``container`` group."""
-    group = root.commands.get("container")
-    for command in (cp_cmd, diff_cmd, export_cmd):
-        root.add_command(command)
-        if isinstance(group, click.Group):
-            group.add_command(command)

@@ -1,8 +1,9 @@
 """``wharf image ls|inspect|history|rm|tag|prune`` and their top-level aliases.
 
 Presentation only: each command parses flags, makes the API calls through the session's client
-and prints what the docker CLI prints. :func:`register` adds the ``image`` group (with the
-transfer commands from ``transfer.py``) and the short aliases to the root group.
+and prints what the docker CLI prints. The ``image`` group (with the
+transfer commands from ``transfer.py``) and the short aliases are declared in
+:mod:`wharf.cli.commandtree`.
 """
 
 from __future__ import annotations
@@ -249,19 +250,3 @@ def prune_cmd(all_: bool, filters: tuple[str, ...], force: bool) -> None:
     from wharf.cli.commands.prune import print_outcome, prune_images  # noqa: PLC0415 - cycle
 
     print_outcome([prune_images(current().client(), all_, wanted)])
-
-
-def register(root: click.Group) -> None:
-    """Add ``image …`` and the aliases ``images``, ``rmi``, ``tag``, ``pull``… to ``root``."""
-    group = click.Group("image", help="Manage images.")
-    for command in (ls_cmd, inspect_cmd, history_cmd, rm_cmd, tag_cmd, prune_cmd,
-                    *transfer.COMMANDS):
-        group.add_command(command)
-    root.add_command(group)
-    root.add_command(ls_cmd, "images")
-    root.add_command(rm_cmd, "rmi")
-    root.add_command(tag_cmd, "tag")
-    root.add_command(history_cmd, "history")
-    for command in transfer.COMMANDS:
-        root.add_command(command)
-

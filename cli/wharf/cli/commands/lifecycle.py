@@ -200,6 +200,3 @@ def prune_cmd(filters: tuple[str, ...], force: bool) -> None:
         click.echo()
     click.echo(f"Total reclaimed space: {human_size(int(report.get('SpaceReclaimed') or 0))}")
 
-
-COMMANDS = (start_cmd, stop_cmd, restart_cmd, kill_cmd, pause_cmd, unpause_cmd, rm_cmd,
-            wait_cmd, rename_cmd)

@@ -244,5 +244,3 @@ def events_cmd(since: str, until: str, filters: tuple[str, ...], fmt: str | None
             raise CLIError(str(exc)) from exc
         click.echo(line)
 
-
-COMMANDS = (top_cmd, stats_cmd)

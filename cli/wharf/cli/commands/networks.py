@@ -1,7 +1,7 @@
 """``wharf network create|ls|inspect|rm|prune|connect|disconnect``.
 
 Presentation only: each command parses flags, makes the API calls through the session's client
-and prints what the docker CLI prints. :func:`register` adds the ``network`` group.
+and prints what the docker CLI prints.
 """
 
 from __future__ import annotations
@@ -199,16 +199,3 @@ def port_cmd(container: str, private_port: str | None) -> None:
     for key in sorted(ports, key=lambda k: (int(k.partition("/")[0]), k)):
         for entry in ports[key] or []:
             click.echo(f"{key} -> {entry.get('HostIp', '')}:{entry.get('HostPort', '')}")
-
-
-def register(root: click.Group) -> None:
-    """Add ``network create|ls|inspect|rm|prune|connect|disconnect`` and ``port`` to
-    ``root``."""
-    group = click.Group("network", help="Manage networks.")
-    for command in (create_cmd, ls_cmd, inspect_cmd, rm_cmd, prune_cmd, connect_cmd,
-                    disconnect_cmd):
-        group.add_command(command)
-    group.add_command(ls_cmd, "list")
-    group.add_command(rm_cmd, "remove")
-    root.add_command(group)
-    root.add_command(port_cmd)

@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import click
 
-from wharf.cli.commands.moving import drain_cmd
 from wharf.cli.session import current
 
 NODE_HEADERS = ("NAME", "STATUS", "AVAILABILITY", "LAST SEEN", "CONTAINERS", "RUNNING",
@@ -73,13 +72,3 @@ def node_update(availability: str, name: str) -> None:
                              json={"Availability": availability}, headers=api.headers)
     check(reply)
     click.echo(json.loads(reply.body)["Name"])
-
-
-def register(root: click.Group) -> None:
-    group = click.Group("node", help="Manage the cluster's nodes (through the gateway).")
-    group.add_command(node_ls)
-    group.add_command(node_ls, "list")
-    group.add_command(node_inspect)
-    group.add_command(node_update)
-    group.add_command(drain_cmd)
-    root.add_command(group)

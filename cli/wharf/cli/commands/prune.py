@@ -178,11 +178,3 @@ def builder_prune_cmd(all_: bool, filters: tuple[str, ...], force: bool,
                              "you want to continue?"):
         return
     print_outcome([prune_build_cache(current().client(), all_, wanted, keep_storage)])
-
-
-def register(root: click.Group) -> None:
-    """Add the ``builder`` group (``builder prune``) to ``root``; ``system prune`` is added
-    to the ``system`` group by ``system.register``."""
-    group = click.Group("builder", help="Manage builds.")
-    group.add_command(builder_prune_cmd)
-    root.add_command(group)

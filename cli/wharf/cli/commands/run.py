@@ -18,8 +18,6 @@ from typing import Any
 import click
 
 from wharf.cli.commands.createopts import create_body, create_options
-from wharf.cli.commands.transfer import parse_ref
-from wharf.cli.config import auth_header
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Session, current
 from wharf.cli.transport import DaemonUnreachable
@@ -78,7 +76,9 @@ def daemon_errors(exit_code: int = 125) -> Iterator[None]:
 
 def pull_image(session: Session, image: str, platform: str) -> None:
     """Pull ``image`` showing docker's progress display on stderr."""
-    from wharf.cli import progress  # noqa: PLC0415 - lazy: keeps `wharf --help` fast
+    from wharf.cli import progress  # noqa: PLC0415 - lazy: only a pull needs these
+    from wharf.cli.commands.transfer import parse_ref  # noqa: PLC0415
+    from wharf.cli.config import auth_header  # noqa: PLC0415
 
     ref = parse_ref(image).with_default_tag()
     messages = session.client().pull(ref.familiar, ref.tag_or_digest,
@@ -97,6 +97,8 @@ def create_with_pull(session: Session, body: Mapping[str, Any],
     except NotFound:
         if opts["pull"] != "missing":
             raise
+        from wharf.cli.commands.transfer import parse_ref  # noqa: PLC0415 - only a pull
+
         ref = parse_ref(image).with_default_tag()
         click.echo(f"Unable to find image '{ref.familiar_string}' locally", err=True)
         pull_image(session, image, opts["platform"])
@@ -205,5 +207,3 @@ def create_cmd(image: str, command: tuple[str, ...], **opts: Any) -> None:
         created = create_with_pull(session, body, opts)
     click.echo(created["Id"])
 
-
-COMMANDS = (run_cmd, create_cmd)

@@ -1,5 +1,6 @@
 """``wharf version`` and ``wharf info`` (also ``wharf system info``), laid out like docker's, and
-the ``system`` group (``check``; ``df`` from ``diskusage``, ``prune`` from ``prune``)."""
+``system check`` (the ``system`` group, with ``df`` from ``diskusage`` and ``prune`` from
+``prune``, is declared in :mod:`wharf.cli.commandtree`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from typing import Any
 
 import click
 
-from wharf.cli.commands import diskusage, prune
 from wharf.cli.failure import CLIError
 from wharf.cli.formatting import bytes_size
 from wharf.cli.session import Session, current
-from wharf.cli.templates import TemplateError, parse
 from wharf.errors import WharfError
 from wharf.version import __version__
 
@@ -68,6 +67,8 @@ def render_version(client: Mapping[str, str], host: str,
 
 
 def _template(fmt: str, data: Mapping[str, Any]) -> str:
+    from wharf.cli.templates import TemplateError, parse  # noqa: PLC0415 - only for --format
+
     try:
         return parse(fmt).render(data)
     except TemplateError as exc:
@@ -177,15 +178,3 @@ def check_cmd(repair: bool) -> None:
         click.echo(f"{len(problems)} problem(s), {len(problems) - left} repaired, {left} left.")
     if report.get("Errors"):
         raise SystemExit(1)
-
-
-def register(root: click.Group) -> None:
-    """Add ``version``, ``info`` and the ``system`` group (``info``, ``check``, ``df``,
-    ``prune``) to ``root``."""
-    group = click.Group("system", help="Manage wharf.")
-    for command in (info_cmd, check_cmd, diskusage.df_cmd, prune.system_prune_cmd):
-        group.add_command(command)
-    root.add_command(group)
-    root.add_command(version_cmd)
-    root.add_command(info_cmd)
-

@@ -190,5 +190,3 @@ def import_cmd(source: str, repository: str | None, changes: tuple[str, ...], me
                                              changes=list(changes), platform=platform)
     _show(session, messages, False)
 
-
-COMMANDS = (pull_cmd, push_cmd, save_cmd, load_cmd, import_cmd)

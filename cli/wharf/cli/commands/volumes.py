@@ -1,7 +1,7 @@
 """``wharf volume create|ls|inspect|rm|prune|export|import``.
 
 Presentation only: each command parses flags, makes the API calls through the session's client
-and prints what the docker CLI prints. :func:`register` adds the ``volume`` group.
+and prints what the docker CLI prints.
 """
 
 from __future__ import annotations
@@ -193,13 +193,3 @@ def import_cmd(name: str, source: str) -> None:
     if source == "-" and session.stdin_is_tty():
         raise CLIError("requested import from stdin, but stdin is a terminal")
     session.client().import_volume(name, input_chunks(source))
-
-
-def register(root: click.Group) -> None:
-    """Add ``volume create|ls|inspect|rm|prune|export|import`` to ``root``."""
-    group = click.Group("volume", help="Manage volumes.")
-    for command in (create_cmd, ls_cmd, inspect_cmd, rm_cmd, prune_cmd, export_cmd, import_cmd):
-        group.add_command(command)
-    group.add_command(ls_cmd, "list")
-    group.add_command(rm_cmd, "remove")
-    root.add_command(group)
