@@ -5,7 +5,10 @@
 - :func:`engine_check`: whether another engine (dockerd, podman) answers, and if not, why;
 - :func:`leftovers`: after a run, conmon processes and mounts of that run that outlived the
   daemon, reported and cleared;
-- :func:`call` / :func:`once`: the Docker API over wharfd's unix socket (``http.client``).
+- :func:`call` / :func:`once`: the Docker API over a unix socket (``http.client``);
+- :func:`dockerd` / :func:`podman_service`: dockerd found running (or installed and started,
+  with ``make dockerd``'s flags) and podman's Docker-compatible API service for one run, with
+  :func:`podman_run_flags`, the flags podman needs on this host.
 
 Not a script; ``bench/run_latency.py`` and ``bench/build.py`` use it.
 """
@@ -19,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -126,3 +129,100 @@ def leftovers(base: Path) -> None:
             os.kill(pid, 9)
     for mount in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", mount], check=False)
+
+
+# ---- dockerd and podman, found or started ------------------------------------------------------
+
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+# the flags of `make dockerd` (infra/dockerd.sh): dockerd leaves networking to wharfd
+DOCKERD_FLAGS = ["--iptables=false", "--ip-forward=false", "--bridge=none"]
+# podman's crun fails on this host's hybrid cgroups, and the host lacks CAP_SYS_RESOURCE for
+# podman's default rlimits; with these a container runs
+PODMAN_RUNTIME = "runc"
+PODMAN_ULIMITS = {"nofile": 1024, "nproc": 1024}
+
+
+def podman_run_flags() -> list[str]:
+    """The flags every ``podman run`` of a bench takes on this host."""
+    flags = ["--runtime", PODMAN_RUNTIME]
+    for name, limit in PODMAN_ULIMITS.items():
+        flags += ["--ulimit", f"{name}={limit}:{limit}"]
+    return flags
+
+
+def apt_install(package: str, command: str) -> None:
+    """``apt-get install -y package`` unless ``command`` is already on PATH."""
+    if shutil.which(command):
+        return
+    print(f"installing {package} (apt-get install -y {package})")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", package], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def dockerd(log: Path) -> Iterator[str]:
+    """dockerd answering on :data:`DOCKER_SOCKET`: the running one (left running), else one
+    started here with :data:`DOCKERD_FLAGS` and stopped at the end; yields how it was found."""
+    apt_install("docker.io", "dockerd")
+    check = ["docker", "-H", f"unix://{DOCKER_SOCKET}", "info"]
+    if engine_check(check) is None:
+        yield "found running (left running)"
+        return
+    with log.open("ab") as out:
+        process = subprocess.Popen(["dockerd", *DOCKERD_FLAGS], stdout=out, stderr=out)
+    try:
+        _await(lambda: engine_check(check) is None, process, "dockerd", log)
+        yield f"started here (pid {process.pid}, {' '.join(DOCKERD_FLAGS)}), stopped at the end"
+    finally:
+        _stop(process)
+
+
+@contextmanager
+def podman_service(sock: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``podman system service`` (Docker-compatible API) on ``sock`` for this run only."""
+    apt_install("podman", "podman")
+    argv = ["podman", "--runtime", PODMAN_RUNTIME, "system", "service", "--time=0",
+            f"unix://{sock}"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=out)
+    try:
+        _await(lambda: _pings(sock), process, "podman system service", log)
+        yield process
+    finally:
+        _stop(process)
+
+
+def _pings(sock: Path) -> bool:
+    if not sock.exists():
+        return False
+    conn = UnixConnection(sock, timeout=5)
+    try:
+        conn.request("GET", "/_ping")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _await(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str,
+           log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"{what} did not answer (exit {process.poll()}): {tail}")
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
