@@ -329,8 +329,8 @@ class Mover:
             await self._gone(move["Source"], f"/volumes/{quote(mount['Name'])}")
         await self._gone(move["Source"], f"/images/{MOVE_REPO}/{move['Id']}:latest")
         if move.get("EarlierImage"):
-            with contextlib.suppress(NotFound, Conflict):  # Conflict: another container uses it
-                await self.api.call(move["Source"], "DELETE", f"/images/{move['EarlierImage']}")
+            with contextlib.suppress(Conflict):  # another container on the source uses it
+                await self._gone(move["Source"], f"/images/{move['EarlierImage']}")
 
     async def _roll_back(self, move: dict[str, Any]) -> None:
         target = move["Target"]

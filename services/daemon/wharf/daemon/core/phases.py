@@ -1,17 +1,17 @@
 """How long each phase of the run path took: the last samples of each, in memory.
 
-``GET /system/phases`` reports them (median, p90, count) and ``bench/run_latency.py`` prints
+``GET /system/phases`` reports them (count, median, p90, max) and ``bench/run_latency.py`` prints
 them beside its wall times, so a slow run can be taken apart without a profiler. A phase is a
 name and a span of wall time on the daemon (a ``with`` block); nothing is written to disk and
 the cost is two ``perf_counter`` calls and a deque append.
 
 The phases, in the order a ``run --rm`` meets them: ``create`` (the whole request, of which
 ``create.record`` and ``create.bundle``), ``start`` (the whole start, of which
-``start.mount``, ``start.network``, ``start.config``, ``start.create`` (conmon and the
-runtime's create), ``start.start`` (the runtime's start), ``start.record``), ``exit.detect``
-(from the start's end to the exit seen), ``exit.record`` (the exit recorded and the runtime's
-container deleted), ``remove`` (of which ``remove.runtime``, ``remove.bundle``,
-``remove.record``, ``remove.network``).
+``start.cleanup`` (a previous run's runtime state), ``start.mount``, ``start.network``,
+``start.config``, ``start.create`` (conmon and the runtime's create), ``start.start`` (the
+runtime's start), ``start.record``), ``exit.detect`` (from the start's end to the exit seen),
+``exit.record`` (the exit recorded and the runtime's container deleted), then the removal's
+``remove.runtime``, ``remove.bundle``, ``remove.record`` and ``remove.network``.
 """
 
 from __future__ import annotations
