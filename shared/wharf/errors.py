@@ -7,7 +7,9 @@ client rebuilds the same kind from ``code`` (never from the message text).
 
 from __future__ import annotations
 
-from typing import ClassVar
+TYPE_CHECKING = False  # `typing` costs the CLI's start-up time; mypy reads the block anyway
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class WharfError(Exception):

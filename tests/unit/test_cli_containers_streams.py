@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from wharf.cli.client import APIClient
-from wharf.cli.commands.createopts import parse_ports, ram_in_bytes
+from wharf.cli.commands.createbody import parse_ports, ram_in_bytes
 from wharf.cli.hijack import RawStream, SocketHijacker
 from wharf.cli.streams import (
     EscapeProxy,

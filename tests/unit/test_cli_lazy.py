@@ -109,16 +109,16 @@ def test_an_unknown_command_gets_the_suggestion_click_makes_from_every_name() ->
     assert result.exit_code == 2 and "No such command 'lss'" in result.output
 
 
-WATCHED = ("httpx", "pydantic", "ssl", "wharf.cli.session", "wharf.cli.transport",
+WATCHED = ("httpx", "pydantic", "ssl", "click", "wharf.cli.session", "wharf.cli.transport",
            "wharf.cli.client", "wharf.cli.commandhelp")
 
 
 def _imported_by(*argv: str) -> set[str]:
     """The wharf.cli.commands modules and WATCHED modules ``wharf ARGV`` has imported when it
-    exits (in a fresh interpreter)."""
+    exits (in a fresh interpreter, through the console script's entry point)."""
     code = (
         "import json, sys\n"
-        "from wharf.cli.main import main\n"
+        "from wharf.cli.fast import main\n"
         f"sys.argv = ['wharf', *{list(argv)!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print('\\n' + json.dumps(sorted(m for m in sys.modules if m in {WATCHED!r} or "
@@ -130,10 +130,12 @@ def _imported_by(*argv: str) -> set[str]:
 
 
 def test_help_imports_no_command_module_and_no_transport() -> None:
+    # on an 80-column terminal (no terminal here: click and the fast path assume 80) the text
+    # comes from the index without click
     assert _imported_by("--help") == {"wharf.cli.commandhelp"}
 
 
-def test_a_group_listing_imports_no_command_module() -> None:
+def test_a_group_listing_imports_no_command_module() -> None:  # served by click
     # the root's callback runs first (it checks -H and makes the session), then the listing
     imported = _imported_by("image", "--help")
     assert "wharf.cli.commandhelp" in imported
@@ -141,16 +143,23 @@ def test_a_group_listing_imports_no_command_module() -> None:
     assert not imported & {"httpx", "pydantic", "ssl"}
 
 
-def test_run_imports_only_its_own_modules_before_failing_to_connect() -> None:
+RUN_PATH = {"wharf.cli.commands.runflags", "wharf.cli.commands.runflow",
+            "wharf.cli.commands.createbody", "wharf.cli.commands.healthopts"}
+
+
+def test_run_imports_only_its_own_modules_and_no_click_before_failing_to_connect() -> None:
     imported = _imported_by("run", "--rm", "busybox", "true")
-    assert {m for m in imported if m.startswith("wharf.cli.commands.")} == {
-        "wharf.cli.commands.run", "wharf.cli.commands.createopts",
-        "wharf.cli.commands.healthopts"}
-    assert not imported & {"httpx", "pydantic", "ssl", "wharf.cli.commandhelp"}
+    assert {m for m in imported if m.startswith("wharf.cli.commands.")} == RUN_PATH
+    assert not imported & {"httpx", "pydantic", "ssl", "click", "wharf.cli.commandhelp"}
 
 
-def test_version_imports_only_system() -> None:
+def test_a_run_flag_the_fast_path_does_not_read_goes_to_click() -> None:
+    imported = _imported_by("run", "--pids-limit", "many", "busybox", "true")
+    assert "click" in imported and "wharf.cli.commands.run" in imported
+
+
+def test_version_imports_no_click() -> None:
     imported = _imported_by("version")
     assert {m for m in imported if m.startswith("wharf.cli.commands.")} == {
-        "wharf.cli.commands.system"}
-    assert not imported & {"httpx", "pydantic", "ssl"}
+        "wharf.cli.commands.versioninfo"}
+    assert not imported & {"httpx", "pydantic", "ssl", "click"}

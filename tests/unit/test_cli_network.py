@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wharf.cli.commands.createopts import endpoints_config, parse_ports
+from wharf.cli.commands.createbody import endpoints_config, parse_ports
 from wharf.cli.failure import CLIError
 from wharf.daemon.core.network import attach
 from wharf.daemon.core.network.ports import ANY_IP, PortBinding, PortRequest

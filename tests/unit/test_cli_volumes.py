@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.unit.test_cli_containers import CID, Daemon, run
-from wharf.cli.commands.createopts import FlagError, parse_mount
+from wharf.cli.commands.createbody import parse_mount
+from wharf.cli.failure import FlagError
 
 VOLUME = {"CreatedAt": "2026-11-28T01:07:14Z", "Driver": "local", "Labels": {"a": "b"},
           "Mountpoint": "/var/lib/wharf/volumes/cap-vol/_data", "Name": "cap-vol",

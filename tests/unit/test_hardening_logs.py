@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from tests.unit.test_runtime_logs import line, write
 from tests.unit.test_runtime_monitor import _executable
-from wharf.cli.commands.createopts import FlagError, _log_config
+from wharf.cli.commands.createbody import _log_config
+from wharf.cli.failure import FlagError
 from wharf.daemon.core.runtime import conmon, logfiles, oci
 from wharf.daemon.core.runtime.cgroups import CgroupMode
 from wharf.daemon.core.runtime.logfiles import LogLimits, parse_log_opts, resolve

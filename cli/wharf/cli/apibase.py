@@ -5,15 +5,18 @@ reply checked (non-2xx raise), JSON or streamed bodies, and the hijack of attach
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
-from wharf.cli.apireplies import JSONObject, decode_messages, error_for
-from wharf.cli.transport import Params, Reply, StreamReply, Transport
+from wharf.cli.apireplies import decode_messages, error_for
 from wharf.errors import Internal
 
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from wharf.cli.apireplies import JSONObject
     from wharf.cli.hijack import Hijacker, RawStream
+    from wharf.cli.transport import Params, Reply, StreamReply, Transport
 
 
 class APIBase:

@@ -3,23 +3,24 @@ attach and exec."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
-
 from wharf.cli.apibase import APIBase
 from wharf.cli.apireplies import (
-    JSONObject,
     WaitHandle,
     bytes_then_close,
     error_for,
     filters_param,
     path_stat,
 )
-from wharf.cli.transport import Params
 from wharf.errors import NotFound
 
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any
+
+    from wharf.cli.apireplies import JSONObject
     from wharf.cli.hijack import RawStream
+    from wharf.cli.transport import Params
 
 
 class ContainerCalls(APIBase):

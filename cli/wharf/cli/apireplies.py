@@ -9,13 +9,17 @@ comes with :class:`WaitHandle`; ``cp``'s path-stat header is decoded by :func:`p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
-from wharf.cli.transport import StreamReply
 from wharf.errors import Internal, WharfError, from_http_status
 
-JSONObject = dict[str, Any]
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any
+
+    from wharf.cli.transport import StreamReply
+
+JSONObject = dict[str, "Any"]  # "Any" in quotes: typing is not imported at run time
 # Docker sends `e30=` (base64 of "{}") when it has no credentials for a registry.
 EMPTY_AUTH = "e30="
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",

@@ -3,15 +3,17 @@ networks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
-
 from wharf.cli.apibase import APIBase
-from wharf.cli.apireplies import EMPTY_AUTH, JSONObject, bytes_then_close, filters_param
-from wharf.cli.transport import Params
+from wharf.cli.apireplies import EMPTY_AUTH, bytes_then_close, filters_param
 
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any
+
+    from wharf.cli.apireplies import JSONObject
     from wharf.cli.buildoptions import BuildOptions
+    from wharf.cli.transport import Params
 
 
 class ResourceCalls(APIBase):

@@ -193,8 +193,23 @@ def render_index() -> str:
              "", "SUMMARIES: dict[str, str] = {"]
     for target in sorted(targets()):
         lines.append(f"    {target!r}: {resolve(target).get_short_help_str(10**6)!r},")
-    lines.append("}")
+    lines += ["}", "", "# ``wharf --help`` on a terminal of HELP_COLUMNS columns or more (click's "
+              "formatter: 80 at most,", "# less 2): the fast path prints it without click",
+              f"HELP_COLUMNS = {HELP_COLUMNS}", f"ROOT_HELP = {root_help()!r}"]
     return "\n".join(lines) + "\n"
+
+
+HELP_COLUMNS = 80  # click formats help at min(columns, 80) - 2: the same text from 80 columns up
+
+
+def root_help() -> str:
+    """What ``wharf --help`` prints on a terminal at least :data:`HELP_COLUMNS` wide."""
+    from wharf.cli.main import build_cli  # noqa: PLC0415 - main imports this module
+
+    root = build_cli()
+    with root.make_context("wharf", [], resilient_parsing=True,
+                           terminal_width=HELP_COLUMNS - 2) as ctx:
+        return root.get_help(ctx) + "\n"
 
 
 if __name__ == "__main__":

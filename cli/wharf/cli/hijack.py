@@ -14,20 +14,18 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from dataclasses import dataclass
-from io import BufferedReader
-from typing import Protocol
-from urllib.parse import urlencode
 
-from wharf.cli.transport import (
-    API_VERSION,
-    REQUEST_TIMEOUT,
-    USER_AGENT,
-    Host,
-    Params,
-    Reply,
-)
-from wharf.cli.wire import Body, connect, read_head, wire_error
+from wharf.cli.transport import API_VERSION, REQUEST_TIMEOUT, USER_AGENT, Reply
+from wharf.cli.wire import Body, connect, encode_query, read_head, wire_error
+
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
+if TYPE_CHECKING:
+    from io import BufferedReader
+    from typing import Protocol
+
+    from wharf.cli.transport import Host, Params
+else:
+    Protocol = object  # the Protocol below is a plain class at run time (annotations only)
 
 
 class RawStream:
@@ -68,12 +66,17 @@ class RawStream:
         _close(self._sock, self._reader)
 
 
-@dataclass
 class HijackResult:
     """The reply head (and body when refused); ``stream`` is set only on ``101``."""
 
-    reply: Reply
-    stream: RawStream | None
+    __slots__ = ("reply", "stream")
+
+    def __init__(self, reply: Reply, stream: RawStream | None) -> None:
+        self.reply = reply
+        self.stream = stream
+
+    def __repr__(self) -> str:
+        return f"HijackResult(reply={self.reply!r}, stream={self.stream!r})"
 
 
 class Hijacker(Protocol):
@@ -122,7 +125,7 @@ def request_bytes(path: str, params: Params, body: object,
                   headers: dict[str, str] | None = None) -> bytes:
     """The request head (and body) of an upgrade request, as the docker CLI writes it;
     ``path`` is the whole path (with the API version or the gateway's prefix)."""
-    query = urlencode(list(params.items()), doseq=True)
+    query = encode_query(params)
     target = path + (f"?{query}" if query else "")
     payload = b"" if body is None else json.dumps(body).encode()
     kind = "application/json" if body is not None else "text/plain"

@@ -15,29 +15,40 @@ from typing import Any
 import click
 
 from wharf.cli.commandtree import ROOT, LazyGroup
-from wharf.cli.failure import CLIError
-from wharf.errors import InvalidArgument, WharfError
+from wharf.cli.failure import CLIError, from_api
+from wharf.cli.fast import DEFAULT_HOST
+from wharf.errors import InvalidArgument
 from wharf.version import __version__
 
-DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
 DEFAULT_TOKEN_FILE = ".config/wharf/token"  # noqa: S105 - a path under the home directory
 
 
+class Stop(click.ClickException):
+    """A :class:`CLIError` inside click: printed bare (no ``Error:``), with its exit code."""
+
+    def __init__(self, error: CLIError) -> None:
+        super().__init__(error.format_message())
+        self.error = error
+        self.exit_code = error.exit_code  # type: ignore[misc] # click: a class attribute
+
+    def show(self, file: Any = None) -> None:
+        self.error.show(file)
+
+
 class RootGroup(LazyGroup):
-    """Turns the API client's error kinds into Docker's messages and exit codes."""
+    """Turns the API client's error kinds into Docker's messages and exit codes, and the CLI's
+    own :class:`CLIError` (click-free, shared with :mod:`wharf.cli.fast`) into click's."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from wharf.cli.transport import (  # noqa: PLC0415 - not for `wharf --help`
-            DaemonUnreachable,
-            IncompleteReply,
-        )
-
         try:
             return super().invoke(ctx)
-        except (DaemonUnreachable, IncompleteReply) as exc:
-            raise CLIError(str(exc)) from exc
-        except WharfError as exc:
-            raise CLIError(f"Error response from daemon: {exc}") from exc
+        except CLIError as exc:
+            raise Stop(exc) from exc
+        except Exception as exc:
+            error = from_api(exc)
+            if error is None:
+                raise
+            raise Stop(error) from exc
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -137,6 +148,7 @@ def _root(ctx: click.Context, host: str, config_dir: str | None, debug: bool, tl
     hooks = ctx.obj if isinstance(ctx.obj, Hooks) else Hooks()
     ctx.obj = Session(host=parsed, config_dir=Path(config_dir or home / ".wharf"), debug=debug,
                       hooks=hooks, gateway=gateway_host, token=token, node=node or None)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def build_cli() -> click.Group:
@@ -147,7 +159,7 @@ def build_cli() -> click.Group:
 
 
 def main() -> None:
-    """Console-script entry point (``wharf = wharf.cli.main:main``)."""
+    """The click root for every command line :mod:`wharf.cli.fast` does not serve itself."""
     build_cli()(prog_name="wharf")
 
 

@@ -17,11 +17,15 @@ import select
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Protocol
 
 from wharf.dockerapi import FRAME_HEADER, STDERR
+
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import IO, Protocol
+else:
+    Protocol = object  # the Protocol below is a plain class at run time (annotations only)
 
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 _CTRL_EXTRA = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
@@ -179,13 +183,20 @@ def on_signals(signums: Iterable[int], callback: Callable[[int], None]) -> Itera
         os.close(wake_w)  # the watcher reads the end and stops
 
 
-@dataclass
 class PumpOptions:
     """``stdin`` is a file descriptor, a binary file, or None (half-close at once)."""
 
-    tty: bool
-    stdin: int | IO[bytes] | None = None
-    detach_keys: bytes | None = None
+    __slots__ = ("detach_keys", "stdin", "tty")
+
+    def __init__(self, tty: bool, stdin: int | IO[bytes] | None = None,
+                 detach_keys: bytes | None = None) -> None:
+        self.tty = tty
+        self.stdin = stdin
+        self.detach_keys = detach_keys
+
+    def __repr__(self) -> str:
+        return (f"PumpOptions(tty={self.tty!r}, stdin={self.stdin!r}, "
+                f"detach_keys={self.detach_keys!r})")
 
 
 def stdin_source(stream: IO[bytes]) -> int | IO[bytes]:

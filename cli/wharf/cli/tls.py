@@ -11,27 +11,47 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from wharf.errors import InvalidArgument
 
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
 if TYPE_CHECKING:
     import ssl
+    from typing import Final
 
 DEFAULT_TLS_PORT = 2376
 
 
-@dataclass(frozen=True)
 class TLSConfig:
     """How to speak TLS to a daemon. ``verify``: check its certificate (against ``ca_file``,
-    or the system CAs without one) and its name; ``cert_file``/``key_file``: our identity."""
+    or the system CAs without one) and its name; ``cert_file``/``key_file``: our identity.
 
-    verify: bool
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    A value: immutable, equal to and hashed as its settings (a plain class, not a frozen
+    dataclass: ``dataclasses`` costs start-up time)."""
+
+    __slots__ = ("ca_file", "cert_file", "key_file", "verify")
+
+    def __init__(self, verify: bool, ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
+        self.verify: Final = verify
+        self.ca_file: Final = ca_file
+        self.cert_file: Final = cert_file
+        self.key_file: Final = key_file
+
+    def _settings(self) -> tuple[bool, str | None, str | None, str | None]:
+        return self.verify, self.ca_file, self.cert_file, self.key_file
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TLSConfig):
+            return NotImplemented
+        return self._settings() == other._settings()
+
+    def __hash__(self) -> int:
+        return hash(self._settings())
+
+    def __repr__(self) -> str:
+        return (f"TLSConfig(verify={self.verify!r}, ca_file={self.ca_file!r}, "
+                f"cert_file={self.cert_file!r}, key_file={self.key_file!r})")
 
     def context(self) -> ssl.SSLContext:
         """A client context (made once per config); InvalidArgument when a file cannot be
@@ -74,20 +94,21 @@ def is_tls_error(exc: BaseException) -> bool:
 
 def resolve_tls(*, tls: bool, tlsverify: bool, cacert: str | None, cert: str | None,
                 key: str | None, cert_path: str | None, env_verify: str | None,
-                home: Path) -> TLSConfig | None:
+                home: str | os.PathLike[str]) -> TLSConfig | None:
     """The TLS settings of one invocation, or None for plain connections.
 
-    ``cert_path`` and ``env_verify`` are ``WHARF_CERT_PATH`` and ``WHARF_TLS_VERIFY``.
+    ``cert_path`` and ``env_verify`` are ``WHARF_CERT_PATH`` and ``WHARF_TLS_VERIFY``; ``home``
+    is the user's home directory.
     InvalidArgument names a file given on the command line that does not exist, or a
     certificate without its key.
     """
     verify = tlsverify or bool(env_verify)
     if not (tls or verify):
         return None
-    base = Path(cert_path) if cert_path else home / ".wharf"
-    ca_file = _pick(cacert, base / "ca.pem", "--tlscacert")
-    cert_file = _pick(cert, base / "cert.pem", "--tlscert")
-    key_file = _pick(key, base / "key.pem", "--tlskey")
+    base = cert_path or os.path.join(home, ".wharf")
+    ca_file = _pick(cacert, os.path.join(base, "ca.pem"), "--tlscacert")
+    cert_file = _pick(cert, os.path.join(base, "cert.pem"), "--tlscert")
+    key_file = _pick(key, os.path.join(base, "key.pem"), "--tlskey")
     if (cert is not None or key is not None) and (cert_file is None) != (key_file is None):
         raise InvalidArgument("--tlscert and --tlskey go together: give both (or neither)")
     if cert_file is None or key_file is None:
@@ -96,13 +117,13 @@ def resolve_tls(*, tls: bool, tlsverify: bool, cacert: str | None, cert: str | N
                      key_file=key_file)
 
 
-def _pick(given: str | None, default: Path, flag: str) -> str | None:
+def _pick(given: str | None, default: str, flag: str) -> str | None:
     if given is not None:
         path = os.path.expanduser(given)
         if not os.path.isfile(path):
             raise InvalidArgument(f"{flag} {given}: no such file")
         return path
-    return str(default) if default.is_file() else None
+    return default if os.path.isfile(default) else None
 
 
 def _who(url: str) -> str:

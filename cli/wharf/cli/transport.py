@@ -7,17 +7,23 @@ layers above never see an httpx type.
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
-from wharf.cli.tls import DEFAULT_TLS_PORT, TLSConfig
+from wharf.cli.tls import DEFAULT_TLS_PORT
 from wharf.errors import DeadlineExceeded, InvalidArgument, Unavailable
 
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any, Final, Literal, Protocol
+
     import httpx
+
+    from wharf.cli.tls import TLSConfig
+else:
+    Protocol = object  # the Protocols below are plain classes at run time (annotations only)
 
 DEFAULT_HOST = "unix:///run/wharf/wharfd.sock"
 API_VERSION = "1.41"
@@ -66,16 +72,34 @@ def closed_without_reply(host: Host) -> DaemonUnreachable:
                              "answering")
 
 
-@dataclass(frozen=True)
 class Host:
     """A parsed ``-H`` address: ``unix:///path`` or ``tcp://host:port`` (``tls`` set when that
-    TCP connection speaks TLS; never for a unix socket)."""
+    TCP connection speaks TLS; never for a unix socket). A value, like :class:`TLSConfig`."""
 
-    url: str
-    scheme: str
-    socket_path: str = ""
-    netloc: str = ""
-    tls: TLSConfig | None = None
+    __slots__ = ("netloc", "scheme", "socket_path", "tls", "url")
+
+    def __init__(self, url: str, scheme: str, socket_path: str = "", netloc: str = "",
+                 tls: TLSConfig | None = None) -> None:
+        self.url: Final = url
+        self.scheme: Final = scheme
+        self.socket_path: Final = socket_path
+        self.netloc: Final = netloc
+        self.tls: Final = tls
+
+    def _fields(self) -> tuple[str, str, str, str, TLSConfig | None]:
+        return self.url, self.scheme, self.socket_path, self.netloc, self.tls
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Host):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Host(url={self.url!r}, scheme={self.scheme!r}, "
+                f"socket_path={self.socket_path!r}, netloc={self.netloc!r}, tls={self.tls!r})")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -91,22 +115,22 @@ def parse_host(url: str, tls: TLSConfig | None = None) -> Host:
     its port spelled out (no silent 2375).
     TLS settings apply to TCP only (a unix socket is protected by its file mode).
     """
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        path = parts.netloc + parts.path if parts.netloc else parts.path
+    scheme, netloc, path = _split_url(url)
+    if scheme == "unix":
+        path = netloc + path if netloc else path
         if not path.startswith("/"):
             raise InvalidArgument(f"invalid host {url!r}: a unix address needs an absolute path")
         return Host(url=url, scheme="unix", socket_path=path)
-    if parts.scheme == "tcp":
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise InvalidArgument(f"invalid host {url!r}: bad port") from exc
-        if (not parts.hostname or parts.path not in ("", "/") or port == 0
+    if scheme == "tcp":
+        hostname, port_text = _host_and_port(netloc)
+        if port_text and not (port_text.isascii() and port_text.isdigit()
+                              and int(port_text) <= 65535):
+            raise InvalidArgument(f"invalid host {url!r}: bad port")
+        port = int(port_text) if port_text else None
+        if (not hostname or path not in ("", "/") or port == 0
                 or (port is None and tls is None)):
             raise InvalidArgument(f"invalid host {url!r}: expected tcp://HOST:PORT "
                                   f"(the port may be left out with TLS: {DEFAULT_TLS_PORT})")
-        netloc = parts.netloc
         if port is None:
             netloc = f"{netloc}:{DEFAULT_TLS_PORT}"
             url = f"tcp://{netloc}"
@@ -114,6 +138,35 @@ def parse_host(url: str, tls: TLSConfig | None = None) -> Host:
     raise InvalidArgument(
         f"invalid host {url!r}: use unix:///path/to/socket or tcp://host:port"
     )
+
+
+# RFC 3986 appendix B: scheme, authority (netloc) and path; a query or fragment is left out.
+_URL = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)")
+_URL_IGNORED = str.maketrans("", "", "\t\r\n")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+
+
+def _split_url(url: str) -> tuple[str, str, str]:
+    """The lower-cased scheme, the netloc and the path of ``url``, as ``urlsplit`` reads them.
+
+    Not ``urllib.parse`` itself: it imports ``ipaddress``, which every ``wharf`` would pay for.
+    """
+    match = _URL.match(url.lstrip(_C0_OR_SPACE).translate(_URL_IGNORED))
+    assert match is not None, "the pattern matches every string"
+    return (match.group(1) or "").lower(), match.group(2) or "", match.group(3)
+
+
+def _host_and_port(netloc: str) -> tuple[str, str]:
+    """The host name (without brackets) and the port text of ``netloc``, as ``urlsplit``'s
+    ``hostname`` and ``port`` read them; "" for none, and no host if a bracket is unpaired."""
+    hostinfo = netloc.rpartition("@")[2]
+    if ("[" in hostinfo) != ("]" in hostinfo):
+        return "", ""
+    if "[" in hostinfo:
+        hostname, _, rest = hostinfo.partition("[")[2].partition("]")
+        return hostname, rest.partition(":")[2]
+    hostname, _, port = hostinfo.partition(":")
+    return hostname, port
 
 
 def unreachable_message(host: Host) -> str:
@@ -124,27 +177,38 @@ def unreachable_message(host: Host) -> str:
     )
 
 
-@dataclass
 class Reply:
     """A complete HTTP reply."""
 
-    status: int
-    headers: dict[str, str]
-    body: bytes
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"Reply(status={self.status!r}, headers={self.headers!r}, body={self.body!r})"
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
 
 
-@dataclass
 class StreamReply:
     """A reply whose body is read on demand; close it (or exhaust it) when done."""
 
-    status: int
-    headers: dict[str, str]
-    _response: Any = field(repr=False)
-    _closer: Any = field(repr=False)
+    __slots__ = ("_closer", "_response", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], _response: Any,
+                 _closer: Any) -> None:
+        self.status = status
+        self.headers = headers
+        self._response = _response
+        self._closer = _closer
+
+    def __repr__(self) -> str:
+        return f"StreamReply(status={self.status!r}, headers={self.headers!r})"
 
     def iter_lines(self) -> Iterator[str]:
         """Body lines without their newline (chunk boundaries do not matter)."""

@@ -14,9 +14,6 @@ from __future__ import annotations
 import json as jsonlib
 import re
 import socket
-from collections.abc import Iterable, Iterator, Mapping
-from io import BufferedReader
-from urllib.parse import urlencode
 
 from wharf.cli.tls import describe_tls_error, is_tls_error
 from wharf.cli.transport import (
@@ -25,8 +22,6 @@ from wharf.cli.transport import (
     REQUEST_TIMEOUT,
     USER_AGENT,
     DaemonUnreachable,
-    Host,
-    Params,
     Reply,
     StreamReply,
     TLSRefused,
@@ -35,6 +30,13 @@ from wharf.cli.transport import (
     unreachable_message,
 )
 from wharf.errors import DeadlineExceeded, Unavailable
+
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from io import BufferedReader
+
+    from wharf.cli.transport import Host, Params
 
 MAX_HEAD = 64 * 1024
 _CHUNK = 65536
@@ -158,7 +160,7 @@ class SocketTransport:
               timeout: float | None) -> StreamReply:
         target = f"{self.prefix}{path}"
         if params:
-            target += "?" + urlencode(dict(params), doseq=True)
+            target += "?" + encode_query(params)
         head = {"Host": "d", "User-Agent": USER_AGENT, "Connection": "close"}
         head.update(headers or {})
         if json is not None:
@@ -283,3 +285,22 @@ def read_head(reader: BufferedReader, host: Host) -> tuple[int, dict[str, str]]:
         name, _, value = text.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(parts[1]), headers
+
+
+# The bytes ``quote_plus`` leaves as they are; a space becomes "+", any other byte %XX.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_QUOTED = tuple(chr(byte) if byte in _UNRESERVED else "+" if byte == 0x20 else f"%{byte:02X}"
+                for byte in range(256))
+
+
+def encode_query(params: Params) -> str:
+    """``urlencode(params, doseq=True)``: a list value gives its key once per item.
+
+    Not ``urllib.parse`` itself: it imports ``ipaddress``, which every ``wharf`` would pay for.
+    """
+    return "&".join(f"{_quote(key)}={_quote(item)}" for key, value in params.items()
+                    for item in (value if isinstance(value, list | tuple) else [value]))
+
+
+def _quote(value: object) -> str:
+    return "".join(_QUOTED[byte] for byte in str(value).encode())

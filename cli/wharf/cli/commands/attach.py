@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from wharf.cli.commands.createopts import parse_env
-from wharf.cli.commands.run import attach_params, exit_status
+from wharf.cli.commands.createbody import parse_env
+from wharf.cli.commands.runflow import attach_params, exit_status
 from wharf.cli.failure import CLIError
 from wharf.cli.session import Session, current
 

@@ -27,9 +27,9 @@ import click
 from wharf.cli import progress
 from wharf.cli.buildoptions import BuildOptions
 from wharf.cli.client import JSONObject
-from wharf.cli.commands.createopts import FlagError
+from wharf.cli.commands.createopts import FlagCommand
 from wharf.cli.config import ConfigFile
-from wharf.cli.failure import CLIError
+from wharf.cli.failure import CLIError, FlagError
 from wharf.cli.formatting import human_size
 from wharf.cli.session import Session, current
 from wharf.errors import InvalidArgument, WharfError
@@ -41,15 +41,16 @@ _TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-class BuildCommand(click.Command):
+class BuildCommand(FlagCommand):
     """docker's flags: a boolean flag also takes a value (``--rm=false``, ``--pull=true``), and
     a flag error is printed with the ``--help`` hint and exits 125."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, self._bool_values(args))
-        except click.UsageError as exc:
-            raise FlagError(exc.format_message()) from exc
+            values = self._bool_values(args)
+        except FlagError as exc:
+            raise exc.hinted(ctx.command_path) from exc
+        return super().parse_args(ctx, values)
 
     def _bool_values(self, args: list[str]) -> list[str]:
         flags = {name: opt for opt in self.params if isinstance(opt, click.Option) and opt.is_flag

@@ -1,40 +1,23 @@
-"""The health-check flags of ``run`` and ``create`` and the ``Healthcheck`` they make, as the
-docker CLI has them (``--health-*``, ``--no-healthcheck``): Go durations, docker's messages for a
-bad value (exit 125), nothing sent when no flag is given (the image's HEALTHCHECK applies)."""
+"""The ``Healthcheck`` that the health-check flags of ``run`` and ``create`` make, as the docker
+CLI has them (``--health-*``, ``--no-healthcheck``, declared with the other flags in
+:mod:`wharf.cli.commands.runflags`): Go durations, docker's messages for a bad value (exit 125),
+nothing sent when no flag is given (the image's HEALTHCHECK applies)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import click
-
 from wharf.dockerapi import go_duration
 from wharf.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 # (flag, option key, Docker's HealthConfig field) of each duration flag
 _DURATIONS = (("--health-interval", "health_interval", "Interval"),
               ("--health-timeout", "health_timeout", "Timeout"),
               ("--health-start-period", "health_start_period", "StartPeriod"),
               ("--health-start-interval", "health_start_interval", "StartInterval"))
-
-HEALTH_OPTIONS = [
-    click.option("--health-cmd", default="", help="Command to run to check health."),
-    click.option("--health-interval", default="0s", metavar="DURATION",
-                 help="Time between running the check (ms|s|m|h) (default 0s)."),
-    click.option("--health-retries", default="0", metavar="INT",
-                 help="Consecutive failures needed to report unhealthy."),
-    click.option("--health-start-interval", default="0s", metavar="DURATION",
-                 help="Time between running the check during the start period (ms|s|m|h) "
-                 "(default 0s)."),
-    click.option("--health-start-period", default="0s", metavar="DURATION",
-                 help="Start period for the container to initialize before starting "
-                 "health-retries countdown (ms|s|m|h) (default 0s)."),
-    click.option("--health-timeout", default="0s", metavar="DURATION",
-                 help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)."),
-    click.option("--no-healthcheck", is_flag=True,
-                 help="Disable any container-specified HEALTHCHECK."),
-]
 
 
 def healthcheck(opts: Mapping[str, Any]) -> dict[str, Any] | None:

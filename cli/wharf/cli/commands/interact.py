@@ -9,11 +9,9 @@ signals to a container without a TTY (``--sig-proxy``), as the docker CLI does.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from wharf.cli.session import Session
 from wharf.cli.streams import (
@@ -27,7 +25,10 @@ from wharf.cli.streams import (
 )
 from wharf.errors import WharfError
 
+TYPE_CHECKING = False  # `typing` costs start-up time (docs/cli.md "Start-up")
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from wharf.cli.hijack import RawStream
 
 Resize = Callable[[int, int], None]
@@ -44,6 +45,8 @@ def terminal_size(session: Session) -> tuple[int, int] | None:
     """The user's terminal size as (rows, cols); None when stdout is not a terminal."""
     if not session.stdout_is_tty():
         return None
+    import shutil  # noqa: PLC0415 - only with a TTY: shutil imports bz2 and lzma (~2 ms)
+
     cols, rows = shutil.get_terminal_size()
     return rows, cols
 

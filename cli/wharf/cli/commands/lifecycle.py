@@ -13,7 +13,7 @@ from collections.abc import Callable
 import click
 
 from wharf.cli.commands.images import confirm, parse_filters
-from wharf.cli.commands.run import attach_params, exit_status
+from wharf.cli.commands.runflow import attach_params, exit_status
 from wharf.cli.failure import CLIError
 from wharf.cli.formatting import human_size
 from wharf.cli.session import current

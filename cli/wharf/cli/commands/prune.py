@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from wharf.cli.commands.createopts import ram_in_bytes
+from wharf.cli.commands.createbody import ram_in_bytes
 from wharf.cli.commands.images import ask, deletion_lines, parse_filters
 from wharf.cli.failure import CLIError
 from wharf.cli.formatting import human_size
