@@ -143,4 +143,28 @@ def test_the_gateway_in_the_environment_leaves_run_to_click(monkeypatch: Any) ->
     monkeypatch.delenv("WHARF_GATEWAY")
     monkeypatch.setenv("WHARF_HOST", "tcp://127.0.0.1:2376")
     assert serve(["run", "busybox"]) is None
-    assert serve(["ps"]) is None and serve(["-H", "unix:///x", "run", "busybox"]) is None
+    assert serve(["ps"]) is None
+    monkeypatch.delenv("WHARF_HOST")
+    assert serve(["-H", "tcp://127.0.0.1:2376", "run", "busybox"]) is None
+    assert serve(["--host=node://n1", "version"]) is None
+    assert serve(["-H", "unix:///x", "--debug", "run", "busybox"]) is None
+
+
+@pytest.mark.parametrize("host", [["-H", "SOCK"], ["--host", "SOCK"], ["--host=SOCK"]],
+                         ids=" ".join)
+@pytest.mark.parametrize("args", [["run", "--rm", "busybox"], ["version"]], ids=" ".join)
+def test_a_host_option_is_served_like_clicks(host: list[str], args: list[str],
+                                             tmp_path: Any, monkeypatch: Any) -> None:
+    sock = f"unix://{tmp_path}/none.sock"
+    argv = [a.replace("SOCK", sock) for a in host] + args
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert serve(argv) == 125 if args[0] == "run" else serve(argv) == 1  # served here
+    fast, slow = (subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.argv = ['wharf', *{argv!r}]; "
+         f"from {entry} import main; main()"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "HOME": str(tmp_path), "WHARF_HOST": "tcp://127.0.0.1:1"})
+        for entry in ("wharf.cli.fast", "wharf.cli.main"))
+    assert (fast.returncode, fast.stdout, fast.stderr) == \
+        (slow.returncode, slow.stdout, slow.stderr)
+    assert f"{tmp_path}/none.sock" in fast.stderr + fast.stdout

@@ -7,12 +7,12 @@ its first byte reaches the daemon. :func:`main` serves these command lines itsel
   into :mod:`wharf.cli.commandhelp`), ``wharf --version``;
 - ``wharf version`` (no flags);
 - ``wharf run …`` / ``wharf container run …`` whose flags :func:`runflags.parse` reads exactly as
-  click would, on a local unix socket (``WHARF_HOST`` unset or ``unix://``; no gateway or node
-  in the environment).
+  click would, on a local unix socket (``-H`` / ``--host`` / ``WHARF_HOST`` unset or
+  ``unix://``; no gateway or node in the environment).
 
 It runs the same code as the click commands (:mod:`wharf.cli.commands.runflow`,
 :mod:`wharf.cli.commands.versioninfo`) and prints the same errors with the same exit codes.
-Anything else (other commands, global options, a flag it does not know, ``--help`` of a
+Anything else (other commands, global options but ``-H``, a flag it does not know, ``--help`` of a
 command, a narrow terminal) goes to the click root, :func:`wharf.cli.main.main`, untouched.
 docs/cli.md "Start-up" has the figures.
 """
@@ -48,6 +48,9 @@ def serve(args: Sequence[str]) -> int | None:
     """The exit status of a command line served here; None when click must serve it."""
     if os.environ.get("WHARF_NODE") or os.environ.get("WHARF_GATEWAY"):
         return None  # the root checks and uses the gateway settings: click's
+    host, args = _host_option(args)
+    if host is not None and not host.startswith("unix://"):
+        return None  # tcp:// (TLS options), node://NAME (the gateway): click's
     if list(args) in (["--help"], ["-h"]):
         return _root_help()
     if list(args) == ["--version"]:
@@ -56,12 +59,22 @@ def serve(args: Sequence[str]) -> int | None:
         _out(f"wharf version {__version__}")
         return 0
     if list(args) == ["version"]:
-        return _session_call(_version)
+        return _session_call(_version, host)
     if args[:1] == ["run"]:
-        return _run(args[1:], "wharf run")
+        return _run(args[1:], "wharf run", host)
     if args[:2] == ["container", "run"]:
-        return _run(args[2:], "wharf container run")
+        return _run(args[2:], "wharf container run", host)
     return None
+
+
+def _host_option(args: Sequence[str]) -> tuple[str | None, Sequence[str]]:
+    """A leading ``-H URL`` / ``--host URL`` / ``--host=URL`` (the one global option served
+    here) and the arguments after it; (None, args) without one."""
+    if args[:1] in (["-H"], ["--host"]) and len(args) > 1:
+        return args[1], args[2:]
+    if args and args[0].startswith("--host="):
+        return args[0].removeprefix("--host="), args[1:]
+    return None, args
 
 
 def _out(text: str) -> None:
@@ -93,9 +106,10 @@ def _root_help() -> int | None:
     return 0
 
 
-def _session() -> Session | None:
-    """The session the root command would make from the environment: a unix socket only."""
-    host = os.environ.get("WHARF_HOST") or DEFAULT_HOST
+def _session(host: str | None) -> Session | None:
+    """The session the root command would make from ``host`` (``-H``) or the environment: a
+    unix socket only."""
+    host = host or os.environ.get("WHARF_HOST") or DEFAULT_HOST
     if not host.startswith("unix://"):
         return None  # TCP means TLS options: click's
     from wharf.cli.session import Session  # noqa: PLC0415
@@ -106,12 +120,12 @@ def _session() -> Session | None:
     return Session(host=parse_host(host, None), config_dir=config_dir)
 
 
-def _session_call(call: Callable[[Session], int]) -> int | None:
+def _session_call(call: Callable[[Session], int], host: str | None) -> int | None:
     """``call`` with a session; errors printed as the click root prints them."""
     from wharf.errors import InvalidArgument  # noqa: PLC0415
 
     try:
-        session = _session()
+        session = _session(host)
     except InvalidArgument:
         return None  # a bad WHARF_HOST: click says it
     if session is None:
@@ -151,7 +165,7 @@ def _version(session: Session) -> int:
     return 0
 
 
-def _run(args: Sequence[str], path: str) -> int | None:
+def _run(args: Sequence[str], path: str, host: str | None) -> int | None:
     from wharf.cli.commands import runflags  # noqa: PLC0415
 
     parsed = runflags.parse(args, runflags.RUN_FLAGS + runflags.CREATE_FLAGS)
@@ -163,4 +177,4 @@ def _run(args: Sequence[str], path: str) -> int | None:
 
         return run(session, parsed.image, parsed.command, parsed.values, path)
 
-    return _session_call(run)
+    return _session_call(run, host)
