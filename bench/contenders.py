@@ -119,12 +119,22 @@ def docker_bridge(cli: tuple[str, ...]) -> Iterator[str | None]:
         yield None
         return
     subprocess.run([*cli, "network", "rm", BENCH_NETWORK], capture_output=True, check=False)
-    subprocess.run([*cli, "network", "create", "--driver", "bridge", BENCH_NETWORK],
-                   capture_output=True, check=True)
+    if engine_check([*cli, "network", "inspect", BENCH_NETWORK]) is None:
+        # dockerd 20.10 can keep an endpoint of a container removed concurrently and then
+        # refuses to remove the network ("has active endpoints") until it restarts: an
+        # earlier run's network, empty, serves as well
+        print(f"dockerd: reusing {BENCH_NETWORK} (an earlier run's; dockerd refused to remove "
+              "it)")
+    else:
+        subprocess.run([*cli, "network", "create", "--driver", "bridge", BENCH_NETWORK],
+                       capture_output=True, check=True)
     try:
         yield BENCH_NETWORK
     finally:
-        subprocess.run([*cli, "network", "rm", BENCH_NETWORK], capture_output=True, check=False)
+        gone = subprocess.run([*cli, "network", "rm", BENCH_NETWORK], capture_output=True,
+                              text=True, check=False)
+        if gone.returncode != 0:
+            print(f"cleanup: docker network rm {BENCH_NETWORK}: {gone.stderr.strip()[-160:]}")
 
 
 def labelled(contender: Contender, label: str, *, running_only: bool = False) -> list[str]:
