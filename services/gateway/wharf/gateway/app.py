@@ -108,6 +108,7 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
     from wharf.gateway.moveapi import moves  # noqa: PLC0415
     from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
     from wharf.gateway.streams import node_streams  # noqa: PLC0415
+    from wharf.gateway.viewapi import view  # noqa: PLC0415
 
     app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
                   description="The cluster API: nodes, containers on any node, commands over "
@@ -117,8 +118,10 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
     app.add_exception_handler(WharfError, wharf_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException,
-                              partial(http_error, [*node_api.routes, *cluster.routes]))
+                              partial(http_error, [*node_api.routes, *view.routes,
+                                                   *cluster.routes]))
     app.include_router(node_api)  # first: the commands' routes are matched most often
+    app.include_router(view)
     app.include_router(cluster)
     app.include_router(node_streams)
     app.include_router(moves)
@@ -172,14 +175,19 @@ async def http_error(included: list[BaseRoute], request: Request, exc: Exception
 
 
 async def _sweep(dispatcher: Any, hub: Any, settings: GatewaySettings) -> None:
-    """Turn heartbeat silence into node ``down`` events (and back into ``up``), and prune the
-    command history now and then."""
+    """Turn heartbeat silence into node ``down`` events (and back into ``up``), write the
+    heartbeats kept in memory now and then, and prune the command history."""
+    from wharf.gateway.store import HEARTBEAT_FLUSH_SECONDS  # noqa: PLC0415
+
     down_after = settings.node_down_after
     known: dict[str, bool] = {}
     quiet_until = time.time() + down_after  # after a restart, heartbeats first catch up
-    next_prune = 0.0
+    next_prune = next_flush = 0.0
     while True:
         now = time.time()
+        if now >= next_flush:
+            next_flush = now + HEARTBEAT_FLUSH_SECONDS
+            dispatcher.store.flush()
         if now >= next_prune:
             next_prune = now + PRUNE_SECONDS
             dispatcher.store.prune(now, settings.command_keep_seconds, settings.command_keep)

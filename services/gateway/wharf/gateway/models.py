@@ -140,6 +140,13 @@ def portable(pattern: str) -> str:
 # A filter's values, in any of the forms wharf.dockerapi.parse_filters takes.
 _FILTER_VALUES = {"anyOf": [{"type": "object"}, {"type": "array"}, {"type": "string"}]}
 CLUSTER_FILTERS = ("node", "name", "id", "status", "label", "ancestor")
+# GET /v1/containers' fields: Docker's list entry, the times and exit code wharfd adds for the
+# gateway's Status, and the gateway's Node.
+ContainerField = Literal["Id", "Names", "Image", "ImageID", "Command", "Created", "Ports",
+                         "SizeRw", "SizeRootFs", "Labels", "State", "Status", "HostConfig",
+                         "NetworkSettings", "Mounts", "StartedAt", "FinishedAt", "ExitCode",
+                         "Node"]
+MAX_LIMIT = 100_000  # rows of one GET /v1/containers page
 
 
 def filters_parameter(keys: tuple[str, ...] | None) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 Two families of routes, both behind bearer tokens:
 
-- the cluster API: ``/v1/nodes`` (and a node's availability, ``/v1/nodes/{node}/update``,
-  admin), ``/v1/containers`` (every node's, from the cluster view, or
-  placed on a node the gateway chooses), ``/v1/commands/{id}``, ``/v1/images/pull`` (every
-  node), ``/v1/events``;
+- the cluster API: ``/v1/containers`` placed on a node the gateway chooses,
+  ``/v1/placement``, ``/v1/commands/{id}``, ``/v1/images/pull`` (every node), ``/v1/events``
+  (the routes that read the cluster view, ``/v1/nodes`` and ``GET /v1/containers``, are
+  :mod:`wharf.gateway.viewapi`'s);
 - per node, the Docker Engine API's own paths under ``/v1/nodes/{node}/…`` (containers create/
   run/start/stop/kill/restart/rm/inspect/list/logs, images pull/list/rm), so a Docker-shaped
   client only needs a path prefix and a token to reach any node.
@@ -33,20 +33,17 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import Field
 
-from wharf.dockerapi import STDERR, STDOUT, UP_STATES, frame, parse_filters, qbool
-from wharf.errors import InvalidArgument, NotFound
+from wharf.dockerapi import STDERR, STDOUT, frame, parse_filters, qbool
+from wharf.errors import NotFound
 from wharf.gateway.call import COMMAND_PARAMETERS, Command, Dispatch, Who, read_call
 from wharf.gateway.dispatch import command_document
 from wharf.gateway.events import EventHub
 from wharf.gateway.models import (
     ACCEPTED,
-    CLUSTER_FILTERS,
     NODE,
     CommandDocument,
     CreateBody,
     Created,
-    NodeDocument,
-    NodeUpdate,
     Placed,
     Placement,
     answers,
@@ -55,7 +52,6 @@ from wharf.gateway.models import (
 )
 from wharf.gateway.placement import CONSTRAINT, parse_constraint
 from wharf.gateway.policy import check_payload, may_see_command
-from wharf.gateway.status import container_row, node_document, row_matches
 from wharf.gateway.streams import STREAM_NODE, forward
 from wharf.protocol import (
     BROADCAST_NODE,
@@ -95,54 +91,6 @@ node_api = APIRouter(prefix="/v1/nodes/{node}")
 
 
 # --- the cluster API ------------------------------------------------------------------------
-
-
-@cluster.get("/nodes", summary="Every node: status (ready/down), last seen, labels, load",
-             response_model=None, responses={200: {"model": list[NodeDocument]}})
-async def list_nodes(dispatcher: Dispatch) -> list[dict[str, Any]]:
-    counts = dispatcher.store.container_counts()
-    return [node_document(n, dispatcher.node_ready(n), counts.get(n.name, (0, 0)))
-            for n in dispatcher.store.nodes()]
-
-
-@cluster.get("/nodes/{node}", summary="One node", response_model=None,
-             responses={200: {"model": NodeDocument}, **answers(400, 404)})
-async def get_node(dispatcher: Dispatch, node: NodeName) -> dict[str, Any]:
-    row = dispatcher.store.node(node)
-    if row is None:
-        raise NotFound(f"no such node: {node}")
-    counts = dispatcher.store.container_counts()
-    return node_document(row, dispatcher.node_ready(row), counts.get(node, (0, 0)))
-
-
-@cluster.post("/nodes/{node}/update", summary="Set a node's availability: active, pause "
-              "(placement skips it) or drain (it also refuses new containers); admin",
-              response_model=None, responses={200: {"model": NodeDocument}, **answers(400, 404)})
-async def update_node(request: Request, dispatcher: Dispatch, node: NodeName,
-                      body: NodeUpdate) -> dict[str, Any]:
-    row = dispatcher.set_availability(node, body.Availability)
-    request.app.state.events.notify()  # the node's update event, if it changed
-    counts = dispatcher.store.container_counts()
-    return node_document(row, dispatcher.node_ready(row), counts.get(node, (0, 0)))
-
-
-@cluster.get("/containers", summary="Containers of every node (from the cluster view)",
-             responses=answers(400),
-             openapi_extra={"parameters": [filters_parameter(CLUSTER_FILTERS)]})
-async def cluster_containers(dispatcher: Dispatch, all: bool = False,
-                             filters: Filters = None) -> list[dict[str, Any]]:
-    terms = parse_filters(filters)
-    unknown = set(terms) - set(CLUSTER_FILTERS)
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
-    rows = []
-    for node, data in dispatcher.store.containers():
-        row = container_row(node, data)
-        if not all and "status" not in terms and row["State"] not in UP_STATES:
-            continue
-        if row_matches(row, terms):
-            rows.append(row)
-    return rows
 
 
 @cluster.post("/containers", summary="Run a container on the node placement chooses",

@@ -1,12 +1,19 @@
-"""The gateway's view of the cluster, in SQLite: nodes, their containers and images, commands,
-and the cluster event log.
+"""The gateway's view of the cluster and its durable copy in SQLite: nodes, their containers
+and images; and in SQLite alone the commands (:mod:`wharf.gateway.records`) and the cluster
+event log.
 
-It is a cache of what the daemons report (the daemons hold the truth): a snapshot replaces a
-node's rows, events update them in between, and an event at or below the sequence number the
-view already reflects is dropped as stale. Commands and their results, and each node's
-availability (an operator's, not a daemon's), are the gateway's own records and survive its
-restart. One connection guarded by a lock (the AMQP consumer thread
-writes, the HTTP handlers read); WAL, so a reader never waits for the disk.
+The view is a cache of what the daemons report (the daemons hold the truth), kept in memory
+(nodes by name, containers in a :class:`~wharf.gateway.view.ContainerIndex`) and loaded back
+from SQLite at start: a snapshot is applied as a diff against the node's rows (only what
+changed is written), events update them in between, and an event at or below the sequence
+number the view already reflects is dropped as stale. A heartbeat changes memory only, unless
+it brings a new node or new labels, version or address: ``last_seen`` and the load are written
+for every node at once by :meth:`ClusterStore.flush` (the sweeper's, every
+:data:`HEARTBEAT_FLUSH_SECONDS`) and at :meth:`ClusterStore.close`, so a crash loses at most
+those seconds of them (the dispatcher's readiness is kept in memory anyway, and a node's next
+heartbeat sets it again). Commands and their results, and each node's availability (an
+operator's, not a daemon's), are the gateway's own records and survive its restart. One
+connection guarded by a lock; WAL, so a reader never waits for the disk.
 
 Commands hold create bodies (``Env`` secrets) and results, so the database's directory (the
 gateway's state dir) is 0700 and the database and its WAL and SHM files are 0600, whatever the
@@ -22,22 +29,29 @@ import json
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wharf.gateway import schema
+from wharf.gateway import schema, view
 from wharf.gateway.placement import Availability
-from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
+from wharf.gateway.records import (
+    KEEP_COMMANDS,
+    KEEP_COMMANDS_SECONDS,
+    CommandRecords,
+    CommandRow,
+    result_document,
+)
+from wharf.gateway.view import ContainerIndex, Entry
+from wharf.protocol import Heartbeat, NodeEvent, Snapshot
+
+__all__ = ["KEEP_COMMANDS", "KEEP_COMMANDS_SECONDS", "ClusterStore", "CommandRow", "NodeRow",
+           "result_document", "secure_files"]
 
 KEEP_EVENTS = 10_000
-KEEP_COMMANDS_SECONDS = 7 * 24 * 3600
-KEEP_COMMANDS = 100_000
 DIR_MODE = 0o700  # the state dir: the gateway's alone
 DB_MODE = 0o600  # gateway.db, -wal, -shm
+HEARTBEAT_FLUSH_SECONDS = 5.0  # how stale a restart after a crash may find last_seen
 
 
 def secure_files(path: Path) -> None:
@@ -69,35 +83,12 @@ class NodeRow:
         return now - self.last_seen <= down_after
 
 
-@dataclass(frozen=True)
-class CommandRow:
-    id: str
-    idempotency_key: str | None
-    principal: str
-    node: str
-    type: str
-    created_at: float
-    deadline: float
-    envelope: str
-    expected: list[str]
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    request_hash: str | None = None  # the request's fingerprint (None: from before they were)
-
-    def status(self, now: float) -> str:
-        """pending until every expected node answered; then ok, error, expired or partial.
-        After the deadline a node that never answered counts as ``unknown``: it may have been
-        running the command when its connection dropped (its journal knows)."""
-        states = [self.results[n]["Status"] if n in self.results else
-                  ("pending" if now <= self.deadline else "unknown") for n in self.expected]
-        if not states or "pending" in states:
-            return "pending"
-        if len(set(states)) == 1:
-            return states[0]
-        return "partial"
-
-
-class ClusterStore:
-    """SQLite behind a lock; every method is one transaction."""
+class ClusterStore(CommandRecords):
+    """The cluster view in memory (nodes, and every container in a
+    :class:`~wharf.gateway.view.ContainerIndex`), SQLite its durable copy loaded back at
+    start; commands, results and the event log in SQLite only. Every method is one
+    transaction (or none: a heartbeat is kept in memory, written at most every
+    :data:`HEARTBEAT_FLUSH_SECONDS` by :meth:`flush` and at :meth:`close`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -113,81 +104,123 @@ class ClusterStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         schema.migrate(self._db, path)
         secure_files(path)  # the WAL exists now (made with the database's mode)
+        self._nodes = {r["name"]: _node(r) for r in self._db.execute("SELECT * FROM nodes")}
+        self._unsaved: set[str] = set()  # nodes whose last heartbeat is in memory only
+        self._images: dict[str, bytes] = {}  # node → its last snapshot's images, digested
+        self.view = ContainerIndex()
+        for r in self._db.execute("SELECT node, id, data FROM containers"):
+            self.view.put(view.entry(r["node"], json.loads(r["data"]), key=r["id"]))
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     # --- what the daemons report --------------------------------------------------------------
 
     def heartbeat(self, beat: Heartbeat, now: float) -> bool:
-        """Record a heartbeat; True when the node is new to this gateway."""
-        with self.transaction() as db:
-            cur = db.execute(
-                "UPDATE nodes SET labels=?, load=?, version=?, last_seen=?, address=?"
-                " WHERE name=?", (json.dumps(beat.labels), beat.load.model_dump_json(),
-                                  beat.version, now, beat.address, beat.node))
-            if cur.rowcount:
-                return False
-            db.execute("INSERT INTO nodes (name, labels, load, version, first_seen, last_seen,"
-                       " address) VALUES (?,?,?,?,?,?,?)",
-                       (beat.node, json.dumps(beat.labels), beat.load.model_dump_json(),
-                        beat.version, now, now, beat.address))
-            return True
+        """Record a heartbeat; True when the node is new to this gateway. In memory (O(1)):
+        only a new node, or labels, version or address that changed, are written now;
+        ``last_seen`` and the load wait for :meth:`flush`."""
+        load = beat.load.model_dump()
+        with self._lock:
+            old = self._nodes.get(beat.node)
+            if old is None:
+                self._nodes[beat.node] = NodeRow(
+                    name=beat.node, engine_id="", labels=dict(beat.labels), load=load,
+                    version=beat.version, first_seen=now, last_seen=now, seq=-1,
+                    snapshot_at=0.0, address=beat.address)
+                with self._write() as db:
+                    db.execute("INSERT INTO nodes (name, labels, load, version, first_seen,"
+                               " last_seen, address) VALUES (?,?,?,?,?,?,?)",
+                               (beat.node, json.dumps(beat.labels), json.dumps(load),
+                                beat.version, now, now, beat.address))
+                return True
+            durable = old.labels != beat.labels or old.version != beat.version or \
+                old.address != beat.address
+            row = self._nodes[beat.node] = replace(
+                old, labels=dict(beat.labels), load=load, version=beat.version,
+                last_seen=now, address=beat.address)
+            if durable:
+                with self._write() as db:
+                    self._save_beats(db, [row])
+            else:
+                self._unsaved.add(beat.node)
+            return False
+
+    def flush(self) -> None:
+        """Write the heartbeats kept in memory (``last_seen``, load) in one transaction."""
+        with self._lock:
+            if not self._unsaved:
+                return
+            rows = [self._nodes[name] for name in self._unsaved]
+            with self._write() as db:
+                self._save_beats(db, rows)
+
+    def _save_beats(self, db: sqlite3.Connection, rows: list[NodeRow]) -> None:
+        db.executemany("UPDATE nodes SET labels=?, load=?, version=?, last_seen=?, address=?"
+                       " WHERE name=?", [(json.dumps(r.labels), json.dumps(r.load), r.version,
+                                          r.last_seen, r.address, r.name) for r in rows])
+        self._unsaved.difference_update(r.name for r in rows)
 
     def snapshot(self, snap: Snapshot, now: float) -> bool:
-        """Replace the node's containers and images; False when the snapshot is stale."""
-        with self.transaction() as db:
-            row = db.execute("SELECT engine_id, seq FROM nodes WHERE name=?",
-                             (snap.node,)).fetchone()
-            if row is not None and row["engine_id"] == snap.engine_id and \
-                    row["seq"] > snap.seq:
+        """Bring the node's containers and images to the snapshot's; False when it is stale.
+        Applied as a diff: only rows that changed are written."""
+        with self._lock:
+            old = self._nodes.get(snap.node)
+            if old is not None and old.engine_id == snap.engine_id and old.seq > snap.seq:
                 return False
-            if row is None:
-                db.execute("INSERT INTO nodes (name, first_seen, last_seen) VALUES (?,?,?)",
-                           (snap.node, now, now))
-            db.execute("UPDATE nodes SET engine_id=?, seq=?, labels=?, snapshot_at=?"
-                       " WHERE name=?",
-                       (snap.engine_id, snap.seq, json.dumps(snap.labels), now, snap.node))
-            db.execute("DELETE FROM containers WHERE node=?", (snap.node,))
-            db.executemany("INSERT INTO containers (node, id, data) VALUES (?,?,?)",
-                           [(snap.node, c["Id"], json.dumps(c)) for c in snap.containers])
-            db.execute("DELETE FROM images WHERE node=?", (snap.node,))
-            db.executemany("INSERT OR REPLACE INTO images (node, id, data) VALUES (?,?,?)",
-                           [(snap.node, i["Id"], json.dumps(i)) for i in snap.images])
+            diff = self.view.diff(snap.node, snap.containers)
+            images = view.content_digest({"Images": snap.images})
+            with self._write() as db:
+                if old is None:
+                    db.execute("INSERT INTO nodes (name, first_seen, last_seen) VALUES (?,?,?)",
+                               (snap.node, now, now))
+                db.execute("UPDATE nodes SET engine_id=?, seq=?, labels=?, snapshot_at=?"
+                           " WHERE name=?",
+                           (snap.engine_id, snap.seq, json.dumps(snap.labels), now, snap.node))
+                db.executemany("DELETE FROM containers WHERE node=? AND id=?",
+                               [(snap.node, key) for key in diff.removed])
+                db.executemany("INSERT OR REPLACE INTO containers (node, id, data)"
+                               " VALUES (?,?,?)",
+                               [(snap.node, e.id, data) for e, data in diff.upserts])
+                if self._images.get(snap.node) != images:
+                    db.execute("DELETE FROM images WHERE node=?", (snap.node,))
+                    db.executemany("INSERT OR REPLACE INTO images (node, id, data)"
+                                   " VALUES (?,?,?)",
+                                   [(snap.node, i["Id"], json.dumps(i)) for i in snap.images])
+            self._images[snap.node] = images
+            self.view.apply(diff)
+            self._nodes[snap.node] = replace(
+                old or NodeRow(name=snap.node, engine_id="", labels={}, load={}, version="",
+                               first_seen=now, last_seen=now, seq=-1, snapshot_at=0.0),
+                engine_id=snap.engine_id, seq=snap.seq, labels=dict(snap.labels),
+                snapshot_at=now)
             return True
 
     def node_event(self, event: NodeEvent) -> bool:
         """Apply a container event to the view; False (and nothing changes) when stale."""
-        with self.transaction() as db:
-            row = db.execute("SELECT engine_id, seq FROM nodes WHERE name=?",
-                             (event.node,)).fetchone()
-            if row is not None and row["engine_id"] == event.engine_id and \
-                    event.seq <= row["seq"]:
-                return False
-            if row is None or row["engine_id"] != event.engine_id:
-                return False  # a node we have no snapshot of yet: its snapshot will follow
-            db.execute("UPDATE nodes SET seq=? WHERE name=?", (event.seq, event.node))
-            if event.type == "container":
-                if event.container is None:
-                    db.execute("DELETE FROM containers WHERE node=? AND id=?",
-                               (event.node, event.actor_id))
-                else:
+        with self._lock:
+            old = self._nodes.get(event.node)
+            if old is None or old.engine_id != event.engine_id or event.seq <= old.seq:
+                return False  # stale, or a node without a snapshot yet: its snapshot follows
+            changed = view.entry(event.node, event.container, key=event.actor_id) \
+                if event.type == "container" and event.container is not None else None
+            with self._write() as db:
+                db.execute("UPDATE nodes SET seq=? WHERE name=?", (event.seq, event.node))
+                if changed is not None:
                     db.execute("INSERT OR REPLACE INTO containers (node, id, data)"
                                " VALUES (?,?,?)",
                                (event.node, event.actor_id, json.dumps(event.container)))
-            self._append_event(db, event.time_nano, _event_document(event))
+                elif event.type == "container":
+                    db.execute("DELETE FROM containers WHERE node=? AND id=?",
+                               (event.node, event.actor_id))
+                self._append_event(db, event.time_nano, _event_document(event))
+            self._nodes[event.node] = replace(old, seq=event.seq)
+            if changed is not None:
+                self.view.put(changed)
+            elif event.type == "container":
+                self.view.remove(event.node, event.actor_id)
             return True
 
     def set_availability(self, name: str, availability: Availability,
@@ -195,20 +228,22 @@ class ClusterStore:
         """Set a known node's availability (None: no such node); a change appends a node
         ``update`` event (Docker's ``availability.old``/``.new`` attributes) in the same
         transaction."""
-        with self.transaction() as db:
-            row = db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
+        with self._lock:
+            row = self._nodes.get(name)
             if row is None:
                 return None
-            if row["availability"] != availability:
-                db.execute("UPDATE nodes SET availability=? WHERE name=?", (availability, name))
-                self._append_event(db, int(now * 1e9), {
-                    "Type": "node", "Action": "update", "node": name, "Actor": {
-                        "ID": name, "Attributes": {
-                            "name": name, "availability.old": row["availability"],
-                            "availability.new": availability.value}},
-                    "scope": "cluster", "time": int(now), "timeNano": int(now * 1e9)})
-            updated = db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
-            return _node(updated)
+            if row.availability != availability:
+                with self._write() as db:
+                    db.execute("UPDATE nodes SET availability=? WHERE name=?",
+                               (availability, name))
+                    self._append_event(db, int(now * 1e9), {
+                        "Type": "node", "Action": "update", "node": name, "Actor": {
+                            "ID": name, "Attributes": {
+                                "name": name, "availability.old": row.availability.value,
+                                "availability.new": availability.value}},
+                        "scope": "cluster", "time": int(now), "timeNano": int(now * 1e9)})
+                row = self._nodes[name] = replace(row, availability=availability)
+            return row
 
     def append_event(self, document: dict[str, Any]) -> int:
         with self.transaction() as db:
@@ -227,15 +262,14 @@ class ClusterStore:
 
     def nodes(self) -> list[NodeRow]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM nodes ORDER BY name").fetchall()
-        return [_node(r) for r in rows]
+            return [self._nodes[name] for name in sorted(self._nodes)]
 
     def node(self, name: str) -> NodeRow | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM nodes WHERE name=?", (name,)).fetchone()
-        return _node(row) if row is not None else None
+            return self._nodes.get(name)
 
     def containers(self, node: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """The durable copy's rows (what a restart loads back), by node and id."""
         query, args = "SELECT node, data FROM containers", tuple[str, ...]()
         if node is not None:
             query, args = query + " WHERE node=?", (node,)
@@ -243,134 +277,28 @@ class ClusterStore:
             rows = self._db.execute(query + " ORDER BY node, id", args).fetchall()
         return [(r["node"], json.loads(r["data"])) for r in rows]
 
+    def select(self, terms: dict[str, list[str]], every: bool = False,
+               after: tuple[str, str] | None = None,
+               limit: int | None = None) -> tuple[list[Entry], bool]:
+        """The view's rows that pass ``terms`` (:meth:`ContainerIndex.select`)."""
+        with self._lock:
+            return self.view.select(terms, every, after, limit)
+
+    def counts(self, node: str) -> tuple[int, int]:
+        """(containers, running) on ``node``."""
+        with self._lock:
+            return self.view.counts(node)
+
     def container_counts(self) -> dict[str, tuple[int, int]]:
         """node → (containers, running)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT node, COUNT(*) AS n, SUM(json_extract(data, '$.State') = 'running')"
-                " AS running FROM containers GROUP BY node").fetchall()
-        return {r["node"]: (int(r["n"]), int(r["running"] or 0)) for r in rows}
+            return {name: self.view.counts(name) for name in self._nodes}
 
     def events(self, after_id: int, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
         with self._lock:
             rows = self._db.execute("SELECT id, data FROM events WHERE id > ? ORDER BY id"
                                     " LIMIT ?", (after_id, limit)).fetchall()
         return [(int(r["id"]), json.loads(r["data"])) for r in rows]
-
-    # --- commands ---------------------------------------------------------------------------
-
-    def add_command(self, envelope: CommandEnvelope, expected: list[str],
-                    idempotency_key: str | None, now: float,
-                    request_hash: str | None = None) -> CommandRow:
-        """Record a command about to be published; with an ``idempotency_key`` the envelope's
-        principal already used, that earlier command is returned instead (and nothing is
-        recorded). One statement, so its own transaction: the UNIQUE (principal, key) decides
-        a race between two requests."""
-        document = envelope.model_dump_json()
-        try:
-            with self._lock:
-                self._db.execute(
-                    "INSERT INTO commands (id, idempotency_key, principal, node, type,"
-                    " created_at, deadline, envelope, expected, request_hash)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (str(envelope.id), idempotency_key, envelope.principal, envelope.node,
-                     envelope.type, now, envelope.deadline.timestamp(), document,
-                     json.dumps(expected), request_hash))
-        except sqlite3.IntegrityError:
-            earlier = self.command_by_key(envelope.principal, idempotency_key) \
-                if idempotency_key else None
-            if earlier is None:
-                raise
-            return earlier
-        return CommandRow(id=str(envelope.id), idempotency_key=idempotency_key,
-                          principal=envelope.principal, node=envelope.node, type=envelope.type,
-                          created_at=now, deadline=envelope.deadline.timestamp(),
-                          envelope=document, expected=list(expected),
-                          request_hash=request_hash)
-
-    def prune(self, now: float, keep_seconds: float = KEEP_COMMANDS_SECONDS,
-              keep: int = KEEP_COMMANDS) -> int:
-        """Forget commands (and their results) older than ``keep_seconds``, and beyond the
-        newest ``keep`` the older ones whose deadline has passed (a pending command stays);
-        the gateway's sweeper calls it now and then, so no request pays for it."""
-        cutoff = now - keep_seconds
-        with self.transaction() as db:
-            gone = db.execute("DELETE FROM commands WHERE created_at < ?", (cutoff,)).rowcount
-            gone += db.execute(
-                "DELETE FROM commands WHERE id IN (SELECT id FROM commands ORDER BY created_at"
-                " DESC LIMIT -1 OFFSET ?) AND deadline < ?", (keep, now)).rowcount
-            db.execute("DELETE FROM command_results WHERE finished_at < ? OR command_id NOT IN"
-                       " (SELECT id FROM commands)", (cutoff,))
-            return int(gone)
-
-    def forget_command(self, command_id: str) -> None:
-        """Drop a command that could not be published (so its idempotency key is free)."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM commands WHERE id=?", (command_id,))
-
-    def command_by_key(self, principal: str, idempotency_key: str) -> CommandRow | None:
-        """``principal``'s command made with ``idempotency_key`` (keys are per principal)."""
-        with self._lock:
-            row = self._db.execute("SELECT id FROM commands WHERE principal=? AND"
-                                   " idempotency_key=?", (principal, idempotency_key)).fetchone()
-            return self._command(self._db, row["id"]) if row is not None else None
-
-    def command(self, command_id: str) -> CommandRow | None:
-        with self._lock:
-            return self._command(self._db, command_id)
-
-    def record_result(self, result: CommandResult) -> dict[str, Any] | None:
-        """Store a node's result and return it as ``GET /v1/commands`` words it; None when
-        one was already there or the command is not in this store. The first one wins (a
-        redelivery repeats it), except over ``expired`` inferred from a dead letter: what the
-        daemon says it did is the truth."""
-        document = result_document(result)
-        with self._lock:  # one statement: its own transaction
-            # Only for a command of this store: a read's late answer (reads live in memory
-            # only) or a stranger's is not kept.
-            cursor = self._db.execute(
-                "INSERT INTO command_results (command_id, node, status, result, error,"
-                " finished_at) SELECT ?,?,?,?,?,? WHERE EXISTS (SELECT 1 FROM commands"
-                " WHERE id=?) ON CONFLICT (command_id, node) DO UPDATE"
-                " SET status=excluded.status, result=excluded.result, error=excluded.error,"
-                " finished_at=excluded.finished_at WHERE command_results.status='expired'",
-                (str(result.command_id), result.node, document["Status"],
-                 json.dumps(document["Result"]), json.dumps(document["Error"]),
-                 document["FinishedAt"], str(result.command_id)))
-            return document if cursor.rowcount > 0 else None
-
-    def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None:
-        """A command the broker dead-lettered (its deadline passed in the queue)."""
-        document = {"Status": "expired", "Result": None, "Error": None,
-                    "FinishedAt": time.time()}
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO command_results (command_id, node, status, result,"
-                " error, finished_at) VALUES (?,?,'expired','null','null',?)",
-                (command_id, node, document["FinishedAt"]))
-            return document if cursor.rowcount > 0 else None
-
-    def _command(self, db: sqlite3.Connection, command_id: str) -> CommandRow | None:
-        row = db.execute("SELECT * FROM commands WHERE id=?", (command_id,)).fetchone()
-        if row is None:
-            return None
-        results = {r["node"]: {"Status": r["status"], "Result": json.loads(r["result"]),
-                               "Error": json.loads(r["error"]),
-                               "FinishedAt": r["finished_at"]}
-                   for r in db.execute("SELECT * FROM command_results WHERE command_id=?",
-                                       (command_id,))}
-        return CommandRow(id=row["id"], idempotency_key=row["idempotency_key"],
-                          principal=row["principal"], node=row["node"], type=row["type"],
-                          created_at=row["created_at"], deadline=row["deadline"],
-                          envelope=row["envelope"], expected=json.loads(row["expected"]),
-                          results=results, request_hash=row["request_hash"])
-
-
-def result_document(result: CommandResult) -> dict[str, Any]:
-    """A node's result as ``GET /v1/commands`` words it."""
-    return {"Status": result.status.value, "Result": result.result,
-            "Error": result.error.model_dump() if result.error else None,
-            "FinishedAt": result.finished_at.timestamp()}
 
 
 def _node(row: sqlite3.Row) -> NodeRow:
