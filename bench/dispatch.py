@@ -448,16 +448,23 @@ class CpuMeter:
 # ---- simulated agents ------------------------------------------------------------------------
 
 SIM_IMAGE_ID = "sha256:" + hashlib.sha256(b"wharf-bench-simulated-image").hexdigest()
+SHARDS = 1000  # values of the label wharf.bench.shard: ~30 containers each at 1,000 x 30
+SHARD_KEY = "wharf.bench.shard"
+SIM_SNAPSHOT_INTERVAL = 30.0  # as wharfd's WHARF_SNAPSHOT_INTERVAL default
 
 
 def sim_container(node: str, index: int, started: str) -> dict[str, Any]:
-    """A container list entry shaped like wharfd's (handler.summary); 1 in 10 has exited."""
+    """A container list entry shaped like wharfd's (handler.summary); 1 in 10 has exited.
+    Each has a shard label (``wharf.bench.shard=sN``, N from a hash of node and index), so a
+    label filter picks a few containers spread over many nodes."""
     running = index % 10 != 9
+    digest = hashlib.sha256(f"{node}/{index}".encode()).hexdigest()
     return {
-        "Id": hashlib.sha256(f"{node}/{index}".encode()).hexdigest(),
+        "Id": digest,
         "Names": [f"/{node}-c{index}"], "Image": "busybox", "ImageID": SIM_IMAGE_ID,
         "Command": "sleep 3600", "Created": int(time.time()) - 60, "Ports": [],
-        "Labels": {"wharf.bench": SIM_LABEL.lower()},
+        "Labels": {"wharf.bench": SIM_LABEL.lower(),
+                   SHARD_KEY: f"s{int(digest[:8], 16) % SHARDS}"},
         "State": "running" if running else "exited",
         "Status": "Up About a minute" if running else "Exited (0) 30 seconds ago",
         "HostConfig": {"NetworkMode": "none"}, "NetworkSettings": {"Networks": {}},
@@ -479,7 +486,8 @@ class SimFleet:
     """
 
     def __init__(self, url: str, nodes: Sequence[str], containers: int,
-                 heartbeat_interval: float, snapshot_interval: float = 30.0) -> None:
+                 heartbeat_interval: float,
+                 snapshot_interval: float = SIM_SNAPSHOT_INTERVAL) -> None:
         self.url, self.nodes = url, list(nodes)
         self.heartbeat_interval, self.snapshot_interval = heartbeat_interval, snapshot_interval
         started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -969,64 +977,101 @@ class DownSample:
     recover: float
 
 
-def scale_section(args: argparse.Namespace, base: Path) -> list[DownSample]:
+@dataclass
+class ScaleFigures:
+    """Section 4's figures for the goals of issue #15 item 1."""
+
+    view: float = 0.0  # seconds from the agents' start to every container listed
+    reads: dict[str, Dist] = field(default_factory=dict)  # by the goal's key
+    idle_cpu: float = 0.0  # fraction of one core
+    idle_rss_mib: float = 0.0
+    profile: Path | None = None  # the scale gateway's cProfile output (--profile-gateway)
+    down: list[DownSample] = field(default_factory=list)
+
+
+# issue #15 item 1, at 1,000 nodes x 30 containers
+GOAL_VIEW, GOAL_ALL, GOAL_FILTER, GOAL_NODES, GOAL_IDLE = 3.0, 0.250, 0.015, 0.030, 0.10
+
+
+def scale_section(args: argparse.Namespace, base: Path) -> ScaleFigures:
     nodes = [f"sim-{i:02d}" for i in range(args.agents)]
     total = args.agents * args.containers
     running = sum(i % 10 != 9 for i in range(args.containers)) * args.agents
+    figures = ScaleFigures()
     print(f"\n## 4. control-plane scale: {args.agents} {SIM_LABEL} agents x {args.containers} "
           f"containers = {total} (in this process, real protocol over the real broker; no "
           "wharfd, no containers)")
     with ExitStack() as stack:
         vhost = stack.enter_context(private_vhost("scale"))
-        gateway = stack.enter_context(running_gateway(base / "gateway-scale", vhost.url,
-                                                      args.node_down_after))
+        # with --scale-only, --profile-gateway profiles this gateway (there is no other)
+        gateway = stack.enter_context(running_gateway(
+            base / "gateway-scale", vhost.url, args.node_down_after,
+            profile=args.profile_gateway and args.scale_only))
+        figures.profile = gateway.profile
         client = stack.enter_context(gateway.client())
         started = time.perf_counter()
         fleet = stack.enter_context(sim_fleet(vhost.sim_url, nodes, args.containers,
                                               args.heartbeat_interval))
         ready = wait_nodes(client, nodes, timeout=120)
-        while len(client.get("/v1/containers", params={"all": "1"}).json()) < total:
+        # the whole view, asked for its ids only (a gateway without `fields` sends every field)
+        while len(client.get("/v1/containers", params={"all": "1", "fields": "Id"}).json()) \
+                < total:
             if time.perf_counter() - started > 120:
                 raise BenchError("the cluster view did not reach every simulated container")
-            time.sleep(0.2)
-        converged = time.perf_counter() - started
+            time.sleep(0.1)
+        figures.view = time.perf_counter() - started
         print(f"\nview: {args.agents} nodes ready {ready:.2f}s and all {total} containers in "
-              f"GET /v1/containers?all=1 {converged:.2f}s after the agents started "
-              "(first snapshots)")
-        scale_reads(client, args, total, running, nodes)
-        samples = down_section(client, fleet, nodes, args)
-        idle_cost(gateway, args)
+              f"GET /v1/containers?all=1 {figures.view:.2f}s after the agents started "
+              "(first snapshots; polled every 0.1 s)")
+        scale_reads(client, args, total, running, nodes, figures)
+        figures.down = down_section(client, fleet, nodes, args)
+        idle_cost(gateway, args, figures, window=SIM_SNAPSHOT_INTERVAL)
     print(f"\n(scale run: {time.perf_counter() - started:.0f}s)")
-    return samples
+    scale_verdicts(args, figures)
+    return figures
 
 
 def scale_reads(client: httpx.Client, args: argparse.Namespace, total: int, running: int,
-                nodes: Sequence[str]) -> None:
+                nodes: Sequence[str], figures: ScaleFigures) -> None:
+    """4a: the view's reads, timed from the request to the answer's last byte (the rows are
+    counted from the last answer afterwards: the bench's own JSON parsing is not the
+    gateway's latency)."""
     one = nodes[len(nodes) // 2]
-    sizes: dict[str, int] = {}
-    counts: dict[str, int] = {}
+    shard = f"s{SHARDS // 2}"
+    last: dict[str, httpx.Response] = {}
 
     def sized(label: str, path: str, params: dict[str, str]) -> Request:
         def run(_i: int) -> None:
-            response = expect(client, "GET", path, 200, params=params)
-            sizes[label] = len(response.content)
-            counts[label] = len(response.json())
+            last[label] = expect(client, "GET", path, 200, params=params)
         return run
 
     cases = [
-        ("GET /v1/containers (running only)", sized("a", "/v1/containers", {})),
-        ("GET /v1/containers?all=1", sized("b", "/v1/containers", {"all": "1"})),
-        (f"GET /v1/containers?filters=node={one}",
-         sized("c", "/v1/containers", {"filters": json.dumps({"node": [one]})})),
-        ("GET /v1/nodes", sized("d", "/v1/nodes", {})),
+        ("running", "GET /v1/containers (running only)", {}),
+        ("all", "GET /v1/containers?all=1", {"all": "1"}),
+        ("page", "GET /v1/containers?all=1&limit=1000 (first page)",
+         {"all": "1", "limit": "1000"}),
+        ("node", f"GET /v1/containers?filters=node={one}",
+         {"filters": json.dumps({"node": [one]})}),
+        ("label", f"GET /v1/containers?filters=label={SHARD_KEY}={shard}",
+         {"filters": json.dumps({"label": [f"{SHARD_KEY}={shard}"]})}),
     ]
-    samples = round_robin(cases, args.scale_requests)
+    timed = [(label, sized(key, "/v1/containers", params)) for key, label, params in cases]
+    timed.append(("GET /v1/nodes", sized("nodes", "/v1/nodes", {})))
+    keys = [key for key, _, _ in cases] + ["nodes"]
+    samples = round_robin(timed, args.scale_requests)
     rows = []
-    for (label, _), key in zip(cases, "abcd", strict=True):
-        rows.append([*lat_row(label, samples[label])[:6], str(counts[key]),
-                     f"{sizes[key] / 1024:.0f}"])
-    print_table(f"4a. cluster view reads with {total} containers ({running} running)",
-                ["", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "rows", "KiB"], rows)
+    for (label, _), key in zip(timed, keys, strict=True):
+        figures.reads[key] = Dist.of(samples[label])
+        rows.append([*lat_row(label, samples[label])[:6], str(len(last[key].json())),
+                     f"{len(last[key].content) / 1024:.0f}"])
+    print_table(f"4a. cluster view reads with {total} containers ({running} running), "
+                "request to last byte", ["", "n", "p50 ms", "p90 ms", "p99 ms", "max ms",
+                                         "rows", "KiB"], rows)
+    dispatch_reads(client, args, nodes)
+
+
+def dispatch_reads(client: httpx.Client, args: argparse.Namespace, nodes: Sequence[str]
+                   ) -> None:
     spread = [(f"gateway -> {len(nodes)} {SIM_LABEL} nodes: GET containers/json "
                f"({args.containers * 9 // 10} rows)",
                lambda i: hit(client, "GET", f"/v1/nodes/{nodes[i % len(nodes)]}"
@@ -1038,6 +1083,32 @@ def scale_reads(client: httpx.Client, args: argparse.Namespace, total: int, runn
     dispatch = round_robin(spread, min(args.requests, 200))
     print_table(f"4b. dispatch to {SIM_LABEL} nodes (answered from memory by this process), "
                 "sequential", LAT_HEADER, [lat_row(label, dispatch[label]) for label, _ in spread])
+
+
+def scale_verdicts(args: argparse.Namespace, figures: ScaleFigures) -> None:
+    """The goals of issue #15 item 1, met or not, from this run's figures only."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    reads = figures.reads
+    at_goal = args.agents >= 1000 and args.containers >= 30
+    print(f"\n## issue #15 item 1 goals (for 1,000 nodes x 30 containers; this run: "
+          f"{args.agents} x {args.containers}{'' if at_goal else ', smaller: not the goal'})\n")
+    worst_filter = max(reads["node"].p99, reads["label"].p99)
+    for line in (
+            f"view whole {figures.view:.2f} s after start (goal <= {GOAL_VIEW:.0f} s): "
+            f"{verdict(figures.view <= GOAL_VIEW)}",
+            f"GET /v1/containers?all=1 p99 {ms(reads['all'].p99)} ms (goal <= "
+            f"{GOAL_ALL * 1e3:.0f}): {verdict(reads['all'].p99 <= GOAL_ALL)}",
+            f"node filter p99 {ms(reads['node'].p99)} ms, label filter p99 "
+            f"{ms(reads['label'].p99)} ms (goal <= {GOAL_FILTER * 1e3:.0f}): "
+            f"{verdict(worst_filter <= GOAL_FILTER)}",
+            f"GET /v1/nodes p99 {ms(reads['nodes'].p99)} ms (goal <= {GOAL_NODES * 1e3:.0f}): "
+            f"{verdict(reads['nodes'].p99 <= GOAL_NODES)}",
+            f"idle gateway {figures.idle_cpu * 100:.1f}% of a core (goal <= "
+            f"{GOAL_IDLE * 100:.0f}%), VmRSS {figures.idle_rss_mib:.0f} MiB: "
+            f"{verdict(figures.idle_cpu <= GOAL_IDLE)}"):
+        print(line)
 
 
 def down_section(client: httpx.Client, fleet: SimFleet, nodes: Sequence[str],
@@ -1073,7 +1144,10 @@ def down_section(client: httpx.Client, fleet: SimFleet, nodes: Sequence[str],
     return samples
 
 
-def idle_cost(gateway: GatewayProc, args: argparse.Namespace, window: float = 3.0) -> None:
+def idle_cost(gateway: GatewayProc, args: argparse.Namespace, figures: ScaleFigures,
+              window: float) -> None:
+    """The gateway's CPU (a fraction of one core) and RSS while the agents only heartbeat
+    and send their snapshots: over one snapshot period, so one round of snapshots counts."""
     before, t = cpu_seconds(gateway.process.pid), time.perf_counter()
     time.sleep(window)
     used = (cpu_seconds(gateway.process.pid) - before) / (time.perf_counter() - t)
@@ -1082,8 +1156,10 @@ def idle_cost(gateway: GatewayProc, args: argparse.Namespace, window: float = 3.
         for line in Path(f"/proc/{gateway.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
+    figures.idle_cpu, figures.idle_rss_mib = used, rss / 1024
     print(f"\ngateway at rest with {args.agents} agents heartbeating every "
-          f"{args.heartbeat_interval}s: {used * 100:.1f}% of one CPU, VmRSS {rss / 1024:.0f} MiB")
+          f"{args.heartbeat_interval}s: {used * 100:.1f}% of one CPU over {window:.0f} s, "
+          f"VmRSS {rss / 1024:.0f} MiB")
 
 
 # ---- the real-node runs ---------------------------------------------------------------------
@@ -1238,7 +1314,9 @@ def main() -> int:
                                  "library/busybox:latest: run `make images`")
             profile = real_runs(args, base, figures)
         if args.scale:
-            figures.down = scale_section(args, base)
+            scale = scale_section(args, base)
+            figures.down = scale.down
+            profile = profile or scale.profile
         targets(args, figures)
         print_profile(profile)
     except KeyboardInterrupt:

@@ -262,6 +262,60 @@ def test_the_gateway_rebuilds_its_view_after_a_restart(cluster: Cluster) -> None
         stop_gateway(fresh)
 
 
+def test_the_view_filters_pages_and_comes_back_from_its_database_after_a_restart(
+        cluster: Cluster) -> None:
+    with cluster.gateway.client() as client:
+        for node, name, tier in (("n1", "a1", "web"), ("n1", "a2", "db"), ("n2", "b1", "web")):
+            made = client.post(f"/v1/nodes/{node}/containers/run?wait=true&name={name}",
+                               json={**SLEEPER, "Labels": {"tier": tier}})
+            assert made.status_code == 201, made.text
+        wait_for(lambda: len(client.get("/v1/containers").json()) == 3)
+
+        def names(**params: str) -> list[str]:
+            listed = client.get("/v1/containers", params=params)
+            assert listed.status_code == 200, listed.text
+            return sorted(r["Names"][0] for r in listed.json())
+
+        assert names(filters=json.dumps({"label": ["tier=web"]})) == ["/a1", "/b1"]
+        assert names(filters=json.dumps({"node": ["n1"]})) == ["/a1", "/a2"]
+        assert names(filters=json.dumps({"node": ["n2"], "label": ["tier=db"]})) == []
+        pages, params = [], {"limit": "2", "fields": ["Names", "Node"]}
+        while True:
+            page = client.get("/v1/containers", params=params)
+            pages += page.json()
+            if "x-wharf-next-cursor" not in page.headers:
+                break
+            params["cursor"] = page.headers["x-wharf-next-cursor"]
+        assert [r["Node"] for r in pages] == ["n1", "n1", "n2"]  # in (node, id) order
+        assert sorted(r["Names"][0] for r in pages) == ["/a1", "/a2", "/b1"]
+        assert set(pages[0]) == {"Names", "Node"}
+        for bad in ({"limit": "0"}, {"fields": "Nope"}, {"cursor": "AAAA"}):
+            assert client.get("/v1/containers", params=bad).status_code == 400
+        shown = {"fields": ["Id", "Node", "Names", "State", "Labels", "Image"]}
+        before = client.get("/v1/containers", params=shown).json()
+        counts = {n: (d["Containers"], d["Running"]) for n, d in nodes(client).items()}
+    # The daemons fall silent, so no snapshot can rebuild the view: after the restart it can
+    # only come from gateway.db.
+    for daemon in cluster.daemons.values():
+        os.kill(daemon.process.pid, signal.SIGSTOP)
+    gateway = cluster.gateway
+    try:
+        stop_gateway(gateway)
+        port = int(gateway.url.rsplit(":", 1)[1])
+        cluster.gateway = fresh = start_gateway(gateway.log.parent, cluster.amqp_url,
+                                                port=port)
+        try:
+            with fresh.client() as client:
+                assert client.get("/v1/containers", params=shown).json() == before
+                assert {n: (d["Containers"], d["Running"])
+                        for n, d in nodes(client).items()} == counts
+        finally:
+            stop_gateway(fresh)
+    finally:
+        for daemon in cluster.daemons.values():
+            os.kill(daemon.process.pid, signal.SIGCONT)
+
+
 def test_unknown_routes_and_bad_input_are_refused(cluster: Cluster) -> None:
     with cluster.gateway.client() as client:
         assert client.get("/v1/containers", params={"filters": "{"}).status_code == 400

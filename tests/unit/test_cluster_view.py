@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from tests.unit.test_gateway_openapi import Gateway
+from wharf.amqp_async import AsyncDelivery
 from wharf.dockerapi import UP_STATES, ZERO_TIME, status_text
 from wharf.errors import InvalidArgument
+from wharf.gateway.bus import Bus
 from wharf.gateway.status import render_rows, status_at
 from wharf.gateway.store import ClusterStore
 from wharf.gateway.view import (
@@ -364,3 +366,18 @@ def test_the_openapi_document_describes_limit_cursor_and_fields(gateway: Gateway
     assert "pattern" in parameters["cursor"]["schema"]["anyOf"][0]
     assert "Node" in parameters["fields"]["schema"]["anyOf"][0]["items"]["enum"]
     assert "X-Wharf-Next-Cursor" in operation["responses"]["200"]["headers"]
+
+
+def test_a_snapshot_json_cannot_carry_is_dropped_as_malformed_and_the_view_stays(
+        tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    assert store.snapshot(_snap(1, [{"Id": "c1", "State": "running"}]), now=1.0)
+    bus = Bus("amqp://unused/", "gw", store, on_event=lambda: None)
+    body = _snap(2, [{"Id": "c2", "State": "running"}]).model_dump_json().encode() \
+        .replace(b'"State":"running"', b'"State":"running","Cpu":NaN')
+    bus._on_message(AsyncDelivery(body, "node.n1.snapshot", 1, False, None, None,
+                                  "wharf-node-n1", 0))
+    assert bus.dropped["malformed"] == 1
+    assert [r.id for r in store.select({}, True)[0]] == ["c1"]
+    assert render_rows(store.select({}, True)[0], 0).startswith(b'[{"Id":"c1"')
+    store.close()

@@ -3,8 +3,8 @@
 One :class:`~wharf.messaging.AsyncBroker` on uvicorn's event loop both publishes and consumes,
 so a command's publish never waits for another's confirm, and a result reaches the request that
 waits for it without crossing a thread (no GIL hand-over on the hot path). Each message is
-applied to the :class:`~wharf.gateway.store.ClusterStore` (a short SQLite transaction) and then
-acked.
+applied to the :class:`~wharf.gateway.store.ClusterStore` (its view in memory; a short SQLite
+transaction when something durable changed) and then acked.
 
 The gateway's queue ``wharf.gw.<gateway-id>`` is durable and bound both to its results and to
 every node's reports, so nothing the daemons say while the gateway restarts is lost; stale
@@ -107,10 +107,10 @@ class Bus:
     def _on_message(self, delivery: AsyncDelivery) -> None:
         try:
             self.handle(delivery.routing_key, delivery.body, delivery.user_id)
-        except ValidationError as exc:
+        except ValueError as exc:  # ValidationError, or a value JSON cannot carry (NaN)
             self.dropped["malformed"] += 1
             log.warning("dropped a malformed message (%s): %s", delivery.routing_key,
-                        exc.errors()[:1])
+                        exc.errors()[:1] if isinstance(exc, ValidationError) else exc)
             self.broker.reject(delivery)
             return
         self.broker.ack(delivery)
