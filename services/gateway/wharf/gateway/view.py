@@ -11,15 +11,14 @@ key and key=value (the ``label`` filter), with each node's counts kept as rows c
 A snapshot is applied as a :class:`Diff` against the node's rows (:meth:`ContainerIndex.diff`
 then, once the durable copy has it, :meth:`ContainerIndex.apply`): a row whose content did not
 change (``Status`` aside: the gateway words it itself) is neither written nor rebuilt. Rows are
-listed in (node, id) order, the order a page's cursor (:func:`encode_cursor`) continues from.
+listed in (node, id) order, the order a page's cursor (:func:`encode_cursor`: ``NODE/ID``)
+continues from.
 
 Not thread-safe: the store calls it under its lock.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import hashlib
 import json
@@ -38,7 +37,8 @@ MICROSECOND = timedelta(microseconds=1)
 # Where a row's Status goes: a value no container's JSON holds (a fresh one per process).
 _SLOT = f"wharf-status-{uuid.uuid4().hex}"
 _SLOT_JSON = json.dumps(_SLOT).encode()
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,600}")
+# A page's cursor: the node (wharf.protocol's node name) and the id of the row before it.
+CURSOR = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}/[!-~]{1,256}")
 _K = TypeVar("_K")
 
 
@@ -140,27 +140,21 @@ def _match(row: Entry, key: str, value: str) -> bool:
 
 
 def encode_cursor(row: Entry) -> str:
-    """The cursor of the page after ``row`` (opaque to clients)."""
-    raw = f"{row.node}\n{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    """The cursor of the page after ``row``: ``NODE/ID`` (its node and id)."""
+    return f"{row.node}/{row.id}"
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    """(node, id) after which a page starts.
+    """(node, id) after which a page starts: any node and id, a row of the view or not (the
+    page is what follows them in (node, id) order).
 
     Raises:
-        InvalidArgument: not a cursor this gateway gave.
+        InvalidArgument: not ``NODE/ID`` (the route's pattern says so first).
     """
-    try:
-        if not _CURSOR.fullmatch(cursor):
-            raise ValueError(cursor)
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        node, newline, container = raw.partition("\n")
-        if not newline or not node:
-            raise ValueError(cursor)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument(f"invalid cursor {cursor!r}: pass the X-Wharf-Next-Cursor of "
-                              "the previous page as it came") from None
+    if not CURSOR.fullmatch(cursor):
+        raise InvalidArgument(f"invalid cursor {cursor!r}: it is NODE/ID, the previous "
+                              "page's X-Wharf-Next-Cursor as it came")
+    node, _, container = cursor.partition("/")
     return node, container
 
 

@@ -29,18 +29,19 @@ from wharf.gateway.models import (
 )
 from wharf.gateway.routes import Filters, NodeName
 from wharf.gateway.status import node_document, now_us, render_rows
-from wharf.gateway.view import decode_cursor, dumps, encode_cursor
+from wharf.gateway.view import CURSOR, decode_cursor, dumps, encode_cursor
 
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description=(
     f"At most this many rows (1 to {MAX_LIMIT}); when more follow, the answer's "
     "X-Wharf-Next-Cursor header is the cursor of the next page"))]
-Cursor = Annotated[str | None, Query(min_length=1, max_length=600, pattern="^[A-Za-z0-9_-]+$",
-                                     description="Where a page starts: the previous page's "
-                                     "X-Wharf-Next-Cursor, as it came")]
+Cursor = Annotated[str | None, Query(pattern=f"^{CURSOR.pattern}$", description=(
+    "Where a page starts: after the row NODE/ID (the previous page's X-Wharf-Next-Cursor)"))]
 Fields = Annotated[list[ContainerField] | None, Query(description=(
-    "Only these fields of each row (repeat the parameter: fields=Id&fields=Node)"))]
-_NEXT = {"X-Wharf-Next-Cursor": {"description": "the cursor of the next page (only when "
-                                                "more rows follow)",
+    "Only these fields of each row, in this order (repeat the parameter: "
+    "fields=Id&fields=Node; a field named again counts once)"))]
+_NEXT = {"X-Wharf-Next-Cursor": {"description": "the cursor of the next page, NODE/ID of "
+                                                "this page's last row (only when more rows "
+                                                "follow)",
                                  "schema": {"type": "string"}},
          "Link": {"description": '<the next page>; rel="next" (only when more rows follow)',
                   "schema": {"type": "string"}}}
@@ -94,8 +95,8 @@ async def cluster_containers(request: Request, dispatcher: Dispatch, all: bool =
     unknown = set(terms) - set(CLUSTER_FILTERS)
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
-    if fields is not None and len(set(fields)) != len(fields):
-        raise InvalidArgument(f"fields: a field is named twice in {fields}")
+    if fields is not None:
+        fields = list(dict.fromkeys(fields))
     after = decode_cursor(cursor) if cursor is not None else None
     rows, more = dispatcher.store.select(terms, all, after, limit)
     response = Response(render_rows(rows, now_us(), fields), media_type="application/json")
