@@ -24,7 +24,10 @@ daemon's own API in the same run):
 4. the control-plane scale run (``--scale``): ``--agents`` SIMULATED agents in this process
    (real protocol over the real broker: heartbeats, snapshots of ``--containers`` containers
    each, command answers; no wharfd, no containers) against a fresh gateway: view convergence,
-   ``GET /v1/containers``, ``GET /v1/nodes``, dispatch to simulated nodes, node-down detection.
+   ``GET /v1/containers`` (running, ``all=1``, a first page, a node and a label filter; timed to
+   the answer's last byte), ``GET /v1/nodes``, dispatch to simulated nodes, node-down
+   detection, the idle gateway's CPU over one snapshot period; then whether each goal of issue
+   #15 item 1 is met, from this run's figures.
 
 Everything runs on a private RabbitMQ vhost (created and deleted with ``rabbitmqctl``) with its
 own gateway process(es) and wharfd daemons (data roots under a temporary directory in

@@ -236,14 +236,14 @@ def test_a_snapshot_diff_names_only_what_changed() -> None:
     index = ContainerIndex()
     first = [{"Id": f"c{i}", "State": "running", "Status": "Up 1 second"} for i in range(5)]
     diff = index.diff("n1", first)
-    assert [e.id for e, _ in diff.upserts] == [f"c{i}" for i in range(5)] and not diff.removed
+    assert [e.id for e in diff.upserts] == [f"c{i}" for i in range(5)] and not diff.removed
     index.apply(diff)
     # Status text aged (the gateway words its own), c1 stopped, c4 gone, c9 new
     second = [{**c, "Status": "Up 2 minutes"} for c in first[:4]]
     second[1] = {**second[1], "State": "exited"}
     second.append({"Id": "c9", "State": "running"})
     diff = index.diff("n1", second)
-    assert [e.id for e, _ in diff.upserts] == ["c1", "c9"] and diff.removed == ["c4"]
+    assert [e.id for e in diff.upserts] == ["c1", "c9"] and diff.removed == ["c4"]
     index.apply(diff)
     assert not index.diff("n1", second)
     assert index.counts("n1") == (5, 4)

@@ -171,7 +171,7 @@ class ClusterStore(CommandRecords):
             if old is not None and old.engine_id == snap.engine_id and old.seq > snap.seq:
                 return False
             diff = self.view.diff(snap.node, snap.containers)
-            images = view.content_digest({"Images": snap.images})
+            images = view.digest_of(snap.images)
             with self._write() as db:
                 if old is None:
                     db.execute("INSERT INTO nodes (name, first_seen, last_seen) VALUES (?,?,?)",
@@ -183,7 +183,7 @@ class ClusterStore(CommandRecords):
                                [(snap.node, key) for key in diff.removed])
                 db.executemany("INSERT OR REPLACE INTO containers (node, id, data)"
                                " VALUES (?,?,?)",
-                               [(snap.node, e.id, data) for e, data in diff.upserts])
+                               [(snap.node, e.id, view.stored(e)) for e in diff.upserts])
                 if self._images.get(snap.node) != images:
                     db.execute("DELETE FROM images WHERE node=?", (snap.node,))
                     db.executemany("INSERT OR REPLACE INTO images (node, id, data)"
@@ -210,8 +210,8 @@ class ClusterStore(CommandRecords):
                 db.execute("UPDATE nodes SET seq=? WHERE name=?", (event.seq, event.node))
                 if changed is not None:
                     db.execute("INSERT OR REPLACE INTO containers (node, id, data)"
-                               " VALUES (?,?,?)",
-                               (event.node, event.actor_id, json.dumps(event.container)))
+                               " VALUES (?,?,?)", (event.node, event.actor_id,
+                                                   view.stored(changed)))
                 elif event.type == "container":
                     db.execute("DELETE FROM containers WHERE node=? AND id=?",
                                (event.node, event.actor_id))

@@ -75,7 +75,7 @@ class Entry:
     never_finished: bool
     head: bytes  # the row's JSON up to its Status value
     tail: bytes  # and after it
-    digest: bytes  # of the entry as the node sent it, Status aside
+    digest: bytes  # of its row's JSON, Status aside (what a snapshot's row is compared by)
     parts: dict[str, bytes] | None = field(default=None)  # each field's JSON, when asked
 
     def fields(self) -> dict[str, bytes]:
@@ -87,34 +87,46 @@ class Entry:
         return self.parts
 
 
-def entry(node: str, data: dict[str, Any], digest: bytes | None = None,
-          key: str | None = None) -> Entry:
+def entry(node: str, data: dict[str, Any], key: str | None = None) -> Entry:
     """``data`` (a node's list entry) as an :class:`Entry` of ``node``, under ``key`` (its
     ``Id`` unless told)."""
+    return _entry(node, data, dumps({**data, "Node": node, "Status": _SLOT}), key)
+
+
+def _entry(node: str, data: dict[str, Any], rendered: bytes, key: str | None) -> Entry:
     started_at = str(data.get("StartedAt") or ZERO_TIME)
     finished_at = str(data.get("FinishedAt") or ZERO_TIME)
     try:
         exit_code = int(data.get("ExitCode") or 0)
     except (TypeError, ValueError):
         exit_code = 0
-    head, _, tail = dumps({**data, "Node": node, "Status": _SLOT}).partition(_SLOT_JSON)
+    head, _, tail = rendered.partition(_SLOT_JSON)
     labels = data.get("Labels")
     return Entry(
-        node=node, id=key if key is not None else str(data["Id"]), state=str(data.get("State", "")),
-        names=tuple(str(n) for n in data.get("Names") or ()),
+        node=node, id=key if key is not None else str(data["Id"]),
+        state=str(data.get("State", "")), names=tuple(str(n) for n in data.get("Names") or ()),
         image=str(data.get("Image") or ""), image_id=str(data.get("ImageID") or ""),
         labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         exit_code=exit_code, started=stamp(started_at), finished=stamp(finished_at),
         never_started=started_at == ZERO_TIME, never_finished=finished_at == ZERO_TIME,
-        head=head + b'"', tail=b'"' + tail,
-        digest=digest if digest is not None else content_digest(data))
+        head=head + b'"', tail=b'"' + tail, digest=_digest(rendered))
 
 
-def content_digest(data: dict[str, Any]) -> bytes:
-    """What tells a changed entry from an unchanged one: its JSON but ``Status`` (a daemon's
-    text that ages by itself; the gateway words its own)."""
-    kept = {k: v for k, v in data.items() if k != "Status"}
-    return hashlib.blake2b(json.dumps(kept, sort_keys=True).encode(), digest_size=16).digest()
+def _digest(rendered: bytes) -> bytes:
+    """What tells a changed entry from an unchanged one: its row's JSON with the Status slot
+    (the daemon's ``Status`` text ages by itself; the gateway words its own)."""
+    return hashlib.blake2b(rendered, digest_size=16).digest()
+
+
+def stored(row: Entry) -> str:
+    """The JSON the durable copy keeps of a row: the row with its ``Node`` and an empty
+    ``Status`` (what :func:`entry` takes back at load)."""
+    return (row.head + row.tail).decode()
+
+
+def digest_of(value: Any) -> bytes:
+    """A digest of any JSON value (a snapshot's images: rewritten only when they change)."""
+    return _digest(dumps(value))
 
 
 def matches(row: Entry, terms: dict[str, list[str]]) -> bool:
@@ -163,7 +175,7 @@ class Diff:
     """What a snapshot changes on its node: rows to write (new or changed) and ids gone."""
 
     node: str
-    upserts: list[tuple[Entry, str]]  # the entry and its JSON as stored
+    upserts: list[Entry]
     removed: list[str]
 
     def __bool__(self) -> bool:
@@ -189,19 +201,19 @@ class ContainerIndex:
     def diff(self, node: str, containers: Iterable[dict[str, Any]]) -> Diff:
         """A snapshot's rows against what the view has of ``node`` (nothing changes yet)."""
         have = self._rows.get(node, {})
-        upserts: list[tuple[Entry, str]] = []
+        upserts: list[Entry] = []
         seen: set[str] = set()
         for data in containers:
-            digest = content_digest(data)
             key = str(data["Id"])
             seen.add(key)
+            rendered = dumps({**data, "Node": node, "Status": _SLOT})
             old = have.get(key)
-            if old is None or old.digest != digest:
-                upserts.append((entry(node, data, digest), json.dumps(data)))
+            if old is None or old.digest != _digest(rendered):
+                upserts.append(_entry(node, data, rendered, key))
         return Diff(node, upserts, [key for key in have if key not in seen])
 
     def apply(self, diff: Diff) -> None:
-        for row, _ in diff.upserts:
+        for row in diff.upserts:
             self.put(row)
         for key in diff.removed:
             self.remove(diff.node, key)
