@@ -18,12 +18,22 @@ import pika.exceptions
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.spec import Basic
 
-from wharf.amqp import Declaration, Delivery, login, safe_url, topology_declarations
+from wharf.amqp import (
+    Declaration,
+    Delivery,
+    broker_urls,
+    login,
+    queue_type,
+    safe_url,
+    topology_declarations,
+    with_queue_type,
+)
 from wharf.errors import Unavailable
 
 log = logging.getLogger("wharf.messaging")
 __all__ = ["CONNECT_TIMEOUT", "AsyncBroker", "AsyncDelivery", "Setup"]
 
+NEXT_BROKER_PAUSE = 0.05  # seconds before trying the next broker of a cluster
 CONNECT_TIMEOUT = 5.0
 
 
@@ -73,7 +83,10 @@ class AsyncBroker:
                  on_message: Callable[[AsyncDelivery], None] | None = None,
                  backoff_max: float = 5.0, connect_wait: float = 3.0,
                  in_order_acks: bool = False, topology: bool = True) -> None:
-        self.url, self.prefetch, self.setup, self.on_message = url, prefetch, setup, on_message
+        self.urls = broker_urls(url)  # a cluster's nodes: tried in turn (wharf.amqp)
+        self.queue_type = queue_type(self.urls)
+        self._at = 0  # the index of the URL connected to (or tried next)
+        self.prefetch, self.setup, self.on_message = prefetch, setup, on_message
         self.topology, self.user_id = topology, login(url)
         # in_order_acks: the consumer settles every delivery before the next one (ack or
         # reject), so the acks of one loop iteration can go as one ``multiple`` ack.
@@ -88,6 +101,11 @@ class AsyncBroker:
         self._opening: _Channel | None = None  # set while setup declares on a new channel
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+
+    @property
+    def url(self) -> str:
+        """The broker URL connected to (or tried next)."""
+        return self.urls[self._at]
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="amqp")
@@ -117,8 +135,8 @@ class AsyncBroker:
         """Publish (persistent; mandatory unless told otherwise) and return once confirmed.
         ``user_id`` is the login unless told otherwise (only an account with RabbitMQ's
         ``impersonator`` tag may name another: the simulated nodes of bench/dispatch.py).
-        A connection lost before the confirm means one more try over the next connection
-        (at-least-once; receivers deduplicate by id).
+        A connection lost before the confirm, or a nack, means one more try over the next
+        connection (at-least-once; receivers deduplicate by id).
 
         Raises:
             Unavailable: no queue is bound for ``routing_key``, the broker refused the message,
@@ -147,8 +165,14 @@ class AsyncBroker:
             except _Returned as exc:
                 raise Unavailable(f"no queue takes {exchange}/{routing_key}") from exc
             except _Nacked as exc:
-                raise Unavailable(f"RabbitMQ refused a message to {exchange}/{routing_key}"
-                                  ) from exc
+                # After a quorum queue's leader changed, RabbitMQ 3.10 may go on nacking on
+                # the channel that published before (measured: still after 120 s), while a
+                # new connection's first publish is taken: one more try over a new one.
+                if attempt == 2:
+                    raise Unavailable(f"RabbitMQ refused a message to {exchange}/{routing_key}"
+                                      ) from exc
+                if self._current is current:  # not one another nacked publish replaced
+                    self.reconnect()
 
     async def _ready(self) -> _Channel:
         if self._current is None:
@@ -206,30 +230,41 @@ class AsyncBroker:
         return self._current is not None and self._current.generation == delivery.channel
 
     async def declare(self, declarations: list[Declaration]) -> None:
-        """Declare on the current channel (for ``setup``)."""
+        """Declare on the current channel (for ``setup``); durable queues of this broker's
+        :attr:`queue_type`."""
         current = await self._ready_or_opening()
-        for method, kwargs in declarations:
+        for method, kwargs in with_queue_type(declarations, self.queue_type):
             await self._rpc(getattr(current.channel, method), **kwargs)
 
     # --- the connection -------------------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = 0.1
+        """Connect, and after any loss connect again: to the next broker of the address at
+        once, with backoff only once every broker failed in a row."""
+        delay, failed = 0.1, 0
         while True:
             try:
                 await self._connect()
-                delay = 0.1
+                delay, failed = 0.1, 0
                 await self._lost.wait()
                 if not self._closing:
                     log.warning("RabbitMQ connection to %s lost; reconnecting", safe_url(self.url))
             except (Unavailable, _Lost, pika.exceptions.AMQPError, TimeoutError) as exc:
-                log.warning("RabbitMQ unavailable (%s); retrying in %.1fs", exc, delay)
+                failed += 1
+                log.warning("RabbitMQ at %s unavailable (%s)", safe_url(self.url), exc)
             self._drop(_Lost("connection lost"))
             self._shut()
             if self._closing:
                 return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff_max)
+            self._at = (self._at + 1) % len(self.urls)
+            if len(self.urls) == 1 or (failed and failed % len(self.urls) == 0):
+                if len(self.urls) > 1:
+                    log.warning("no broker of %d answered; retrying in %.1fs", len(self.urls),
+                                delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+            else:
+                await asyncio.sleep(NEXT_BROKER_PAUSE)  # no busy loop if each one drops us
 
     def _shut(self) -> None:
         connection = self._connection

@@ -25,11 +25,14 @@ from wharf import topology
 from wharf.amqp import (
     Declaration,
     Delivery,
+    broker_urls,
     login,
     node_queue_declarations,
     passive,
+    queue_type,
     safe_url,
     topology_declarations,
+    with_queue_type,
 )
 from wharf.amqp_async import AsyncBroker, AsyncDelivery
 from wharf.errors import Unavailable
@@ -75,6 +78,16 @@ def declare_node_queues(channel: BlockingChannel, node: str) -> str:
     return topology.command_queue(node)
 
 
+def _url_of(connection: pika.BlockingConnection, urls: list[str]) -> str:
+    """Which of ``urls`` the connection reached (by host and port)."""
+    params = connection._impl.params
+    for url in urls:
+        candidate = pika.URLParameters(url)
+        if (candidate.host, candidate.port) == (params.host, params.port):
+            return url
+    return urls[0]
+
+
 class Broker:
     """One connection and channel, with confirms on; not thread-safe (one per thread).
 
@@ -83,7 +96,9 @@ class Broker:
     """
 
     def __init__(self, url: str, *, prefetch: int = 100, topology: bool = True) -> None:
-        self.url = url
+        self.url = url  # one URL or a cluster's, separated by commas (wharf.amqp)
+        self.urls, self._at = broker_urls(url), 0
+        self.queue_type = queue_type(self.urls)
         self.prefetch = prefetch
         self.topology, self.user_id = topology, login(url)
         self._connection: pika.BlockingConnection | None = None
@@ -97,17 +112,22 @@ class Broker:
         return self._channel
 
     def _connect(self) -> None:
+        """Connect to the broker that answered last, else to the next of the address."""
         self.close()
+        order = self.urls[self._at:] + self.urls[:self._at]
         try:
-            params = pika.URLParameters(self.url)
-            self._connection = pika.BlockingConnection(params)
+            # pika tries the parameters in order and connects to the first that answers
+            self._connection = pika.BlockingConnection(
+                [pika.URLParameters(url) for url in order])
+            self._at = self.urls.index(_url_of(self._connection, order))
             channel = self._connection.channel()
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=self.prefetch)
             if self.topology:
-                declare_topology(channel)
+                _apply(channel, with_queue_type(topology_declarations(), self.queue_type))
         except pika.exceptions.AMQPError as exc:
             self.close()
+            self._at = (self._at + 1) % len(self.urls)
             raise Unavailable(f"RabbitMQ at {safe_url(self.url)} is unavailable: {exc!r}") from exc
         self._channel = channel
 
@@ -133,9 +153,10 @@ class Broker:
                 self.channel.basic_publish(exchange, routing_key, body, properties,
                                            mandatory=mandatory)
             except (pika.exceptions.ConnectionClosed, pika.exceptions.ChannelClosed,
-                    pika.exceptions.StreamLostError):
-                # A connection the broker dropped is only noticed here: reconnect and send
-                # once more (at-least-once; receivers deduplicate by command id).
+                    pika.exceptions.StreamLostError, pika.exceptions.NackError):
+                # A connection the broker dropped is only noticed here, and after a quorum
+                # queue's leader changed RabbitMQ may go on nacking on the old channel:
+                # reconnect and send once more (at-least-once; receivers deduplicate by id).
                 self.close()
                 self.channel.basic_publish(exchange, routing_key, body, properties,
                                            mandatory=mandatory)

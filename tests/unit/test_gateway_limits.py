@@ -196,7 +196,7 @@ def test_the_limits_stand_behind_the_bearer_check(tmp_path: Path) -> None:
     # Starlette runs the middleware added last first: BearerAuth must name the principal
     # before RequestLimits counts it.
     app = create_app(GatewaySettings(state_dir=tmp_path, tokens_file=tmp_path / "tokens",
-                                     amqp_url="amqp://x@127.0.0.1/v"))
+                                     amqp_url="amqp://x:y@127.0.0.1/v"))
     order = [m.cls for m in app.user_middleware]
     assert order.index(auth.BearerAuth) < order.index(RequestLimits)
 

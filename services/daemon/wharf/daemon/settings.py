@@ -15,6 +15,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wharf.amqp import broker_urls
 from wharf.daemon.core.images.compression import InflateLimit
 from wharf.daemon.core.runtime.logfiles import DEFAULT_LOG_OPTS, parse_log_opts
 from wharf.daemon.listen import ListenAddress, parse_listen_address
@@ -110,6 +111,17 @@ class DaemonSettings(BaseSettings):
     # each need their own; wharf's iptables chains are named after a non-default bridge.
     bridge: str = Field(default="wharf0", pattern=r"^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$")
     bridge_subnet: str | None = None  # daemon.json also takes dockerd's "bip" for it
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _brokers(cls, value: str | None) -> str | None:
+        """One AMQP URL, or a RabbitMQ cluster's separated by commas (wharf.amqp)."""
+        if value is not None:
+            try:
+                broker_urls(value)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None  # the message hides any password
+        return value
 
     @field_validator("data_root", "run_dir")
     @classmethod

@@ -10,9 +10,14 @@ from typing import Any, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wharf.amqp import broker_urls
+from wharf.errors import InvalidArgument
+
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WHARF_GATEWAY_", extra="forbid")
+    # hide_input_in_errors: an error about the broker address must not print its password
+    model_config = SettingsConfigDict(env_prefix="WHARF_GATEWAY_", extra="forbid",
+                                      hide_input_in_errors=True)
 
     listen: str = Field(default="127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$")
     # `make rabbitmq` writes the gateway's own account as WHARF_GATEWAY_AMQP_URL to
@@ -47,6 +52,17 @@ class GatewaySettings(BaseSettings):
     node_tls_ca: Path | None = None
     node_tls_cert: Path | None = None
     node_tls_key: Path | None = None
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _brokers(cls, value: str | None) -> str | None:
+        """One AMQP URL, or a RabbitMQ cluster's separated by commas (wharf.amqp)."""
+        if value is not None:
+            try:
+                broker_urls(value)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None  # the message hides any password
+        return value
 
     @field_validator("state_dir", "tokens_file")
     @classmethod
