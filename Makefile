@@ -29,6 +29,7 @@ help:
 	@echo "make rabbitmq       RabbitMQ running, with the control plane's vhost and users (/etc/wharf/amqp.env)"
 	@echo "make dockerd        install docker.io, start dockerd for the interop tests (no iptables, forwarding, bridge)"
 	@echo "make cluster-up     gateway + NODES=3 daemons in network namespaces; writes .wharf/cluster.env"
+	@echo "                    BROKERS=3: on a RabbitMQ cluster of 3 brokers with quorum queues"
 	@echo "make cluster-down   stop that cluster and remove its containers, namespaces and queues"
 	@echo "make certs          CA + server + client certificates for wharfd on TCP with TLS (CERT_DIR=/etc/wharf/tls CERT_HOSTS=a,b)"
 
@@ -58,10 +59,12 @@ rabbitmq: setup
 dockerd:
 	@infra/dockerd.sh
 
-# A local cluster: gateway + NODES daemons, each in its own network namespace (docs/cluster.md).
+# A local cluster: gateway + NODES daemons, each in its own network namespace (docs/cluster.md);
+# BROKERS > 1 puts the control plane on a RabbitMQ cluster of that many brokers.
 NODES ?= 3
+BROKERS ?= 1
 cluster-up: setup images
-	@infra/cluster.sh up $(NODES)
+	@WHARF_CLUSTER_BROKERS=$(BROKERS) infra/cluster.sh up $(NODES)
 
 cluster-down:
 	@infra/cluster.sh down

@@ -4,6 +4,11 @@
 #
 # Usage: infra/cluster.sh up [NODES] | down | status
 #
+# BROKERS (WHARF_CLUSTER_BROKERS, default 1): with more than one, the control plane runs on a
+#       RabbitMQ cluster of that many brokers (infra/brokers.sh: 127.0.0.1:5701…, quorum
+#       queues) instead of the system's broker; the gateway and every node get all their URLs.
+#       Changing it needs a `down` first.
+#
 # up    RabbitMQ (with the control plane's own vhost and users), the registry, a gateway on
 #       127.0.0.1:$WHARF_CLUSTER_GATEWAY_PORT and NODES daemons. Each daemon lives in its own
 #       network namespace (wharf-nodeN) with its own address on the bridge $BRIDGE
@@ -46,6 +51,10 @@ TLS_DIR="$CLUSTER_ETC/tls"
 TOKENS_FILE="$CLUSTER_ETC/gateway-tokens"
 TOKEN_FILE="$CLUSTER_ETC/token"
 MAX_NODES=50
+BROKERS="${WHARF_CLUSTER_BROKERS:-1}"
+BROKERS_PORT="${WHARF_BROKERS_PORT:-5700}"
+BROKERS_MARK="$CLUSTER_RUN/brokers"  # how many brokers the running cluster was started with
+export WHARF_BROKERS_ENV="${WHARF_BROKERS_ENV:-$CLUSTER_ETC/brokers.env}"
 
 node_addr() { printf '%s.%s' "$NET" $(( 10 + $1 )); }
 node_ns() { printf '%snode%s' "$PREFIX" "$1"; }
@@ -71,6 +80,13 @@ ensure_vhost() {  # the gateway's account of rabbitmq.sh, also on a vhost of our
 # exists: a user is global to the broker), as a URL on this cluster's vhost and bridge address.
 node_amqp_url() {
     local file=$CLUSTER_ETC/node$1.amqp.env url
+    if (( BROKERS > 1 )); then  # one URL per broker, at the bridge address (the forwarder's)
+        file=$CLUSTER_ETC/node$1.brokers.env
+        WHARF_AMQP_VHOST=$VHOST WHARF_AMQP_HOST=$HOST_ADDR "$WHARF_REPO/infra/brokers.sh" node \
+            "node$1" "$file" >&2 || die "could not make node$1's account on the brokers"
+        grep -oP '^WHARF_AMQP_URL=\K.*' "$file"
+        return
+    fi
     WHARF_AMQP_VHOST=$VHOST "$WHARF_REPO/infra/rabbitmq.sh" node "node$1" "$file" \
         || die "could not make node$1's RabbitMQ account (infra/rabbitmq.sh node node$1)"
     url=$(amqp_url WHARF_AMQP_URL "$file")
@@ -114,8 +130,15 @@ ensure_forwarder() {
     if pid=$(pid_of "$pidfile" forward.py); then
         return
     fi
+    local amqp=("$HOST_ADDR:5672=127.0.0.1:5672") i
+    if (( BROKERS > 1 )); then
+        amqp=()
+        for (( i = 1; i <= BROKERS; i++ )); do
+            amqp+=("$HOST_ADDR:$(( BROKERS_PORT + i ))=127.0.0.1:$(( BROKERS_PORT + i ))")
+        done
+    fi
     start_background "$pidfile" "$CLUSTER_LOG/forward.log" python3 \
-        "$WHARF_REPO/infra/cluster/forward.py" "$HOST_ADDR:5672=127.0.0.1:5672" \
+        "$WHARF_REPO/infra/cluster/forward.py" "${amqp[@]}" \
         "$HOST_ADDR:$WHARF_REGISTRY_PORT=127.0.0.1:$WHARF_REGISTRY_PORT"
     await forwarder "$STARTED_PID" "$CLUSTER_LOG/forward.log" \
         bash -c "exec 3<>/dev/tcp/$HOST_ADDR/$WHARF_REGISTRY_PORT" 2>/dev/null
@@ -145,8 +168,15 @@ ensure_gateway() {
     [[ -z $(port_listener "$GATEWAY_PORT") ]] || die "TCP port $GATEWAY_PORT is in use:
   $(port_listener "$GATEWAY_PORT")
 Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
+    local url
+    if (( BROKERS > 1 )); then
+        url=$(grep -oP '^WHARF_GATEWAY_AMQP_URL=\K.*' "$WHARF_BROKERS_ENV") \
+            || die "$WHARF_BROKERS_ENV has no WHARF_GATEWAY_AMQP_URL"
+    else
+        url=$(amqp_url WHARF_GATEWAY_AMQP_URL)
+    fi
     start_background "$pidfile" "$CLUSTER_LOG/gateway.log" env \
-        "WHARF_GATEWAY_AMQP_URL=$(amqp_url WHARF_GATEWAY_AMQP_URL)" "$GATEWAY_BIN" serve \
+        "WHARF_GATEWAY_AMQP_URL=$url" "$GATEWAY_BIN" serve \
         --listen "127.0.0.1:$GATEWAY_PORT" --state-dir "$CLUSTER_ROOT/gateway" \
         --tokens-file "$TOKENS_FILE" --gateway-id "$GATEWAY_ID" \
         --tls-cert "$TLS_DIR/server-cert.pem" --tls-key "$TLS_DIR/server-key.pem" \
@@ -229,9 +259,18 @@ up() {
     require_root
     require_cmd ip nsenter curl openssl python3
     [[ -x $WHARFD_BIN && -x $GATEWAY_BIN ]] || die "wharf is not installed; run 'make setup'"
+    [[ $BROKERS =~ ^[1-7]$ ]] || die "BROKERS must be a number from 1 to 7 (got '$BROKERS')"
     mkdir -p "$CLUSTER_RUN" "$CLUSTER_LOG" "$CLUSTER_ROOT" "$CLUSTER_ETC"
-    "$WHARF_REPO/infra/rabbitmq.sh"
-    ensure_vhost
+    if [[ -e $BROKERS_MARK && $(cat "$BROKERS_MARK") != "$BROKERS" ]]; then
+        die "this cluster runs with BROKERS=$(cat "$BROKERS_MARK"); 'make cluster-down' first"
+    fi
+    echo "$BROKERS" >"$BROKERS_MARK"
+    if (( BROKERS > 1 )); then
+        WHARF_AMQP_VHOST=$VHOST "$WHARF_REPO/infra/brokers.sh" up "$BROKERS"
+    else
+        "$WHARF_REPO/infra/rabbitmq.sh"
+        ensure_vhost
+    fi
     "$WHARF_REPO/infra/up.sh" registry
     ensure_bridge
     ensure_forwarder
@@ -272,7 +311,8 @@ down_node() {
     ip link del "$(node_veth "$i")" 2>/dev/null || true
     ip netns del "$(node_ns "$i")" 2>/dev/null || true
     rmdir /sys/fs/cgroup/*/"$(node_ns "$i")" /sys/fs/cgroup/"$(node_ns "$i")" 2>/dev/null || true
-    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
+    if (( BROKERS == 1 )) && command -v rabbitmqctl >/dev/null \
+        && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
         rabbitmqctl -q delete_queue -p "$VHOST" "wharf.cmd.node$i" >/dev/null 2>&1 || true
         rabbitmqctl -q delete_queue -p "$VHOST" "wharf.bcast.node$i" >/dev/null 2>&1 || true
     fi
@@ -295,6 +335,7 @@ drop_unused_node_accounts() {
 down() {
     local i
     require_root
+    [[ -e $BROKERS_MARK ]] && BROKERS=$(cat "$BROKERS_MARK")  # what it was started with
     for (( i = 1; i <= MAX_NODES; i++ )); do
         [[ -e $(node_pidfile "$i") ]] || ip netns list 2>/dev/null | grep -qw "^$(node_ns "$i")" \
             || continue
@@ -303,7 +344,10 @@ down() {
     stop gateway "$CLUSTER_RUN/gateway.pid" wharf-gateway
     stop forwarder "$CLUSTER_RUN/forward.pid" forward.py
     ip link del "$BRIDGE" 2>/dev/null || true
-    if command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
+    if (( BROKERS > 1 )); then  # the brokers are the cluster's own: they go with it
+        "$WHARF_REPO/infra/brokers.sh" down
+        rm -f "$CLUSTER_ETC"/node*.brokers.env
+    elif command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
         if [[ $VHOST == wharf ]]; then
             rabbitmqctl -q delete_queue -p wharf "wharf.gw.$GATEWAY_ID" >/dev/null 2>&1 || true
         else
@@ -311,7 +355,7 @@ down() {
             drop_unused_node_accounts
         fi
     fi
-    rm -f "$ENV_FILE"
+    rm -f "$ENV_FILE" "$BROKERS_MARK"
     if [[ ${PURGE:-0} == 1 ]]; then
         umount_under "$CLUSTER_ROOT"
         rm -rf --one-file-system "$CLUSTER_ROOT"
