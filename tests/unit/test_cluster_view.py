@@ -5,6 +5,7 @@ the RFC 3339 text, filters over every row)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
@@ -19,7 +20,7 @@ from tests.unit.test_gateway_openapi import Gateway
 from wharf.amqp_async import AsyncDelivery
 from wharf.dockerapi import UP_STATES, ZERO_TIME, status_text
 from wharf.errors import InvalidArgument
-from wharf.gateway.bus import Bus
+from wharf.gateway.bus import ACK_HOLD_MAX, ACK_HOLD_SECONDS, Bus
 from wharf.gateway.status import render_rows, status_at
 from wharf.gateway.store import ClusterStore
 from wharf.gateway.view import (
@@ -392,4 +393,48 @@ def test_a_snapshot_json_cannot_carry_is_dropped_as_malformed_and_the_view_stays
     assert bus.dropped["malformed"] == 1
     assert [r.id for r in store.select({}, True)[0]] == ["c1"]
     assert render_rows(store.select({}, True)[0], 0).startswith(b'[{"Id":"c1"')
+    store.close()
+
+
+class AckLog:
+    """The broker side of acks: which deliveries were acked, in order."""
+
+    user_id = "gw"
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    def ack(self, delivery: AsyncDelivery) -> None:
+        self.acked.append(delivery.delivery_tag)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_acks_are_held_briefly_and_go_as_one_for_many_messages(tmp_path: Path) -> None:
+    store = ClusterStore(tmp_path / "gw.db")
+    bus = Bus("amqp://unused/", "gw", store, on_event=lambda: None)
+    acks = AckLog()
+    bus.broker = acks  # type: ignore[assignment]
+    beat = Heartbeat(node="n1", seq=0, sent_at=datetime.now(UTC), load=LOAD,
+                     version="1").model_dump_json().encode()
+
+    def deliver(tag: int) -> None:
+        bus._on_message(AsyncDelivery(beat, "node.n1.heartbeat", tag, False, None, None,
+                                      "wharf-node-n1", 0))
+
+    async def scenario() -> None:
+        for tag in (1, 2, 3):
+            deliver(tag)
+        assert acks.acked == []  # held
+        await asyncio.sleep(ACK_HOLD_SECONDS * 2)
+        assert acks.acked == [3]  # one ack for the three (the broker's is `multiple`)
+        for tag in range(4, 4 + ACK_HOLD_MAX):
+            deliver(tag)
+        assert acks.acked == [3, 3 + ACK_HOLD_MAX]  # never more than ACK_HOLD_MAX held
+        deliver(200)
+        await bus.close()  # what is held is acked before the connection goes
+        assert acks.acked[-1] == 200
+
+    asyncio.run(scenario())
     store.close()

@@ -63,6 +63,9 @@ def _since(then: int | None, now: int) -> str:
     return human_duration(max(0.0, (now - then) / 1_000_000))
 
 
+_KNOWN = frozenset({"Id", "Node", "Status"})  # fields an entry holds as they are listed
+
+
 def render_rows(rows: Sequence[Entry], now: int, fields: Sequence[str] | None = None) -> bytes:
     """``GET /v1/containers``' body: the rows with their node and a fresh ``Status``; with
     ``fields``, only those fields of each row (in that order; a field a row lacks is left
@@ -71,12 +74,18 @@ def render_rows(rows: Sequence[Entry], now: int, fields: Sequence[str] | None = 
         return b"[" + b",".join([r.head + status_at(r, now).encode() + r.tail
                                  for r in rows]) + b"]"
     keys = [(name, dumps(name) + b":") for name in fields]
+    parse = not set(fields) <= _KNOWN  # only Id, Node, Status: no row needs parsing
     out = []
     for row in rows:
-        parts = row.fields()
-        items = [key + (b'"' + status_at(row, now).encode() + b'"' if name == "Status"
-                        else parts[name]) for name, key in keys
-                 if name == "Status" or name in parts]
+        data = row.document() if parse else {}
+        items = []
+        for name, key in keys:
+            if name == "Status":
+                items.append(key + b'"' + status_at(row, now).encode() + b'"')
+            elif name in _KNOWN:
+                items.append(key + dumps(row.id if name == "Id" else row.node))
+            elif name in data:
+                items.append(key + dumps(data[name]))
         out.append(b"{" + b",".join(items) + b"}")
     return b"[" + b",".join(out) + b"]"
 
