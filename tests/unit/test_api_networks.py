@@ -80,13 +80,25 @@ def test_create_passes_the_docker_cli_body(api: tuple[TestClient, FakeNetworks])
     assert client.get("/networks/nope").status_code == 404
 
 
+def test_create_takes_docker_composes_attachable(api: tuple[TestClient, FakeNetworks]) -> None:
+    client, networks = api  # docker-compose 1.29 sends Attachable: true with every network
+    body = {"Name": "proj_default", "Driver": None, "Options": None, "IPAM": None,
+            "CheckDuplicate": True, "Internal": False, "Labels": {
+                "com.docker.compose.network": "default", "com.docker.compose.project": "proj"},
+            "EnableIPv6": False, "Attachable": True}
+    reply = client.post("/v1.41/networks/create", json=body)
+    assert reply.status_code == 201, reply.text
+    assert networks.created[0][:2] == ("proj_default", None)
+
+
 @pytest.mark.parametrize(("body", "status"), [
     ([], 400),
     ({}, 400),
     ({"Name": 5}, 400),
     ({"Name": "n", "Driver": "overlay"}, 400),
     ({"Name": "n", "EnableIPv6": True}, 400),
-    ({"Name": "n", "Attachable": True}, 400),
+    ({"Name": "n", "Ingress": True}, 400),
+    ({"Name": "n", "ConfigOnly": True}, 400),
     ({"Name": "n", "IPAM": {"Driver": "other"}}, 400),
     ({"Name": "n", "IPAM": {"Config": [{"Subnet": "10.0.0.0/24"}, {"Subnet": "10.1.0.0/24"}]}},
      400),

@@ -142,10 +142,12 @@ def _create_ipam(body: dict[str, Any]) -> tuple[str | None, str | None]:
         raise InvalidArgument(f"network driver {driver!r} is not supported: only bridge")
     if body.get("EnableIPv6"):
         raise InvalidArgument("IPv6 networks are not supported by wharf")
-    if body.get("Attachable") or body.get("Ingress") or body.get("ConfigOnly") \
-            or body.get("ConfigFrom"):
-        raise InvalidArgument("swarm network options (Attachable, Ingress, ConfigOnly, "
-                              "ConfigFrom) are not supported")
+    # Attachable matters to swarm's overlay networks only; dockerd accepts it on a local
+    # bridge, and docker-compose sends Attachable: true with every network it creates:
+    # accepted and ignored (docs/docker-api.md).
+    if body.get("Ingress") or body.get("ConfigOnly") or body.get("ConfigFrom"):
+        raise InvalidArgument("swarm network options (Ingress, ConfigOnly, ConfigFrom) are "
+                              "not supported")
     ipam = _object(body.get("IPAM"), "IPAM")
     if str(ipam.get("Driver") or "default") != "default":
         raise InvalidArgument(f"IPAM driver {ipam.get('Driver')!r} is not supported")

@@ -47,7 +47,9 @@ class ContainerFilter:
                                  and record.state.exit_code == int(v)),
             "health": lambda v: health.filter_value(record.state.health) == v,
         }
-        return all(any(checks[key](value) for value in values)
+        # dockerd: the values of one key match if any does, but every label must be there
+        # (docker-compose finds a service's containers by project, service and one-off labels)
+        return all((all if key == "label" else any)(checks[key](value) for value in values)
                    for key, values in self.terms.items() if values)
 
 

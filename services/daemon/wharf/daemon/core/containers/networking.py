@@ -191,6 +191,10 @@ class ContainerNetworking:
         async with self.ctx.locks[record.id]:
             record = self.ctx.records.get(record.id)
             mode = record.options.network
+            if mode == "none" and record.detached_from and \
+                    record.state.status not in (Status.RUNNING, Status.PAUSED):
+                self._reattach(record, network.name, ip, aliases)
+                return
             if mode in ("host", "none") or mode.startswith("container:"):
                 raise Conflict(f"container cannot be disconnected from host network or "
                                f"connected to host network (mode {mode})")
@@ -218,6 +222,17 @@ class ContainerNetworking:
             record.endpoints = {**record.endpoints,
                                 network.name: {"ip": ip, "aliases": list(aliases)}}
             self.ctx.records.save(record)
+
+    def _reattach(self, record: ContainerRecord, network: str, ip: str | None,
+                  aliases: list[str]) -> None:
+        """A stopped container whose own network was disconnected gets ``network`` as its own
+        (its mode), with the address and aliases asked for, at its next start."""
+        mode = "bridge" if network == "bridge" else network
+        record.options = record.options.model_copy(update={"network_mode": mode})
+        record.host_config = {**record.host_config, "NetworkMode": mode}
+        record.endpoints = {**record.endpoints, network: {"ip": ip, "aliases": list(aliases)}}
+        record.detached_from = ""
+        self.ctx.records.save(record)
 
     async def disconnect(self, network_ref: str, text: str, force: bool = False) -> None:
         """``network disconnect``: detach now (running) and forget it for the next start."""
@@ -252,4 +267,5 @@ class ContainerNetworking:
             if network.id == primary:  # inspect shows the change too
                 record.options = record.options.model_copy(update={"network_mode": "none"})
                 record.host_config = {**record.host_config, "NetworkMode": "none"}
+                record.detached_from = "" if running else network.name
             self.ctx.records.save(record)

@@ -61,6 +61,10 @@ class ContainerRecord(BaseModel):
     endpoints: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Docker's NetworkSettings while the network is set up ({} after teardown)
     network: dict[str, Any] = Field(default_factory=dict)
+    # The network a stopped container's own network was disconnected from (its mode is none
+    # then): a connect makes the network it names its own again, as dockerd keeps the mode
+    # (docker-compose disconnects and reconnects each network to set the aliases).
+    detached_from: str = ""
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,109 @@
+"""docker-compose 1.29 (Debian's) drives wharfd as it drives dockerd: a project of two services
+on the default network, a named volume, a published port and ``depends_on``: up -d, ps, service
+names in DNS, logs, exec -T, and down -v leaving nothing behind (issue #16)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_fixture import Daemon, running_daemon
+from tests.integration.conftest import SeededRegistry
+from tests.integration.gateway_fixture import free_port, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("docker-compose") is None,
+                                 reason="docker-compose is not installed (make setup installs it)")]
+
+COMPOSE_FILE = """\
+version: "3.8"
+services:
+  db:
+    image: busybox
+    command: sh -c "echo db up; echo kept > /data/kept; exec sleep 300"
+    stop_grace_period: 1s
+    volumes:
+      - data:/data
+  web:
+    image: busybox
+    command: sh -c "echo hello from web > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"
+    stop_grace_period: 1s
+    ports:
+      - "127.0.0.1:{port}:8080"
+    depends_on:
+      - db
+volumes:
+  data:
+"""
+
+
+@pytest.fixture
+def daemon(seeded_registry: SeededRegistry, tmp_path: Path) -> Iterator[Daemon]:
+    with running_daemon(tmp_path / "d", mirrors=[seeded_registry.registry.url]) as made:
+        yield made
+
+
+def _compose(daemon: Daemon, project: Path, *args: str,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "WHARF_"))},
+           "DOCKER_HOST": f"unix://{daemon.socket}", "COMPOSE_INTERACTIVE_NO_CLI": "1"}
+    done = subprocess.run(["docker-compose", "--no-ansi", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    if check:
+        assert done.returncode == 0, f"docker-compose {' '.join(args)}: {done.stderr[-2000:]}"
+    return done
+
+
+def _listed(daemon: Daemon, what: str, project: str) -> list[str]:
+    label = json.dumps({"label": [f"com.docker.compose.project={project}"]})
+    path = {"containers": "/containers/json?all=1&filters=", "volumes": "/volumes?filters=",
+            "networks": "/networks?filters="}[what] + urllib.request.quote(label)
+    status, body = daemon.request("GET", path)
+    assert status == 200
+    data = json.loads(body)
+    items = data["Volumes"] or [] if what == "volumes" else data
+    return sorted(str(item.get("Name") or item["Names"][0]) for item in items)
+
+
+def test_a_two_service_project_up_ps_dns_logs_exec_down(daemon: Daemon, tmp_path: Path) -> None:
+    name = f"wc{uuid.uuid4().hex[:8]}"
+    project = tmp_path / name
+    project.mkdir()
+    port = free_port()
+    (project / "docker-compose.yml").write_text(COMPOSE_FILE.format(port=port))
+    try:
+        _compose(daemon, project, "up", "-d")
+        rows = _compose(daemon, project, "ps").stdout.splitlines()[2:]
+        assert sorted(r.split()[0] for r in rows) == [f"{name}_db_1", f"{name}_web_1"]
+        assert all(" Up " in f"{r} " for r in rows), rows
+        assert _listed(daemon, "containers", name) == [f"/{name}_db_1", f"/{name}_web_1"]
+        assert _listed(daemon, "volumes", name) == [f"{name}_data"]
+        assert _listed(daemon, "networks", name) == [f"{name}_default"]
+        resolved = _compose(daemon, project, "exec", "-T", "web", "ping", "-c1", "-W2", "db")
+        assert "1 packets received" in resolved.stdout
+        assert "kept" in _compose(daemon, project, "exec", "-T", "db", "cat", "/data/kept").stdout
+        logs = wait_for(lambda: _compose(daemon, project, "logs", "db").stdout
+                        if "db up" in _compose(daemon, project, "logs", "db").stdout else "")
+        assert "db up" in logs
+        page = wait_for(lambda: _get(f"http://127.0.0.1:{port}/index.html"))
+        assert page == "hello from web\n"
+    finally:
+        _compose(daemon, project, "down", "-v", check=False)
+    for what in ("containers", "volumes", "networks"):
+        assert _listed(daemon, what, name) == [], what
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback only
+            return str(answer.read().decode())
+    except OSError:
+        return ""
