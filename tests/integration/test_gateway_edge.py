@@ -194,7 +194,7 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(amqp_url: str, certs:
 
 
 def _serve_briefly(*options: str) -> subprocess.CompletedProcess[str]:
-    args = [GATEWAY, "serve", "--amqp-url", "amqp://nobody@127.0.0.1:1/none", *options]
+    args = [GATEWAY, "serve", "--amqp-url", "amqp://nobody:none@127.0.0.1:1/none", *options]
     return subprocess.run(args, capture_output=True, text=True, env=_clean_env(), timeout=30,
                           check=False)
 
