@@ -194,6 +194,35 @@ def test_mirror_fallback_for_docker_hub() -> None:
                     "https://registry-1.docker.io/v2/library/alpine/manifests/latest"]
 
 
+def test_a_mirrors_404_with_docker_hub_out_of_reach_says_both() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "mirror.test":
+            return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN",
+                                                         "message": "manifest unknown"}]})
+        raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution",
+                                 request=request)
+
+    with pytest.raises(NotFound) as caught:
+        run(handler, lambda c: c.get_manifest(reference.parse("alpine"), None),
+            mirrors=["http://mirror.test:5000/"])
+    message = str(caught.value)
+    assert message.startswith("manifest for alpine not found: manifest unknown (the mirror "
+                              "mirror.test:5000 answered 404; registry registry-1.docker.io is "
+                              "unreachable: ")
+    assert message.endswith("name resolution)")
+
+
+def test_a_mirrors_404_alone_stays_as_it_was() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN",
+                                                     "message": "manifest unknown"}]})
+
+    with pytest.raises(NotFound) as caught:
+        run(handler, lambda c: c.get_manifest(reference.parse("alpine"), None),
+            mirrors=["http://mirror.test/"])
+    assert str(caught.value) == "manifest for alpine not found: manifest unknown"
+
+
 def test_endpoints_and_insecure() -> None:
     client = RegistryClient(mirrors=["https://m.test"], insecure=["127.0.0.0/8", "reg.lan:5000",
                                                                   "10.0.0.0/8"])

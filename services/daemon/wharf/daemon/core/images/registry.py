@@ -248,6 +248,7 @@ class RegistryClient:
         # A mirror's 404 is kept: when every later endpoint is unreachable (an offline host
         # with a local mirror), "manifest unknown" is the answer, not "registry unreachable".
         held: httpx.Response | None = None
+        held_from = ""
         try:
             for position, base in enumerate(bases):
                 url = path if isinstance(path, httpx.URL) else httpx.URL(base + path)
@@ -258,15 +259,19 @@ class RegistryClient:
                         content=content, params=params, retry=retry,
                         denied=replies.denied(ref, push),
                     )
-                except (Unavailable, DeadlineExceeded):
+                except (Unavailable, DeadlineExceeded) as exc:
                     if not last:
                         continue
                     if held is None:
                         raise
                     response, held = held, None
+                    # both sides in the message: the mirror's 404 may only mean it has not
+                    # got the image, and the upstream that would have it is out of reach
+                    response.extensions["wharf.fallback"] = (
+                        f"the mirror {held_from} answered 404; {exc}")
                 if not last and (response.status_code == 404 or response.status_code >= 500):
                     if held is None and response.status_code == 404:
-                        held = response
+                        held, held_from = response, httpx.URL(base).netloc.decode()
                     else:
                         await response.aclose()
                     continue

@@ -58,6 +58,9 @@ async def check(
         error = InvalidArgument(f"{what}: {detail}")
     else:
         error = Internal(f"{what}: unexpected registry reply {status}")
+    fallback = response.extensions.get("wharf.fallback")
+    if fallback:  # a mirror's 404 answered for an upstream out of reach (registry._request)
+        error = type(error)(f"{error.message} ({fallback})")
     raise error
 
 
