@@ -21,7 +21,9 @@ from tests.integration.gateway_fixture import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("docker-compose") is None,
-                                 reason="docker-compose is not installed (make setup installs it)")]
+                                 reason="docker-compose is not installed (make setup installs it)"),
+              pytest.mark.skipif(shutil.which("docker") is None,
+                                 reason="no docker CLI (make dockerd installs it)")]
 
 COMPOSE_FILE = """\
 version: "3.8"
@@ -54,7 +56,9 @@ def daemon(seeded_registry: SeededRegistry, tmp_path: Path) -> Iterator[Daemon]:
 def _compose(daemon: Daemon, project: Path, *args: str,
              check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "WHARF_"))},
-           "DOCKER_HOST": f"unix://{daemon.socket}", "COMPOSE_INTERACTIVE_NO_CLI": "1"}
+           "DOCKER_HOST": f"unix://{daemon.socket}"}  # run and exec go through the docker
+    # CLI, as they do for a user who has it (compose's own path races: dockerpty attaches
+    # after the start, so a short command has exited and dockerd too answers 409)
     done = subprocess.run(["docker-compose", "--no-ansi", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=180, check=False)
     if check:
@@ -107,3 +111,46 @@ def _get(url: str) -> str:
             return str(answer.read().decode())
     except OSError:
         return ""
+
+
+HEALTHY_FILE = """\
+version: "3.8"
+services:
+  db:
+    image: busybox
+    command: sh -c "touch /tmp/ready; exec sleep 300"
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      retries: 5
+  web:
+    image: busybox
+    command: sh -c "exec sleep 300"
+    stop_grace_period: 1s
+    depends_on:
+      db:
+        condition: service_healthy
+"""
+
+
+def test_service_healthy_scale_run_and_restart(daemon: Daemon, tmp_path: Path) -> None:
+    name = f"wc{uuid.uuid4().hex[:8]}"
+    project = tmp_path / name
+    project.mkdir()
+    (project / "docker-compose.yml").write_text(HEALTHY_FILE)
+    try:
+        _compose(daemon, project, "up", "-d")  # web waits for db's health check
+        rows = _compose(daemon, project, "ps").stdout
+        assert "Up (healthy)" in rows
+        _compose(daemon, project, "up", "-d", "--scale", "web=3")
+        assert _listed(daemon, "containers", name) == [
+            f"/{name}_db_1", f"/{name}_web_1", f"/{name}_web_2", f"/{name}_web_3"]
+        ran = _compose(daemon, project, "run", "--rm", "web", "sh", "-c",
+                       "echo from-run; ping -c1 -W2 db")
+        assert "from-run" in ran.stdout and "1 packets received" in ran.stdout
+        _compose(daemon, project, "restart", "db")
+        assert "Up" in _compose(daemon, project, "ps", "db").stdout
+    finally:
+        _compose(daemon, project, "down", "-v", check=False)
+    assert _listed(daemon, "containers", name) == []

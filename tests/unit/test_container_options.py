@@ -50,6 +50,13 @@ def _refused(host: dict[str, Any], config: dict[str, Any] | None = None) -> str:
     return caught.value.message
 
 
+def test_links_on_a_user_defined_network_are_taken() -> None:
+    # docker-compose run sends the service's dependencies as links
+    parsed = opts.parse({"Links": ["ct_db_1:db", "ct_db_1:ct_db_1", "ct_db_1"],
+                         "NetworkMode": "ct_default"}, CONFIG)
+    assert parsed.network_mode == "ct_default"
+
+
 @pytest.mark.parametrize(("host", "message"), [
     # dockerd's verifyPlatformContainerResources
     ({"Memory": 1024}, "Minimum memory limit allowed is 6MB"),
@@ -119,7 +126,10 @@ def _refused(host: dict[str, Any], config: dict[str, Any] | None = None) -> str:
     ({"PortBindings": {"80/sctp": [{"HostPort": "8080"}]}}, "invalid protocol in port"),
     ({"PortBindings": {"80/tcp": [{"HostPort": "70000"}]}}, "invalid host port '70000'"),
     ({"NetworkMode": "container:"}, "network mode container: needs a container name or ID"),
-    ({"Links": ["a:b"]}, "--link (Links) is not supported by wharf"),
+    ({"Links": ["a:b"]}, "--link (Links) is not supported by wharf on the default bridge"),
+    ({"Links": ["a:b"], "NetworkMode": "bridge"}, "--link (Links) is not supported by wharf"),
+    ({"Links": ["a:b:c"], "NetworkMode": "proj_default"}, "Links must be a list of NAME"),
+    ({"Links": "a:b", "NetworkMode": "proj_default"}, "Links must be a list of NAME"),
     ({"Tmpfs": {"rel": ""}},
      "invalid mount config for type \"tmpfs\": invalid mount path: 'rel' mount path must be "
      "absolute"),

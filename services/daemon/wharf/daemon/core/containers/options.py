@@ -186,9 +186,7 @@ def parse(host: Mapping[str, Any], config: Mapping[str, Any]) -> ContainerOption
     Raises:
         InvalidArgument: a value dockerd refuses, in its words, or one wharf cannot honour.
     """
-    if host.get("Links"):
-        raise InvalidArgument("--link (Links) is not supported by wharf: put the containers on "
-                              "a user-defined network (wharf network create) and use names")
+    _links(host.get("Links"), _network_mode(host.get("NetworkMode")))
     restart = _restart(host.get("RestartPolicy"))
     auto_remove = _bool(host, "AutoRemove")
     if auto_remove and restart.name != "no":
@@ -231,6 +229,23 @@ def from_record(host: Mapping[str, Any], config: Mapping[str, Any]) -> Container
     except InvalidArgument as exc:
         return ContainerOptions(network_mode=str(host.get("NetworkMode") or "default"),
                                 auto_remove=bool(host.get("AutoRemove")), refused=exc.message)
+
+
+def _links(links: Any, mode: str) -> None:
+    """``Links`` ("NAME[:ALIAS]"): on a user-defined network they add nothing the network's
+    DNS does not give (every container there answers by name, and docker-compose's services
+    by their service name too), so they are checked and left at that; docker-compose sends
+    them with every ``run``. On the default bridge, where they would mean /etc/hosts entries
+    and environment variables, wharf refuses them."""
+    if not links:
+        return
+    if not isinstance(links, list) or not all(isinstance(x, str) and x.split(":")[0]
+                                              and x.count(":") <= 1 for x in links):
+        raise InvalidArgument("Links must be a list of NAME[:ALIAS] strings")
+    if mode in ("default", "bridge", "host", "none") or mode.startswith("container:"):
+        raise InvalidArgument("--link (Links) is not supported by wharf on the default bridge: "
+                              "put the containers on a user-defined network (wharf network "
+                              "create) and use names")
 
 
 def _network_mode(value: Any) -> str:
