@@ -79,7 +79,8 @@ def old_matches(row: dict[str, Any], terms: dict[str, list[str]]) -> bool:
                             ("=" not in v or row["Labels"][v.partition("=")[0]] ==
                              v.partition("=")[2])),
     }
-    return all(any(checks[key](v) for v in values) for key, values in terms.items())
+    return all((all if key == "label" else any)(checks[key](v) for v in values)
+               for key, values in terms.items())
 
 
 def old_list(containers: list[tuple[str, dict[str, Any]]], terms: dict[str, list[str]],
@@ -157,6 +158,7 @@ def _fleet(rng: random.Random, nodes: int = 6, each: int = 12) -> list[tuple[str
 
 TERMS = [{}, {"node": ["node2"]}, {"node": ["node2", "node4", "nowhere"]},
          {"label": ["tier=web"]}, {"label": ["tier"]}, {"label": ["zone=ü", "tier=db"]},
+         {"label": ["zone=a", "zone=b"]}, {"label": ["tier", "zone=b"]},
          {"label": ["tier=web"], "node": ["node1"]}, {"status": ["exited"]},
          {"name": ["app-3"]}, {"ancestor": ["busybox"]}, {"ancestor": ["sha256:bbb"]},
          {"id": ["0"]}, {"status": ["running", "paused"], "label": ["zone=a"]}]

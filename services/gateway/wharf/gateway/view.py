@@ -127,8 +127,10 @@ def digest_of(value: Any) -> bytes:
 
 
 def matches(row: Entry, terms: dict[str, list[str]]) -> bool:
-    """Whether a row passes ``/v1/containers`` filters: any value of a key, every key."""
-    return all(any(_match(row, key, v) for v in values) for key, values in terms.items())
+    """Whether a row passes ``/v1/containers`` filters: any value of a key, every key; every
+    ``label`` (as dockerd: docker-compose finds a service by three labels)."""
+    return all((all if key == "label" else any)(_match(row, key, v) for v in values)
+               for key, values in terms.items())
 
 
 def _match(row: Entry, key: str, value: str) -> bool:
@@ -284,11 +286,13 @@ class ContainerIndex:
                     ) -> Iterator[Entry]:
         """Rows in (node, id) order after ``after``, narrowed by the node or label index."""
         if "node" not in terms and "label" in terms:
-            found: set[Entry] = set()
+            found: set[Entry] | None = None  # the rows with every label asked for
             for value in terms["label"]:
                 name, equals, wanted = value.partition("=")
-                found |= self._by_pair.get((name, wanted), set()) if equals else \
+                having = self._by_pair.get((name, wanted), set()) if equals else \
                     self._by_key.get(name, set())
+                found = set(having) if found is None else found & having
+            found = found or set()
             ordered = sorted(found, key=lambda r: (r.node, r.id))
             if after is not None:
                 ordered = [r for r in ordered if (r.node, r.id) > after]
