@@ -1,7 +1,7 @@
 """Docker Engine API wire helpers, one copy for the daemon, the gateway and the CLI: query
 booleans, integers and filters exactly as dockerd parses them, RFC 3339 times, Go durations
-(the health-check flags and messages), the ``ps`` status text and the multiplexed stream
-frame."""
+(the health-check flags and messages), the ``ps`` status text, the multiplexed stream
+frame, and which events an ``events`` filter lets through."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 
 from wharf.errors import InvalidArgument
 from wharf.humanize import human_duration
+
+TYPE_CHECKING = False  # the CLI's start-up imports this module: no `typing` at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 _FALSE = {"", "0", "no", "false", "none"}
 
@@ -203,3 +208,46 @@ def strict_bool(name: str, value: str) -> bool:
         return _STRICT[value.strip().lower()]
     except KeyError:
         raise InvalidArgument(f"{name}: {value!r} is not a boolean (true or false)") from None
+
+
+# --- events ---------------------------------------------------------------------------------
+EVENT_FILTERS = ("type", "event", "container", "image", "label")  # what dockerd's /events reads
+
+
+def check_event_filters(filters: Mapping[str, list[str]], keys: Iterable[str]) -> None:
+    """InvalidArgument for a filter key not in ``keys`` or a ``label`` with no key."""
+    allowed = set(keys)
+    for key, values in filters.items():
+        if key not in allowed:
+            raise InvalidArgument(f"invalid filter '{key}' (the events filters are "
+                                  f"{', '.join(sorted(allowed))})")
+        if key == "label" and any(not v.partition("=")[0] for v in values):
+            raise InvalidArgument("invalid filter 'label': expected label=KEY or KEY=VALUE")
+
+
+def event_included(event: Mapping[str, Any], filters: Mapping[str, list[str]]) -> bool:
+    """Whether a Docker-shaped event passes ``filters`` (checked): the values of one key are
+    alternatives, except ``label`` (each must match); different keys must all match.
+    ``node`` is the node the event happened on (the gateway's cluster events)."""
+    kind, action = str(event.get("Type", "")), str(event.get("Action", ""))
+    actor = event.get("Actor") or {}
+    actor_id, attributes = str(actor.get("ID", "")), actor.get("Attributes") or {}
+    checks: dict[str, Callable[[str], bool]] = {
+        "type": lambda v: kind == v,
+        "event": lambda v: action == v or action.startswith(v + ":"),
+        "container": lambda v: kind == "container" and v in (
+            actor_id, actor_id[:12], attributes.get("name")),
+        "image": lambda v: v in (attributes.get("image"), actor_id),
+        "label": lambda v: _has_label(attributes, v),
+        "node": lambda v: event.get("node") == v,
+    }
+    for key, values in filters.items():
+        test = checks[key]
+        if values and not (all if key == "label" else any)(test(v) for v in values):
+            return False
+    return True
+
+
+def _has_label(attributes: Mapping[str, str], term: str) -> bool:
+    key, sep, value = term.partition("=")
+    return key in attributes and (not sep or attributes[key] == value)

@@ -62,6 +62,7 @@ def test_scopes_include_the_ones_below() -> None:
     ("GET", "/v1/events", Scope.READ),
     ("GET", "/v1/commands/abc", Scope.READ),
     ("GET", "/v1/nodes/n1/containers/web/logs", Scope.READ),
+    ("GET", "/v1/nodes/n1/containers/web/stats", Scope.READ),
     ("HEAD", "/v1/containers", Scope.READ),
     ("POST", "/v1/nodes/n1/containers/run", Scope.OPERATE),
     ("POST", "/v1/nodes/node-2.b_c/containers/web/stop", Scope.OPERATE),

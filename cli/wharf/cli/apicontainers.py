@@ -109,6 +109,11 @@ class ContainerCalls(APIBase):
         """GET /containers/{name}/stats?stream=0 (one sample, with precpu_stats)."""
         return dict(self._json("GET", f"/containers/{name}/stats", params={"stream": "0"}))
 
+    def stats_stream(self, name: str) -> Iterator[JSONObject]:
+        """GET /containers/{name}/stats?stream=1 ; a sample a second until the container
+        stops (opened now: an unknown container raises here)."""
+        return self._messages("GET", f"/containers/{name}/stats", params={"stream": "1"})
+
     def stat_path(self, name: str, path: str) -> JSONObject:
         """HEAD /containers/{name}/archive?path= ; the decoded path-stat header.
 

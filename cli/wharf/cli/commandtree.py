@@ -42,7 +42,7 @@ _CONTAINER = GroupSpec("Manage containers.", {
     "move": "moving:move_cmd", "pause": "lifecycle:pause_cmd",
     "prune": "lifecycle:prune_cmd", "rename": "lifecycle:rename_cmd",
     "restart": "lifecycle:restart_cmd", "rm": "lifecycle:rm_cmd", "run": "run:run_cmd",
-    "start": "lifecycle:start_cmd", "stats": "listing:stats_cmd",
+    "start": "lifecycle:start_cmd", "stats": "stats:stats_cmd",
     "stop": "lifecycle:stop_cmd", "top": "listing:top_cmd",
     "unpause": "lifecycle:unpause_cmd", "wait": "lifecycle:wait_cmd",
 })
@@ -88,7 +88,7 @@ ROOT: Mapping[str, str | GroupSpec] = {
     **{name: _CONTAINER.commands[name] for name in (
         "attach", "commit", "cp", "create", "diff", "exec", "export", "kill", "logs", "pause",
         "rename", "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait")},
-    "ps": "listing:ps_cmd", "inspect": "inspect:inspect_cmd", "events": "listing:events_cmd",
+    "ps": "listing:ps_cmd", "inspect": "inspect:inspect_cmd", "events": "events:events_cmd",
     **{name: _IMAGE.commands[name] for name in (
         "build", "history", "import", "load", "pull", "push", "save", "tag")},
     "images": "images:ls_cmd", "rmi": "images:rm_cmd",

@@ -4,7 +4,7 @@ The gateway serves each node's Docker API paths under ``/v1/nodes/{node}/…`` b
 token, so :class:`GatewayTransport` only rewrites the path, adds the token, and asks mutating
 calls to wait for their result (``?wait=true``), and the commands above it do not know whether
 they talk to a daemon or to a node through the gateway. Paths the gateway does not relay
-(stats, build, cp…) are refused here with a message that says so. Attach and exec start
+(build, cp…) are refused here with a message that says so. Attach and exec start
 hijack the gateway's connection, which relays it to the node's daemon (``hijacker``).
 ``any`` as the node lets the gateway's placement choose one, once, before the first request.
 """
@@ -15,12 +15,13 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from wharf.cli.apireplies import decode_messages
 from wharf.cli.hijack import SocketHijacker
 from wharf.cli.transport import Host, Params, Reply, StreamReply, Transport
 from wharf.errors import InvalidArgument, WharfError, from_code, from_http_status
@@ -32,15 +33,15 @@ ANY_NODE = "any"
 RELAYED = tuple((spec.method, spec.route_pattern()) for spec in COMMANDS.values()
                 if spec.verb is not None)
 # The interactive sessions' routes, which the gateway relays to the node's daemon as they are
-# (no command, no ?wait): attach, exec, resize, wait (wharf.gateway.streams).
+# (no command, no ?wait): attach, exec, resize, wait, stats (wharf.gateway.streams).
 _ID = "[^/]+"
 STREAMED = tuple((method, re.compile(path)) for method, path in (
     ("POST", f"/containers/{_ID}/exec"), ("POST", f"/exec/{_ID}/start"),
     ("GET", f"/exec/{_ID}/json"), ("POST", f"/exec/{_ID}/resize"),
     ("POST", f"/containers/{_ID}/resize"), ("POST", f"/containers/{_ID}/wait"),
-    ("POST", f"/containers/{_ID}/attach")))
+    ("POST", f"/containers/{_ID}/attach"), ("GET", f"/containers/{_ID}/stats")))
 VERBS = ", ".join([*(spec.verb for spec in COMMANDS.values() if spec.verb is not None),
-                   "attach", "exec", "wait", "run -i/-t"])
+                   "attach", "exec", "wait", "stats", "run -i/-t", "events"])
 
 
 def parse_gateway(url: str, cacert: str | None = None, cert: str | None = None,
@@ -171,6 +172,24 @@ class GatewayAPI:
             params["filters"] = filters
         result: list[dict[str, Any]] = self.get("/v1/containers", params)
         return result
+
+    def events(self, params: Params) -> Iterator[dict[str, Any]]:
+        """GET /v1/events: the cluster's events (opened now: a refused filter raises here),
+        one at a time as they come."""
+        reply = self.wire.stream("GET", "/v1/events", params=params, headers=self.headers)
+        if reply.status >= 400:
+            try:
+                check(Reply(reply.status, reply.headers, reply.read()))
+            finally:
+                reply.close()
+
+        def read() -> Iterator[dict[str, Any]]:
+            try:
+                yield from decode_messages(reply.iter_lines())
+            finally:
+                reply.close()
+
+        return read()
 
     def place(self) -> str:
         return str(self.get("/v1/placement")["Node"])

@@ -2,7 +2,7 @@
 
 A token has one scope, each including the one before it:
 
-- ``read``: every ``GET`` (nodes, containers, inspect, logs, images, placement, events, the
+- ``read``: every ``GET`` (nodes, containers, inspect, logs, stats, images, placement, events, the
   token's own commands);
 - ``operate``: also the lifecycle of containers and images on one node (create and run within
   the policy, start, stop, restart, kill, rm, pull, rmi) and runs placed by the gateway;

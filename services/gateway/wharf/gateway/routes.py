@@ -37,7 +37,8 @@ from wharf.dockerapi import STDERR, STDOUT, frame, parse_filters, qbool
 from wharf.errors import NotFound
 from wharf.gateway.call import COMMAND_PARAMETERS, Command, Dispatch, Who, read_call
 from wharf.gateway.dispatch import command_document
-from wharf.gateway.events import EventHub
+from wharf.gateway.events import UNIX_TIME, EventHub, event_query
+from wharf.gateway.events import filters_schema as events_filters
 from wharf.gateway.models import (
     ACCEPTED,
     NODE,
@@ -79,6 +80,7 @@ Constraints = Annotated[list[Annotated[str, Field(pattern=portable(CONSTRAINT.pa
                         | None, Query()]
 # Docker's filters: read as text (wharf.dockerapi.parse_filters), documented as JSON.
 Filters = Annotated[str | None, Query(include_in_schema=False)]
+UnixTime = Annotated[str | None, Query(pattern=f"^{UNIX_TIME.pattern}$")]
 # What a route answers, beyond 401/403/413/429 (models.with_contract adds those everywhere).
 _READ = answers(*NODE)
 _MUTATE = {**ACCEPTED, **answers(*NODE, 409, 422)}
@@ -137,17 +139,22 @@ async def pull_everywhere(call: Command, image: str = Query(min_length=1)) -> Re
 
 
 @cluster.get("/events", summary="Cluster events (NDJSON, or SSE with Accept: "
-             "text/event-stream), replayed from ?since=<event id>",
-             response_class=StreamingResponse, responses={
+             "text/event-stream), replayed from ?since=<event id> (replay=false: only new "
+             "ones), filtered as docker events (and by node), within since_time/until_time "
+             "(unix seconds)", response_class=StreamingResponse,
+             openapi_extra={"parameters": [events_filters()]}, responses={
                  200: {"content": {"application/x-ndjson": _STREAM,
                                    "text/event-stream": _STREAM}}, **answers(400)})
 async def events(request: Request, since: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
-                 follow: bool = True) -> StreamingResponse:
+                 follow: bool = True, filters: Filters = None, replay: bool = True,
+                 since_time: UnixTime = None, until_time: UnixTime = None
+                 ) -> StreamingResponse:
     hub: EventHub = request.app.state.events
+    query = event_query(since, follow, filters, since_time, until_time, replay)
     sse = "text/event-stream" in request.headers.get("accept", "")
 
     async def body() -> AsyncIterator[bytes]:
-        async for event_id, stored in hub.stream(since, follow):
+        async for event_id, stored in hub.stream(query):
             line = json.dumps({"id": event_id, **stored})
             yield (f"id: {event_id}\ndata: {line}\n\n" if sse else line + "\n").encode()
 

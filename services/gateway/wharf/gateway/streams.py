@@ -1,6 +1,7 @@
 """The routes of a node's interactive sessions, relayed to its wharfd (:mod:`wharf.gateway.relay`)
-rather than sent as commands: exec create and inspect, resize, wait, and attach or exec start
-when the client does not hijack (``Detach``, or a plain stream). ``attach`` and ``exec start``
+rather than sent as commands: exec create and inspect, resize, wait, a container's stats (one
+sample, or one a second while it runs), and attach or exec start when the client does not
+hijack (``Detach``, or a plain stream). ``attach`` and ``exec start``
 with ``Upgrade: tcp`` never reach these routes: the hijacking protocol takes them first
 (:class:`~wharf.gateway.relay.StreamRelay`), behind the same token, scope and rate checks.
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from wharf.dockerapi import qbool
 from wharf.errors import PermissionDenied, from_http_status
 from wharf.gateway.call import Who
 from wharf.gateway.models import NODE, answers
@@ -29,6 +31,9 @@ from wharf.gateway.relay import node_target
 STREAM_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # fullmatch
 StreamNode = Annotated[str, Path(pattern=f"^{STREAM_NODE.pattern}$")]
 Size = Annotated[int, Query(ge=0, le=65535)]
+_FLAG = "^(0|1|true|false|True|False)$"
+DockerFlag = Annotated[str | None, Query(pattern=_FLAG)]
+OneShot = Annotated[str | None, Query(alias="one-shot", pattern=_FLAG)]
 _STREAM = {"schema": {"type": "string", "format": "binary"}}
 _STREAMED: dict[int | str, dict[str, Any]] = {200: {
     "description": "the node's stream, as it sends it", "content": {
@@ -138,3 +143,15 @@ async def wait(request: Request, node: StreamNode, container: str,
                    responses={**_STREAMED, **_ANSWERS})
 async def attach(request: Request, node: StreamNode, container: str) -> Response:
     return await forward(request, node, f"/containers/{container}/attach", stream=True)
+
+
+@node_streams.get("/containers/{container}/stats",
+                  summary="docker stats: one sample (stream=0), or one a second while the "
+                  "container runs (relayed)", responses={200: {
+                      "description": "the node's stats: one JSON document, or one a line",
+                      "content": {"application/json": {"schema": {"type": "object"}}}},
+                      **_ANSWERS})
+async def stats(request: Request, node: StreamNode, container: str, stream: DockerFlag = None,
+                one_shot: OneShot = None) -> Response:
+    return await forward(request, node, f"/containers/{container}/stats",
+                         stream=stream is None or qbool(stream))

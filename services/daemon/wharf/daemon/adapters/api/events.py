@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,8 +13,7 @@ from fastapi.responses import Response
 from wharf.daemon.adapters.api.params import Filters
 from wharf.daemon.adapters.api.streaming import StreamingReply
 from wharf.daemon.core.events import Event, EventLog
-from wharf.dockerapi import parse_time
-from wharf.errors import InvalidArgument
+from wharf.dockerapi import EVENT_FILTERS, check_event_filters, event_included, parse_time
 
 router = APIRouter()
 _LEGACY = {"container", "image"}  # these types also carry status/id/from
@@ -34,25 +33,8 @@ def docker_event(event: Event) -> dict[str, Any]:
 
 
 def matches(event: Event, filters: dict[str, list[str]]) -> bool:
-    checks: dict[str, Callable[[str], bool]] = {
-        "type": lambda v: event.type == v,
-        "event": lambda v: event.action == v or event.action.startswith(v + ":"),
-        "container": lambda v: event.type == "container" and v in (
-            event.actor_id, event.actor_id[:12], event.attributes.get("name")),
-        "image": lambda v: v in (event.attributes.get("image"), event.actor_id),
-        "label": lambda v: _label(event, v),
-    }
-    for key, values in filters.items():
-        if key not in checks:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if values and not any(checks[key](v) for v in values):
-            return False
-    return True
-
-
-def _label(event: Event, term: str) -> bool:
-    key, sep, value = term.partition("=")
-    return key in event.attributes and (not sep or event.attributes[key] == value)
+    """Whether ``event`` passes ``filters`` (:func:`wharf.dockerapi.event_included`)."""
+    return event_included(docker_event(event), filters)
 
 
 def _nanos(value: str | None) -> int | None:
@@ -73,8 +55,7 @@ def _nanos(value: str | None) -> int | None:
 async def events(request: Request, filters: Filters, since: str | None = None,
                  until: str | None = None) -> Response:
     log: EventLog = request.app.state.engine.events
-    for key in filters:
-        matches(Event(0, 0, "", "", ""), {key: []})  # unknown keys: 400 before streaming
+    check_event_filters(filters, EVENT_FILTERS)  # 400 before streaming
     stream = log.stream(_nanos(since), _nanos(until))
 
     async def body() -> AsyncIterator[bytes]:
