@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 # The demo talks to the daemon `make up` started, whatever WHARF_HOST says elsewhere.
 WHARF := WHARF_HOST=unix://$(WHARF_RUN_DIR)/wharfd.sock .venv/bin/wharf
 
-.PHONY: help setup images images-debian up down demo test rabbitmq dockerd cluster-up cluster-down certs
+.PHONY: help setup images images-debian up down demo test rabbitmq postgres dockerd cluster-up cluster-down certs
 
 help:
 	@echo "make setup          install Debian packages, .venv, wharf commands, /etc/wharf/daemon.json"
@@ -25,8 +25,9 @@ help:
 	@echo "make images-debian  the same for debian:bookworm-slim (debootstrap; needs the network once)"
 	@echo "make up / down      start / stop the local registry (127.0.0.1:$(WHARF_REGISTRY_PORT)) and wharfd"
 	@echo "make demo           setup + images + up, then pull hello-world, list images, run it"
-	@echo "make test           setup + images + up + RabbitMQ + dockerd, then pytest (PYTEST_ARGS=...)"
+	@echo "make test           setup + images + up + RabbitMQ + PostgreSQL + dockerd, then pytest (PYTEST_ARGS=...)"
 	@echo "make rabbitmq       RabbitMQ running, with the control plane's vhost and users (/etc/wharf/amqp.env)"
+	@echo "make postgres       PostgreSQL for gateways sharing their records (/etc/wharf/gateway-db.env)"
 	@echo "make dockerd        install docker.io, start dockerd for the interop tests (no iptables, forwarding, bridge)"
 	@echo "make cluster-up     gateway + NODES=3 daemons in network namespaces; writes .wharf/cluster.env"
 	@echo "                    BROKERS=3: on a RabbitMQ cluster of 3 brokers with quorum queues"
@@ -54,6 +55,10 @@ down:
 rabbitmq: setup
 	@infra/rabbitmq.sh
 
+# Several gateways keep their commands, results and idempotency keys in one PostgreSQL.
+postgres: setup
+	@infra/postgres.sh
+
 # The Docker-interop tests `docker load` what wharf saves; dockerd leaves networking to wharfd.
 # It installs docker.io itself: only the tests need it, not every host `make setup` prepares.
 dockerd:
@@ -79,7 +84,7 @@ demo: setup images up
 	$(WHARF) run hello-world
 
 # pytest's exit status is kept in .cache/ci/pytest.rc for .ci/run (5 = no tests collected).
-test: setup images up rabbitmq dockerd
+test: setup images up rabbitmq postgres dockerd
 	@mkdir -p .cache/ci; rm -f .cache/ci/pytest.rc; rc=0; \
 	.venv/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	echo "$$rc" > .cache/ci/pytest.rc; \

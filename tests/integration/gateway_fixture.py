@@ -65,17 +65,24 @@ def _token_create(tokens: Path, name: str, *options: str) -> str:
 
 
 def start_gateway(base: Path, amqp_url: str, *, down_after: float = 1.5,
-                  port: int | None = None, tls: Path | None = None) -> Gateway:
+                  port: int | None = None, tls: Path | None = None,
+                  gateway_id: str = "gw-test", database_url: str | None = None,
+                  tokens: Path | None = None,
+                  token_name: str = "tester") -> Gateway:  # noqa: S107 - a name
     """A gateway on loopback; with ``tls`` (a directory of infra/certs.sh's files) it serves
-    HTTPS with the server certificate and relays streams to nodes with the client one."""
+    HTTPS with the server certificate and relays streams to nodes with the client one. With
+    ``database_url`` it shares its records in PostgreSQL; ``tokens``: a tokens file another
+    gateway uses too (else one of its own, with a new admin token)."""
     base.mkdir(parents=True, exist_ok=True)
-    tokens = base / "tokens"
+    tokens = tokens or base / "tokens"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
-    token = _token_create(tokens, "tester", "--scope", "admin")
+    token = _token_create(tokens, token_name, "--scope", "admin")
     port = port or free_port()
     args = [GATEWAY, "serve", "--listen", f"127.0.0.1:{port}", "--amqp-url", amqp_url,
             "--state-dir", str(base / "state"), "--tokens-file", str(tokens),
-            "--gateway-id", "gw-test", "--node-down-after", str(down_after)]
+            "--gateway-id", gateway_id, "--node-down-after", str(down_after)]
+    if database_url is not None:  # in the environment: a password has no place in argv
+        env["WHARF_GATEWAY_DATABASE_URL"] = database_url
     if tls is not None:
         args += ["--tls-cert", str(tls / "server-cert.pem"),
                  "--tls-key", str(tls / "server-key.pem"),

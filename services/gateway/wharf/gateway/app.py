@@ -11,7 +11,6 @@ import contextlib
 import logging
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -30,20 +29,15 @@ from wharf.gateway import auth
 from wharf.gateway.limits import RateLimiter, RequestLimits
 from wharf.gateway.policy import RULES, Scope
 from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.sweeper import sweep
 from wharf.version import __version__
 
 log = logging.getLogger("wharf.gateway")
-SWEEP_SECONDS = 0.25
-PRUNE_SECONDS = 600.0  # how often commands older than the store keeps are forgotten
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     from wharf.gateway import moves  # noqa: PLC0415
-    from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
-    from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
-    from wharf.gateway.events import EventHub  # noqa: PLC0415
     from wharf.gateway.relay import NodeLinks  # noqa: PLC0415
-    from wharf.gateway.store import ClusterStore  # noqa: PLC0415
 
     tokens = auth.Tokens(settings.tokens_file)
     limiter = RateLimiter(settings.rate, settings.burst)
@@ -54,20 +48,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             tokens.entries()  # now, so what the file says (tokens without a scope) is logged
         except WharfError as exc:
             log.error("tokens file: %s", exc)
-        store = ClusterStore(settings.state_dir / "gateway.db")
-        hub = EventHub(store)
-        assert settings.amqp_url, "checked by serve()"
-        bus = Bus(settings.amqp_url, settings.gateway_id, store, on_event=hub.notify)
-        dispatcher = Dispatcher(store, bus, gateway_id=settings.gateway_id,
-                                down_after=settings.node_down_after)
-        bus.on_result, bus.on_seen = dispatcher.on_result, dispatcher.seen
-        bus.take_unstored = dispatcher.take_unstored  # reads: answers for waiters, not stored
+        store, records, hub, bus, dispatcher = _components(settings)
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
         app.state.mover = moves.build(store, dispatcher, app.state.links)
         bus.start()
         app.state.mover.resume()  # unfinished moves go on where they were
-        sweeper = asyncio.create_task(_sweep(dispatcher, hub, settings))
+        sweeper = asyncio.create_task(sweep(dispatcher, hub, settings))
         log.info("wharf-gateway %s (%s) on %s", __version__, settings.gateway_id,
                  settings.listen)
         try:
@@ -79,6 +66,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await app.state.mover.close()
             await bus.close()
             store.close()
+            if records is not store:
+                records.close()
 
     app = _api(lifespan)
     # what the hijacked routes (relay.StreamRelay) check themselves, outside the middleware
@@ -93,6 +82,42 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                        limiter=limiter)
     app.add_middleware(auth.BearerAuth, tokens=tokens)
     return app
+
+
+def _components(settings: GatewaySettings) -> tuple[Any, Any, Any, Any, Any]:
+    """The store, the records, the event hub, the bus and the dispatcher, wired together."""
+    from wharf.gateway.bus import Bus  # noqa: PLC0415 - pika only when serving
+    from wharf.gateway.dispatch import Dispatcher  # noqa: PLC0415
+    from wharf.gateway.events import EventHub  # noqa: PLC0415
+    from wharf.gateway.store import ClusterStore  # noqa: PLC0415
+
+    store = ClusterStore(settings.state_dir / "gateway.db")
+    records = _records(settings, store)
+    hub = EventHub(store)
+    assert settings.amqp_url, "checked by serve()"
+    bus = Bus(settings.amqp_url, settings.gateway_id, store, on_event=hub.notify,
+              records=records)
+    dispatcher = Dispatcher(store, bus, gateway_id=settings.gateway_id,
+                            down_after=settings.node_down_after, records=records)
+    bus.on_result, bus.on_seen = dispatcher.on_result, dispatcher.seen
+    bus.take_unstored = dispatcher.take_unstored  # reads: answers for waiters, not stored
+    bus.watching = dispatcher.watching
+    return store, records, hub, bus, dispatcher
+
+
+def _records(settings: GatewaySettings, store: Any) -> Any:
+    """Where commands and results are kept: PostgreSQL shared with other gateways when
+    configured (availability read back from it at once), else the store's SQLite file."""
+    if settings.database_url is None:
+        return store
+    from wharf.gateway.pgrecords import PgRecords  # noqa: PLC0415 - psycopg only then
+
+    try:
+        return PgRecords(settings.database_url)
+    except WharfError as exc:
+        log.error("%s", exc)
+        store.close()
+        raise
 
 
 async def healthz(request: Request) -> dict[str, Any]:
@@ -174,41 +199,6 @@ async def http_error(included: list[BaseRoute], request: Request, exc: Exception
                         headers=headers)
 
 
-async def _sweep(dispatcher: Any, hub: Any, settings: GatewaySettings) -> None:
-    """Turn heartbeat silence into node ``down`` events (and back into ``up``), write the
-    heartbeats kept in memory now and then, and prune the command history."""
-    from wharf.gateway.store import HEARTBEAT_FLUSH_SECONDS  # noqa: PLC0415
-
-    down_after = settings.node_down_after
-    known: dict[str, bool] = {}
-    quiet_until = time.time() + down_after  # after a restart, heartbeats first catch up
-    next_prune = next_flush = 0.0
-    while True:
-        now = time.time()
-        if now >= next_flush:
-            next_flush = now + HEARTBEAT_FLUSH_SECONDS
-            dispatcher.store.flush()
-        if now >= next_prune:
-            next_prune = now + PRUNE_SECONDS
-            dispatcher.store.prune(now, settings.command_keep_seconds, settings.command_keep)
-        for node in dispatcher.store.nodes():
-            ready = dispatcher.node_ready(node)
-            before = known.get(node.name)
-            known[node.name] = ready
-            if before is None and now < quiet_until:
-                continue
-            if before != ready:
-                action = "up" if ready else "down"
-                log.warning("node %s is %s", node.name, action) if not ready else \
-                    log.info("node %s is %s", node.name, action)
-                dispatcher.store.append_event({
-                    "Type": "node", "Action": action, "node": node.name,
-                    "Actor": {"ID": node.name, "Attributes": {"name": node.name}},
-                    "scope": "cluster", "time": int(now), "timeNano": int(now * 1e9)})
-                hub.notify()
-        await asyncio.sleep(SWEEP_SECONDS)
-
-
 # --- the command line ------------------------------------------------------------------------
 
 
@@ -236,6 +226,9 @@ def main() -> None:
               help="Where the cluster view lives (default /var/lib/wharf-gateway).")
 @click.option("--tokens-file", type=click.Path(path_type=Path),
               help="Accepted bearer tokens (default /etc/wharf/gateway-tokens).")
+@click.option("--database-url", metavar="URL",
+              help="PostgreSQL shared by several gateways (postgresql://USER:PASSWORD@HOST/DB;"
+              " env WHARF_GATEWAY_DATABASE_URL). Default: this gateway's own SQLite file.")
 @click.option("--gateway-id", help="Stable name of this gateway (default gw-<hostname>).")
 @click.option("--node-down-after", type=float,
               help="Seconds without a heartbeat before a node is down (default 2.5).")

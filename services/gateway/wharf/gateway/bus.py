@@ -9,7 +9,11 @@ transaction when something durable changed) and then acked, the messages of up t
 
 The gateway's queue ``wharf.gw.<gateway-id>`` is durable and bound both to its results and to
 every node's reports, so nothing the daemons say while the gateway restarts is lost; stale
-events are dropped by sequence number when they are applied.
+events are dropped by sequence number when they are applied. With records shared by several
+gateways (PostgreSQL) it is also bound to :data:`~wharf.topology.SHARED_RESULTS`: each gateway
+sees every command's result, records it (the first to do so wins; the others find it there)
+and wakes its own waiters, so a request re-asked on another gateway gets its answer even when
+the gateway that sent the command is gone.
 
 Who said it is checked before what was said: a node's report or result counts only when its
 AMQP ``user_id`` (which RabbitMQ validates against the login) is that node's own account
@@ -30,6 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wharf import topology
+from wharf.gateway.records import Records
 from wharf.gateway.store import ClusterStore, result_document
 from wharf.messaging import AsyncBroker, AsyncDelivery, node_queue_declarations
 from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
@@ -54,8 +59,14 @@ class Bus:
                  on_result: ResultListener = lambda _id, _node, _doc: None,
                  on_seen: Callable[[str, float], None] = lambda _node, _at: None,
                  take_unstored: Callable[[str, str, dict[str, Any]], bool] = (
-                     lambda _id, _node, _doc: False)) -> None:
+                     lambda _id, _node, _doc: False),
+                 watching: Callable[[str], bool] = lambda _id: False,
+                 records: Records | None = None) -> None:
         self.gateway_id, self.store = gateway_id, store
+        self.records: Records = records if records is not None else store
+        self.watching = watching  # whether a request here waits for a command's result
+        self._result_keys = {gateway_id} | ({topology.SHARED_RESULTS}
+                                            if self.records.shared else set())
         self.on_result, self.on_event, self.on_seen = on_result, on_event, on_seen
         self.take_unstored = take_unstored
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
@@ -105,8 +116,8 @@ class Bus:
         queue = gateway_queue(self.gateway_id)
         await broker.declare([
             ("queue_declare", {"queue": queue, "durable": True}),
-            ("queue_bind", {"queue": queue, "exchange": topology.RESULTS_EXCHANGE,
-                            "routing_key": self.gateway_id}),
+            *[("queue_bind", {"queue": queue, "exchange": topology.RESULTS_EXCHANGE,
+                              "routing_key": key}) for key in sorted(self._result_keys)],
             ("queue_bind", {"queue": queue, "exchange": topology.EVENTS_EXCHANGE,
                             "routing_key": "node.#"})])
         return [queue, topology.EXPIRED_QUEUE]
@@ -151,15 +162,11 @@ class Bus:
         """Apply one message to the store (the routing key says what it is, ``user_id`` who
         published it: the node it speaks for, or a gateway for an expired command)."""
         now = time.time()
-        if routing_key == self.gateway_id:
+        if routing_key in self._result_keys:
             result = CommandResult.model_validate_json(body)
             if not self._from_node(result.node, user_id, routing_key):
                 return
-            document = result_document(result)
-            if self.take_unstored(str(result.command_id), result.node, document):
-                return  # a read's answer: for its waiter only
-            if self.store.record_result(result) is not None:
-                self.on_result(str(result.command_id), result.node, document)
+            self._result(result)
         elif not routing_key.startswith("node."):  # dead-lettered: expired in a queue
             if user_id != self.broker.user_id:
                 self._forged(routing_key, user_id, "an expired command no gateway sent")
@@ -181,16 +188,28 @@ class Bus:
                     and self.store.node_event(event):
                 self.on_event()
 
+    def _result(self, result: CommandResult) -> None:
+        command_id, document = str(result.command_id), result_document(result)
+        if self.take_unstored(command_id, result.node, document):
+            return  # a read's answer: for its waiter only
+        if self.records.record_result(result) is not None:
+            self.on_result(command_id, result.node, document)
+        elif self.records.shared and self.watching(command_id):
+            # another gateway recorded it first: a request here waits for what it stored
+            stored = self.records.command(command_id)
+            if stored is not None and result.node in stored.results:
+                self.on_result(command_id, result.node, stored.results[result.node])
+
     def _expired(self, envelope: CommandEnvelope, now: float) -> None:
         if self.take_unstored(str(envelope.id), envelope.node, {
                 "Status": "expired", "Result": None, "Error": None, "FinishedAt": now}):
             return  # a read that waited too long in the node's queue
-        row = self.store.command(str(envelope.id))
+        row = self.records.command(str(envelope.id))
         if row is None:
             return  # another gateway's command
         nodes = row.expected if envelope.node == "*" else [envelope.node]
         for node in nodes:
-            expired = self.store.record_expired(str(envelope.id), node)
+            expired = self.records.record_expired(str(envelope.id), node)
             if expired is not None:
                 self.on_result(str(envelope.id), node, expired)
 

@@ -12,6 +12,14 @@ and placement passes over a paused or drained node.
 A command someone waits for is held in memory with an :class:`asyncio.Event`: the bus hands each
 result to :meth:`Dispatcher.on_result` on the loop, which fills it in and wakes the waiters, so
 the request answers without reading the store again. Everything here runs on the event loop.
+
+Commands and results are kept in the :class:`~wharf.gateway.records.Records` given: the
+gateway's own SQLite file, or PostgreSQL shared by several gateways. Shared, a command's results
+come back under :data:`~wharf.topology.SHARED_RESULTS` (every gateway sees them), node
+availability is read back from the shared records every second, and a command asked for again
+with its Idempotency-Key while still without an answer is published again: the gateway that
+took it may have died before it went out, and the node's journal runs a command id once (a
+second copy gets the recorded result).
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ from wharf.errors import (
     from_code,
 )
 from wharf.gateway.placement import Availability, Candidate, Constraint, place
+from wharf.gateway.records import Records
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
 from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
+from wharf.topology import SHARED_RESULTS
 
 
 class KeyReused(Unprocessable):
@@ -84,9 +94,14 @@ class _Watched:
 
 class Dispatcher:
     def __init__(self, store: ClusterStore, publisher: Publisher, *, gateway_id: str,
-                 down_after: float, clock: Callable[[], float] = time.time) -> None:
+                 down_after: float, clock: Callable[[], float] = time.time,
+                 records: Records | None = None) -> None:
         self.store, self.publisher, self.gateway_id = store, publisher, gateway_id
+        self.records: Records = records if records is not None else store
+        # where a node sends a command's result: every gateway when the records are shared
+        self.reply_key = SHARED_RESULTS if self.records.shared else gateway_id
         self.down_after, self.clock = down_after, clock
+        self.started = clock()
         self._watched: dict[str, _Watched] = {}
         known = store.nodes()
         self._last_seen = {n.name: n.last_seen for n in known}
@@ -135,13 +150,27 @@ class Dispatcher:
         return place(self.candidates(), constraints)
 
     def set_availability(self, name: str, availability: Availability) -> NodeRow:
-        """Set a node's availability (stored, so it outlives this gateway; a change is a node
-        ``update`` event); NotFound for a node this gateway never heard of."""
-        row = self.store.set_availability(name, availability, self.clock())
+        """Set a node's availability (stored, so it outlives this gateway, and in shared
+        records first, so every gateway obeys it; a change is a node ``update`` event);
+        NotFound for a node this gateway never heard of."""
+        if self.store.node(name) is None:
+            raise NotFound(f"no such node: {name}")
+        now = self.clock()
+        self.records.save_availability(name, availability, now)
+        row = self.store.set_availability(name, availability, now)
         if row is None:
             raise NotFound(f"no such node: {name}")
         self._availability[name] = availability
         return row
+
+    def sync_availability(self) -> None:
+        """Adopt the availability an operator set on another gateway (shared records; the
+        sweeper calls it every second). A node this gateway has not heard of yet gets it at a
+        later call."""
+        for name, availability in self.records.availabilities().items():
+            if self._availability.get(name, Availability.ACTIVE) is not availability and \
+                    self.store.set_availability(name, availability, self.clock()) is not None:
+                self._availability[name] = availability
 
     def admit(self, node: str, payload: Payload) -> None:
         """Conflict when ``payload`` would make a new container on a drained node (a paused
@@ -167,9 +196,9 @@ class Dispatcher:
         arrives before the wait is not missed).
         """
         if idempotency_key is not None:
-            previous = self.store.command_by_key(principal, idempotency_key)
+            previous = self.records.command_by_key(principal, idempotency_key)
             if previous is not None:
-                return same_request(previous, request_hash)
+                return await self._again(same_request(previous, request_hash), watch)
         if node == BROADCAST_NODE:
             expected = [n.name for n in self.store.nodes() if self.node_ready(n)]
             if not expected:
@@ -178,20 +207,43 @@ class Dispatcher:
             expected = [self.require_ready(node)]
             self.admit(node, payload)
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
-                                       principal=principal, reply_to=self.gateway_id)
-        row = self.store.add_command(envelope, expected, idempotency_key, self.clock(),
-                                     request_hash)
-        if row.id != str(envelope.id):
-            return same_request(row, request_hash)  # the same key raced us in: it stands
+                                       principal=principal, reply_to=self.reply_key)
+        row = self.records.add_command(envelope, expected, idempotency_key, self.clock(),
+                                       request_hash)
+        if row.id != str(envelope.id):  # the same key raced us in: it stands
+            return await self._again(same_request(row, request_hash), watch)
         if watch:
             self._watched[row.id] = _Watched(row)
         try:
             await self.publisher.publish(envelope)
         except Unavailable:
             self._watched.pop(row.id, None)
-            self.store.forget_command(row.id)  # never sent: its idempotency key is free
+            self.records.forget_command(row.id)  # never sent: its idempotency key is free
             raise
         except BaseException:  # cancelled: it may have gone out, so the record stays
+            self._watched.pop(row.id, None)
+            raise
+        return row
+
+    async def _again(self, row: CommandRow, watch: bool) -> CommandRow:
+        """A recorded command asked for again with its Idempotency-Key. Still without an
+        answer from its node, not waited for here, and recorded by another gateway (shared
+        records) or before this process started, it is published again: the gateway that
+        recorded it may have died before it went out (the node runs an id once; a second copy
+        only repeats the recorded result)."""
+        if watch and row.id not in self._watched:
+            self._watched[row.id] = _Watched(row)  # before the publish: no result is missed
+        elif row.id in self._watched:
+            return row  # this gateway sent it, or is sending it
+        if row.results or row.node == BROADCAST_NODE or not row.envelope or \
+                row.status(self.clock()) != "pending" or \
+                not (self.records.shared or row.created_at < self.started):
+            return row
+        try:
+            await self.publisher.publish(CommandEnvelope.model_validate_json(row.envelope))
+        except Unavailable:
+            pass  # the first copy may be on its way: the wait tells what became of it
+        except BaseException:
             self._watched.pop(row.id, None)
             raise
         return row
@@ -200,7 +252,7 @@ class Dispatcher:
         """The command once every expected node answered or its deadline passed."""
         watched = self._watched.get(command_id)
         if watched is None:
-            row = self.store.command(command_id)
+            row = self.records.command(command_id)
             if row is None:
                 raise NotFound(f"no such command: {command_id}")
             watched = self._watched[command_id] = _Watched(row)
@@ -215,16 +267,33 @@ class Dispatcher:
                     await asyncio.wait_for(watched.changed.wait(),
                                            max(0.01, row.deadline - now))
                 except TimeoutError:
+                    self._catch_up(watched)  # what another gateway recorded (expired)
                     continue  # the status turns "unknown" after the deadline
         finally:
             watched.waiters -= 1
             if watched.waiters == 0:
                 self._watched.pop(command_id, None)
 
+    def _catch_up(self, watched: _Watched) -> None:
+        """Results of a stored command that reached the store but not this gateway's memory."""
+        if watched.unstored or not self.records.shared:
+            return
+        stored = self.records.command(watched.row.id)
+        for node, document in (stored.results if stored is not None else {}).items():
+            self.on_result(watched.row.id, node, document)
+
+    def watching(self, command_id: str) -> bool:
+        return command_id in self._watched
+
     def on_result(self, command_id: str, node: str, document: dict[str, Any]) -> None:
-        """Called on the loop by the bus when it stored ``node``'s result for a command."""
+        """Called on the loop by the bus when it stored ``node``'s result for a command (or
+        found one stored first, by another gateway): the first result stands, except over an
+        ``expired`` inferred from a dead letter, as in the store."""
         watched = self._watched.get(command_id)
-        if watched is not None:
+        if watched is None:
+            return
+        old = watched.row.results.get(node)
+        if old is None or (old["Status"] == "expired" and document["Status"] != "expired"):
             watched.row.results[node] = document
             watched.changed.set()
 

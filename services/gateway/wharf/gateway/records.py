@@ -1,7 +1,10 @@
-"""The gateway's own records in its SQLite store: commands (with their idempotency keys and
-request fingerprints) and each node's result, kept :data:`KEEP_COMMANDS_SECONDS` and pruned
-beyond :data:`KEEP_COMMANDS`. :class:`CommandRecords` is the part of
-:class:`~wharf.gateway.store.ClusterStore` that writes them (one connection, one lock).
+"""The gateway's own records: commands (with their idempotency keys and request fingerprints)
+and each node's result, kept :data:`KEEP_COMMANDS_SECONDS` and pruned beyond
+:data:`KEEP_COMMANDS`. :class:`Records` is what the dispatcher and the bus need of them; two
+stores provide it: :class:`CommandRecords`, the part of :class:`~wharf.gateway.store.ClusterStore`
+that keeps them in the gateway's own SQLite file (one connection, one lock: the embedded
+default, for one gateway), and :class:`~wharf.gateway.pgrecords.PgRecords`, PostgreSQL shared
+by several gateways (``--database-url``), which also shares node availability.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from wharf.gateway.placement import Availability
 from wharf.protocol import CommandEnvelope, CommandResult
 
 KEEP_COMMANDS_SECONDS = 7 * 24 * 3600
@@ -48,11 +52,39 @@ class CommandRow:
         return "partial"
 
 
-class CommandRecords:
-    """Commands and results; the store supplies the connection and its lock."""
+class Records(Protocol):
+    """Commands and results, as the dispatcher and the bus use them. ``shared``: other gateways
+    use the same records (then node availability is kept here too, for all of them)."""
 
+    shared: bool
+
+    def add_command(self, envelope: CommandEnvelope, expected: list[str],
+                    idempotency_key: str | None, now: float,
+                    request_hash: str | None = None) -> CommandRow: ...
+    def forget_command(self, command_id: str) -> None: ...
+    def command_by_key(self, principal: str, idempotency_key: str) -> CommandRow | None: ...
+    def command(self, command_id: str) -> CommandRow | None: ...
+    def record_result(self, result: CommandResult) -> dict[str, Any] | None: ...
+    def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None: ...
+    def prune(self, now: float, keep_seconds: float = ..., keep: int = ...) -> int: ...
+    def save_availability(self, name: str, availability: Availability, now: float) -> None: ...
+    def availabilities(self) -> dict[str, Availability]: ...
+
+
+class CommandRecords:
+    """Commands and results in the gateway's SQLite file; the store supplies the connection
+    and its lock. Not shared: node availability lives in the store's ``nodes`` table."""
+
+    shared = False
     _db: sqlite3.Connection
     _lock: threading.Lock
+
+    def save_availability(self, name: str, availability: Availability, now: float) -> None:
+        """Nothing more to do: :meth:`ClusterStore.set_availability` stored it."""
+
+    def availabilities(self) -> dict[str, Availability]:
+        """Nothing set elsewhere: this gateway is the only one."""
+        return {}
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -116,7 +116,7 @@ async def placement(dispatcher: Dispatch, constraint: Constraints = None) -> dic
 @cluster.get("/commands/{command_id}", summary="A command's state and result",
              response_model=None, responses={200: {"model": CommandDocument}, **answers(404)})
 async def get_command(dispatcher: Dispatch, grant: Who, command_id: str) -> dict[str, Any]:
-    row = dispatcher.store.command(command_id)
+    row = dispatcher.records.command(command_id)
     if row is None or not may_see_command(grant, row.principal):  # another's: not there
         raise NotFound(f"no such command: {command_id}")
     return command_document(row, time.time())

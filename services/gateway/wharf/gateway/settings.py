@@ -24,6 +24,9 @@ class GatewaySettings(BaseSettings):
     # /etc/wharf/amqp.env; there is no default, so a gateway never falls back to guest.
     amqp_url: str | None = None
     state_dir: Path = Path("/var/lib/wharf-gateway")
+    # PostgreSQL shared by several gateways of one cluster (commands, results, idempotency
+    # keys, node availability, tokens); None: the gateway's own SQLite file in state_dir.
+    database_url: str | None = None
     tokens_file: Path = Path("/etc/wharf/gateway-tokens")
     # Stable across restarts: the durable queue of results and reports is named after it.
     gateway_id: str = Field(default_factory=lambda: "gw-" + platform.node(),
@@ -62,6 +65,18 @@ class GatewaySettings(BaseSettings):
                 broker_urls(value)
             except InvalidArgument as exc:
                 raise ValueError(str(exc)) from None  # the message hides any password
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None:
+            from wharf.gateway.pgrecords import check_url  # noqa: PLC0415
+
+            try:
+                check_url(value)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("state_dir", "tokens_file")
