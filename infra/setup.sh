@@ -11,6 +11,7 @@ PACKAGES=(
     skopeo umoci debootstrap zstd golang-github-containers-common python3-seccomp
     python3-venv python3-pip tmux curl ca-certificates procps openssl  # openssl: infra/certs.sh
     docker-compose  # only to validate docker-compose.dev.yml offline (tests/unit/test_deploy_files.py)
+    chromium  # only to drive the dashboard headless in tests/integration/test_dashboard.py
 )
 VENV="$WHARF_REPO/.venv"
 VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than every PIP_INPUTS file ⇒ up to date

@@ -133,6 +133,7 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
     from wharf.gateway.moveapi import moves  # noqa: PLC0415
     from wharf.gateway.routes import cluster, node_api  # noqa: PLC0415
     from wharf.gateway.streams import node_streams  # noqa: PLC0415
+    from wharf.gateway.ui.pages import ui  # noqa: PLC0415
     from wharf.gateway.viewapi import view  # noqa: PLC0415
 
     app = FastAPI(title="wharf gateway", version=__version__, lifespan=lifespan,
@@ -150,6 +151,7 @@ def _api(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]) -> Fa
     app.include_router(cluster)
     app.include_router(node_streams)
     app.include_router(moves)
+    app.include_router(ui)  # the dashboard's static files (docs/dashboard.md)
     return app
 
 

@@ -33,6 +33,7 @@ from wharf.errors import (
     WharfError,
 )
 from wharf.gateway.policy import Grant, Scope, check_scope, parse_allow, parse_scope
+from wharf.gateway.ui.pages import PATHS as UI_PATHS
 
 log = logging.getLogger("wharf.gateway.auth")
 PREFIX = "wgt_"
@@ -112,8 +113,10 @@ class Tokens:
         return found
 
 
-# Paths anyone may read: liveness and the API's own description.
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Paths anyone may read: liveness, the API's own description and the dashboard's static files
+# (no data: the page sends a token with each API call it makes).
+OPEN_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+                        *UI_PATHS})
 
 
 class BearerAuth:
