@@ -72,11 +72,10 @@ export async function call(method, path, options = {}) {
   return { document: text ? JSON.parse(text) : null, headers: reply.headers };
 }
 
-/** GET /v1/events as Server-Sent Events from `since`: onEvent(id, document) for each, until
- *  the stream ends (returns) or `signal` aborts it. */
-export async function followEvents(since, onEvent, signal) {
-  const reply = await send("GET", "v1/events", { query: { since }, accept: "text/event-stream",
-                                                 signal });
+/** GET /v1/events as Server-Sent Events (`query`: since, since_time…): onEvent(id, document)
+ *  for each, until the stream ends (returns) or `signal` aborts it. */
+export async function followEvents(query, onEvent, signal) {
+  const reply = await send("GET", "v1/events", { query, accept: "text/event-stream", signal });
   const parser = new EventStreamParser();
   const decoder = new TextDecoder();
   const reader = reply.body.getReader();

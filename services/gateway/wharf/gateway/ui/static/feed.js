@@ -7,6 +7,7 @@ import { shortId } from "./wire.js";
 
 const KEEP = 200; // rows shown
 const RETRY_MS = 2000;
+const HISTORY_SECONDS = 3600; // what the feed starts with: the last hour's events, not all kept
 
 function row(id, event, onOpen) {
   const actor = event.Actor ?? {};
@@ -52,7 +53,9 @@ export class EventFeed {
     while (!signal.aborted) {
       say(this.state, "live", "ok");
       try {
-        await followEvents(this.lastId, (id, event) => this.show(id, event), signal);
+        const query = this.lastId > 0 ? { since: this.lastId }
+          : { since_time: Math.floor(Date.now() / 1000) - HISTORY_SECONDS };
+        await followEvents(query, (id, event) => this.show(id, event), signal);
         say(this.state, "the stream ended; reconnecting", "");
       } catch (error) {
         if (signal.aborted) return;
