@@ -31,6 +31,7 @@ help:
 	@echo "make dockerd        install docker.io, start dockerd for the interop tests (no iptables, forwarding, bridge)"
 	@echo "make cluster-up     gateway + NODES=3 daemons in network namespaces; writes .wharf/cluster.env"
 	@echo "                    BROKERS=3: on a RabbitMQ cluster of 3 brokers with quorum queues"
+	@echo "                    GATEWAYS=2: two gateways (ports 8480, 8481) sharing PostgreSQL"
 	@echo "make cluster-down   stop that cluster and remove its containers, namespaces and queues"
 	@echo "make certs          CA + server + client certificates for wharfd on TCP with TLS (CERT_DIR=/etc/wharf/tls CERT_HOSTS=a,b)"
 
@@ -68,8 +69,9 @@ dockerd:
 # BROKERS > 1 puts the control plane on a RabbitMQ cluster of that many brokers.
 NODES ?= 3
 BROKERS ?= 1
+GATEWAYS ?= 1
 cluster-up: setup images
-	@WHARF_CLUSTER_BROKERS=$(BROKERS) infra/cluster.sh up $(NODES)
+	@WHARF_CLUSTER_BROKERS=$(BROKERS) WHARF_CLUSTER_GATEWAYS=$(GATEWAYS) infra/cluster.sh up $(NODES)
 
 cluster-down:
 	@infra/cluster.sh down

@@ -8,6 +8,10 @@
 #       RabbitMQ cluster of that many brokers (infra/brokers.sh: 127.0.0.1:5701…, quorum
 #       queues) instead of the system's broker; the gateway and every node get all their URLs.
 #       Changing it needs a `down` first.
+# GATEWAYS (WHARF_CLUSTER_GATEWAYS, default 1): with more than one, that many gateways serve
+#       the cluster, on ports $WHARF_CLUSTER_GATEWAY_PORT, +1, …, sharing their records in
+#       PostgreSQL (infra/postgres.sh; database $WHARF_CLUSTER_DB, default wharf_cluster,
+#       dropped at `down`). Changing it needs a `down` first.
 #
 # up    RabbitMQ (with the control plane's own vhost and users), the registry, a gateway on
 #       127.0.0.1:$WHARF_CLUSTER_GATEWAY_PORT and NODES daemons. Each daemon lives in its own
@@ -55,8 +59,16 @@ BROKERS="${WHARF_CLUSTER_BROKERS:-1}"
 BROKERS_PORT="${WHARF_BROKERS_PORT:-5700}"
 BROKERS_MARK="$CLUSTER_RUN/brokers"  # how many brokers the running cluster was started with
 export WHARF_BROKERS_ENV="${WHARF_BROKERS_ENV:-$CLUSTER_ETC/brokers.env}"
+GATEWAYS="${WHARF_CLUSTER_GATEWAYS:-1}"
+GATEWAYS_MARK="$CLUSTER_RUN/gateways"  # how many gateways the running cluster was started with
+CLUSTER_DB="${WHARF_CLUSTER_DB:-wharf_cluster}"
+DB_ENV="$CLUSTER_ETC/gateway-db.env"
 
 node_addr() { printf '%s.%s' "$NET" $(( 10 + $1 )); }
+# gateway N (1…GATEWAYS): gateway 1 keeps the names a one-gateway cluster always had
+gateway_suffix() { (( $1 == 1 )) || printf '%s' "$1"; }
+gateway_port() { printf '%s' $(( GATEWAY_PORT + $1 - 1 )); }
+gateway_id() { printf "%s" "$GATEWAY_ID$( (( $1 == 1 )) || printf -- "-%s" "$1")"; }
 node_ns() { printf '%snode%s' "$PREFIX" "$1"; }
 node_veth() { printf '%s%s' "$VETH" "$1"; }
 node_run() { printf '%s/node%s' "$CLUSTER_RUN" "$1"; }
@@ -97,8 +109,9 @@ node_answers() {
     [[ $(curl -sf --max-time 2 --unix-socket "$(node_sock "$1")" http://d/_ping 2>/dev/null) == OK ]]
 }
 
-gateway_answers() {
-    curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" "$GATEWAY_URL/healthz" 2>/dev/null \
+gateway_answers() {  # gateway_answers [N]
+    curl -sf --max-time 2 --cacert "$TLS_DIR/ca.pem" \
+        "https://127.0.0.1:$(gateway_port "${1:-1}")/healthz" 2>/dev/null \
         | grep -q '"broker":"connected"'
 }
 
@@ -159,15 +172,26 @@ ensure_token() {
     log "made a gateway token for this cluster ($TOKEN_FILE)"
 }
 
-ensure_gateway() {
-    local pidfile="$CLUSTER_RUN/gateway.pid" pid
+# ensure_database: PostgreSQL and this cluster's database, for several gateways
+ensure_database() {
+    WHARF_DB_ENV="$DB_ENV" WHARF_DB_NAME="$CLUSTER_DB" "$WHARF_REPO/infra/postgres.sh"
+}
+
+ensure_gateway() {  # ensure_gateway N
+    local n=$1 pidfile log port name suffix pid db=()
+    suffix=$(gateway_suffix "$n") port=$(gateway_port "$n") name="gateway$suffix"
+    pidfile="$CLUSTER_RUN/$name.pid" log="$CLUSTER_LOG/$name.log"
     if pid=$(pid_of "$pidfile" wharf-gateway); then
-        await gateway "$pid" "$CLUSTER_LOG/gateway.log" gateway_answers
+        await "$name" "$pid" "$log" gateway_answers "$n"
         return
     fi
-    [[ -z $(port_listener "$GATEWAY_PORT") ]] || die "TCP port $GATEWAY_PORT is in use:
-  $(port_listener "$GATEWAY_PORT")
+    [[ -z $(port_listener "$port") ]] || die "TCP port $port is in use:
+  $(port_listener "$port")
 Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
+    if (( GATEWAYS > 1 )); then  # in the environment: a password has no place in argv
+        db=("$(grep -m1 '^WHARF_GATEWAY_DATABASE_URL=' "$DB_ENV")") \
+            || die "$DB_ENV has no WHARF_GATEWAY_DATABASE_URL"
+    fi
     local url
     if (( BROKERS > 1 )); then
         url=$(grep -oP '^WHARF_GATEWAY_AMQP_URL=\K.*' "$WHARF_BROKERS_ENV") \
@@ -175,14 +199,14 @@ Choose another: make cluster-up WHARF_CLUSTER_GATEWAY_PORT=8481"
     else
         url=$(amqp_url WHARF_GATEWAY_AMQP_URL)
     fi
-    start_background "$pidfile" "$CLUSTER_LOG/gateway.log" env \
-        "WHARF_GATEWAY_AMQP_URL=$url" "$GATEWAY_BIN" serve \
-        --listen "127.0.0.1:$GATEWAY_PORT" --state-dir "$CLUSTER_ROOT/gateway" \
-        --tokens-file "$TOKENS_FILE" --gateway-id "$GATEWAY_ID" \
+    start_background "$pidfile" "$log" env \
+        "WHARF_GATEWAY_AMQP_URL=$url" "${db[@]}" "$GATEWAY_BIN" serve \
+        --listen "127.0.0.1:$port" --state-dir "$CLUSTER_ROOT/$name" \
+        --tokens-file "$TOKENS_FILE" --gateway-id "$(gateway_id "$n")" \
         --tls-cert "$TLS_DIR/server-cert.pem" --tls-key "$TLS_DIR/server-key.pem" \
         --node-tls-ca "$TLS_DIR/ca.pem" --node-tls-cert "$TLS_DIR/cert.pem" \
         --node-tls-key "$TLS_DIR/key.pem"
-    await gateway "$STARTED_PID" "$CLUSTER_LOG/gateway.log" gateway_answers
+    await "$name" "$STARTED_PID" "$log" gateway_answers "$n"
 }
 
 ensure_netns() {
@@ -248,6 +272,10 @@ write_env() {
         printf 'WHARF_GATEWAY=%s\n' "$GATEWAY_URL"
         printf 'WHARF_GATEWAY_CACERT=%s\n' "$TLS_DIR/ca.pem"
         printf 'WHARF_TOKEN_FILE=%s\n' "$TOKEN_FILE"
+        if (( GATEWAYS > 1 )); then  # the others, for a client that fails over
+            printf '# the other gateways: %s\n' "$(for (( i = 2; i <= GATEWAYS; i++ )); do
+                printf 'https://127.0.0.1:%s ' "$(gateway_port "$i")"; done)"
+        fi
     } | (umask 077; write_if_changed "$ENV_FILE") || true
     chmod 0600 "$ENV_FILE"
 }
@@ -260,11 +288,16 @@ up() {
     require_cmd ip nsenter curl openssl python3
     [[ -x $WHARFD_BIN && -x $GATEWAY_BIN ]] || die "wharf is not installed; run 'make setup'"
     [[ $BROKERS =~ ^[1-7]$ ]] || die "BROKERS must be a number from 1 to 7 (got '$BROKERS')"
+    [[ $GATEWAYS =~ ^[1-9]$ ]] || die "GATEWAYS must be a number from 1 to 9 (got '$GATEWAYS')"
     mkdir -p "$CLUSTER_RUN" "$CLUSTER_LOG" "$CLUSTER_ROOT" "$CLUSTER_ETC"
     if [[ -e $BROKERS_MARK && $(cat "$BROKERS_MARK") != "$BROKERS" ]]; then
         die "this cluster runs with BROKERS=$(cat "$BROKERS_MARK"); 'make cluster-down' first"
     fi
+    if [[ -e $GATEWAYS_MARK && $(cat "$GATEWAYS_MARK") != "$GATEWAYS" ]]; then
+        die "this cluster runs with GATEWAYS=$(cat "$GATEWAYS_MARK"); 'make cluster-down' first"
+    fi
     echo "$BROKERS" >"$BROKERS_MARK"
+    echo "$GATEWAYS" >"$GATEWAYS_MARK"
     if (( BROKERS > 1 )); then
         WHARF_AMQP_VHOST=$VHOST "$WHARF_REPO/infra/brokers.sh" up "$BROKERS"
     else
@@ -276,7 +309,8 @@ up() {
     ensure_forwarder
     ensure_certs
     ensure_token
-    ensure_gateway
+    (( GATEWAYS == 1 )) || ensure_database
+    for (( i = 1; i <= GATEWAYS; i++ )); do ensure_gateway "$i"; done
     for (( i = 1; i <= nodes; i++ )); do ensure_node "$i"; done
     for (( i = nodes + 1; i <= MAX_NODES; i++ )); do
         [[ -e $(node_pidfile "$i") ]] || ip netns list | grep -qw "^$(node_ns "$i")" || continue
@@ -288,6 +322,9 @@ up() {
     write_env
     log "$nodes nodes ready"
     log "  gateway: $GATEWAY_URL (CA $TLS_DIR/ca.pem)   token file: $TOKEN_FILE   (both in ${ENV_FILE#"$WHARF_REPO"/})"
+    for (( i = 2; i <= GATEWAYS; i++ )); do
+        log "  gateway $i: https://127.0.0.1:$(gateway_port "$i") (the same records: PostgreSQL database $CLUSTER_DB)"
+    done
     for (( i = 1; i <= nodes; i++ )); do
         log "  node$i: tcp://$(node_addr "$i"):2376 (mutual TLS, certs in $TLS_DIR), unix://$(node_sock "$i")"
     done
@@ -336,12 +373,20 @@ down() {
     local i
     require_root
     [[ -e $BROKERS_MARK ]] && BROKERS=$(cat "$BROKERS_MARK")  # what it was started with
+    [[ -e $GATEWAYS_MARK ]] && GATEWAYS=$(cat "$GATEWAYS_MARK")
     for (( i = 1; i <= MAX_NODES; i++ )); do
         [[ -e $(node_pidfile "$i") ]] || ip netns list 2>/dev/null | grep -qw "^$(node_ns "$i")" \
             || continue
         down_node "$i"
     done
-    stop gateway "$CLUSTER_RUN/gateway.pid" wharf-gateway
+    for (( i = 1; i <= 9; i++ )); do
+        [[ -e $CLUSTER_RUN/gateway$(gateway_suffix "$i").pid ]] || continue
+        stop "gateway $i" "$CLUSTER_RUN/gateway$(gateway_suffix "$i").pid" wharf-gateway
+    done
+    if (( GATEWAYS > 1 )) && command -v pg_lsclusters >/dev/null; then
+        runuser -u postgres -- psql -X -q -c "DROP DATABASE IF EXISTS \"$CLUSTER_DB\" WITH (FORCE)" \
+            >/dev/null 2>&1 || true
+    fi
     stop forwarder "$CLUSTER_RUN/forward.pid" forward.py
     ip link del "$BRIDGE" 2>/dev/null || true
     if (( BROKERS > 1 )); then  # the brokers are the cluster's own: they go with it
@@ -349,13 +394,15 @@ down() {
         rm -f "$CLUSTER_ETC"/node*.brokers.env
     elif command -v rabbitmqctl >/dev/null && rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$VHOST"; then
         if [[ $VHOST == wharf ]]; then
-            rabbitmqctl -q delete_queue -p wharf "wharf.gw.$GATEWAY_ID" >/dev/null 2>&1 || true
+            for (( i = 1; i <= GATEWAYS; i++ )); do
+                rabbitmqctl -q delete_queue -p wharf "wharf.gw.$(gateway_id "$i")" >/dev/null 2>&1 || true
+            done
         else
             rabbitmqctl -q delete_vhost "$VHOST" >/dev/null 2>&1 || true
             drop_unused_node_accounts
         fi
     fi
-    rm -f "$ENV_FILE" "$BROKERS_MARK"
+    rm -f "$ENV_FILE" "$BROKERS_MARK" "$GATEWAYS_MARK"
     if [[ ${PURGE:-0} == 1 ]]; then
         umount_under "$CLUSTER_ROOT"
         rm -rf --one-file-system "$CLUSTER_ROOT"
@@ -371,6 +418,9 @@ status() {
         if node_answers "$i"; then log "node$i: up ($(node_addr "$i"))"; else log "node$i: not answering"; fi
     done
     if gateway_answers; then log "gateway: $GATEWAY_URL, $(ready_nodes) nodes ready"; else log "gateway: not answering"; fi
+    for (( i = 2; i <= GATEWAYS; i++ )); do
+        if gateway_answers "$i"; then log "gateway $i: https://127.0.0.1:$(gateway_port "$i") up"; else log "gateway $i: not answering"; fi
+    done
 }
 
 case "${1:-}" in

@@ -111,8 +111,7 @@ class AsyncBroker:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="amqp")
 
     def reconnect(self) -> None:
-        """Give up the current connection (for one that stopped answering): what waits on it
-        fails, and the run loop connects anew."""
+        """Give up a connection that stopped answering: its waiters fail; the loop reconnects."""
         self._lost.set()
         self._drop(_Lost("given up: no answer"))
         self._shut()
@@ -219,11 +218,12 @@ class AsyncBroker:
         if upto and current is self._current:
             current.channel.basic_ack(upto, multiple=True)
 
-    def reject(self, delivery: AsyncDelivery) -> None:
-        """Not requeued: dead-lettered where the queue has a dead-letter exchange."""
+    def reject(self, delivery: AsyncDelivery, requeue: bool = False) -> None:
+        """Dead-lettered where the queue has a dead-letter exchange; with ``requeue`` it comes
+        again (with ``in_order_acks``, rejected before any later delivery's multiple ack)."""
         current = self._current
         if current is not None and current.generation == delivery.channel:
-            current.channel.basic_reject(delivery.delivery_tag, requeue=False)
+            current.channel.basic_reject(delivery.delivery_tag, requeue=requeue)
 
     def is_current(self, delivery: AsyncDelivery) -> bool:
         """False once the delivery's channel is gone (the broker redelivers it elsewhere)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wharf.amqp_async import AsyncDelivery
 from wharf.errors import Unavailable
 from wharf.gateway.bus import Bus
 from wharf.gateway.dispatch import Dispatcher, KeyReused
@@ -199,3 +200,42 @@ def test_availability_set_on_one_gateway_is_obeyed_by_the_other(
     b.sync_availability()
     assert b.store.node("n1").availability is Availability.DRAIN  # type: ignore[union-attr]
     assert b.candidates()[0].availability is Availability.DRAIN
+
+
+class _Broker:
+    """What the bus asks of its broker when it settles a delivery."""
+
+    user_id = "gw"
+
+    def __init__(self) -> None:
+        self.settled: list[tuple[str, int]] = []
+
+    def ack(self, delivery: AsyncDelivery) -> None:
+        self.settled.append(("ack", delivery.delivery_tag))
+
+    def reject(self, delivery: AsyncDelivery, requeue: bool = False) -> None:
+        self.settled.append(("requeue" if requeue else "reject", delivery.delivery_tag))
+
+
+def test_a_database_gone_is_unavailable_and_a_result_comes_again(tmp_path: Path) -> None:
+    from tests.integration.pg_fixture import _admin, scratch_database  # noqa: PLC0415
+
+    with scratch_database() as url:
+        records = PgRecords(url)
+        try:
+            envelope = _envelope()
+            records.add_command(envelope, ["n1"], None, time.time())
+            _admin(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+            with pytest.raises(Unavailable) as caught:
+                records.add_command(_envelope(), ["n1"], "k", time.time())
+            assert "gateways' database" in str(caught.value)
+            store = ClusterStore(tmp_path / "g.db")
+            bus = Bus("amqp://gw:pw@127.0.0.1:1/wharf", "gw", store, on_event=lambda: None,
+                      records=records)
+            broker = bus.broker = _Broker()  # type: ignore[assignment]
+            body = _result(envelope).model_dump_json().encode()
+            bus._on_message(AsyncDelivery(body, SHARED_RESULTS, 7, False, None, None,
+                                          node_user("n1"), 1))
+            assert broker.settled == [("requeue", 7)]  # not acked: it comes again
+        finally:
+            records.close()

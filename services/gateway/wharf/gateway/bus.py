@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wharf import topology
+from wharf.errors import Unavailable
 from wharf.gateway.records import Records
 from wharf.gateway.store import ClusterStore, result_document
 from wharf.messaging import AsyncBroker, AsyncDelivery, node_queue_declarations
@@ -130,6 +131,11 @@ class Bus:
             log.warning("dropped a malformed message (%s): %s", delivery.routing_key,
                         exc.errors()[:1] if isinstance(exc, ValidationError) else exc)
             self.broker.reject(delivery)
+            return
+        except Unavailable as exc:  # the shared records are out of reach: it comes again
+            log.warning("%s; message %s requeued", exc, delivery.routing_key)
+            self._release_acks()  # those before it (a later multiple ack would settle it)
+            self.broker.reject(delivery, requeue=True)
             return
         self._hold_ack(delivery)
 

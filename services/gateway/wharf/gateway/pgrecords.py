@@ -5,8 +5,9 @@ With ``--database-url`` every gateway of a cluster keeps these here instead of i
 SQLite file, so a command accepted by one gateway is found, with its result, by any other; an
 Idempotency-Key is unique per principal across all of them (one ``UNIQUE`` constraint decides
 a race between two gateways); and ``wharf node update --availability`` on one is obeyed by the
-others within :data:`AVAILABILITY_POLL_SECONDS`. The view (nodes, containers, images, events)
-stays each gateway's own: every gateway consumes every node's reports (:mod:`wharf.gateway.bus`).
+others within :data:`~wharf.gateway.sweeper.AVAILABILITY_POLL_SECONDS`. The view (nodes,
+containers, images, events) stays each gateway's own: every gateway consumes every node's
+reports (:mod:`wharf.gateway.bus`).
 
 The same interface as :class:`~wharf.gateway.records.CommandRecords` (the embedded SQLite
 default), over a small psycopg 3 pool in autocommit: each method is one statement, or one
@@ -37,7 +38,9 @@ from wharf.gateway.records import (
 )
 from wharf.protocol import CommandEnvelope, CommandResult
 
-AVAILABILITY_POLL_SECONDS = 1.0
+# How long a call waits for a connection when the database is gone: the call blocks the
+# loop (as the SQLite store's do), so briefly; the pool reconnects in the background.
+CONNECTION_WAIT = 1.0
 _LOCK_KEY = 0x77686172  # "whar": the advisory lock the migrations take
 MIGRATIONS: list[str] = [
     # 1: commands, their results, node availability
@@ -111,7 +114,7 @@ class PgRecords:
     @contextmanager
     def _conn(self) -> Iterator[Any]:
         try:
-            with self._pool.connection(timeout=5) as conn:
+            with self._pool.connection(timeout=CONNECTION_WAIT) as conn:
                 yield conn
         except self._errors as exc:
             raise Unavailable(f"the gateways' database: {_reason(exc)}") from None
