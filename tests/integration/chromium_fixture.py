@@ -39,7 +39,8 @@ class PageError(AssertionError):
 class Browser:
     """One Chromium process and one page (tab) in it, attached with a flat session."""
 
-    def __init__(self, profile: Path, log: Path, width: int = 1440, height: int = 1000) -> None:
+    def __init__(self, profile: Path, log: Path, flags: list[str] | None = None,
+                 width: int = 1440, height: int = 1000) -> None:
         read_end, self._to_chromium = os.pipe()
         self._from_chromium, write_end = os.pipe()
         # Numbered 10 and up, so that moving them onto 3 and 4 cannot overwrite one another;
@@ -52,7 +53,7 @@ class Browser:
         try:
             with log.open("ab") as out:
                 self.process = subprocess.Popen(
-                    ["bash", "-c", f'exec "$@" {moves}', "bash", CHROMIUM, *FLAGS,
+                    ["bash", "-c", f'exec "$@" {moves}', "bash", CHROMIUM, *FLAGS, *(flags or []),
                      f"--user-data-dir={profile}", f"--window-size={width},{height}",
                      "about:blank"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                     pass_fds=(child_in, child_out), start_new_session=True)
@@ -198,12 +199,13 @@ class Browser:
 
 
 @contextmanager
-def running_browser(base: Path) -> Iterator[Browser]:
-    """A headless Chromium with a profile under ``base`` (removed afterwards)."""
+def running_browser(base: Path, flags: list[str] | None = None) -> Iterator[Browser]:
+    """A headless Chromium (with ``flags`` besides :data:`FLAGS`) with a profile under
+    ``base`` (removed afterwards)."""
     profile = base / "chromium-profile"
     profile.mkdir(parents=True)
     try:
-        browser = Browser(profile, base / "chromium.log")
+        browser = Browser(profile, base / "chromium.log", flags)
         try:
             yield browser
         finally:

@@ -1,5 +1,7 @@
 """The dashboard (``/ui/``, docs/dashboard.md) in a real browser: Debian's headless Chromium
-against a real gateway with three real wharfd nodes over RabbitMQ (a vhost of the test's own).
+against a real gateway serving HTTPS with three real wharfd nodes over RabbitMQ (a vhost of the
+test's own), each listening on mutual TLS as ``make cluster-up``'s do, so that ``logs -f`` is
+relayed from the node.
 
 A wrong token is refused on the page; an operate token sees the three nodes, runs a container
 from the run form (placed by the gateway), sees its create and start events arrive on the feed
@@ -12,49 +14,96 @@ docs/dashboard.md shows).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_fixture import Daemon, running_daemon
 from tests.integration.chromium_fixture import Browser, available, running_browser
 from tests.integration.conftest import NodeAccount, SeededRegistry
-from tests.integration.gateway_fixture import nodes, running_gateway, wait_for
-from tests.integration.test_gateway import Cluster
+from tests.integration.gateway_fixture import (
+    Gateway,
+    free_port,
+    nodes,
+    running_gateway,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-NODES = ("dash1", "dash2", "dash3")  # not another test's n1/n2: each has a broker account
+NODES = {"dash1": "a", "dash2": "b", "dash3": "c"}  # name → zone label; not another test's
 NAME = "dash-web"
 GREETING = "hello from the dashboard"
 
 
+@dataclass
+class Site:
+    gateway: Gateway
+    daemons: dict[str, Daemon]
+    browser_flags: list[str]  # what lets Chromium trust the gateway's certificate
+
+
+def _spki_pin(certificate: Path) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of a certificate: Chromium's
+    --ignore-certificate-errors-spki-list trusts that one key, and no other."""
+    key = subprocess.run(["openssl", "x509", "-in", str(certificate), "-noout", "-pubkey"],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=key,
+                         check=True, capture_output=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def _remove_containers(daemon: Daemon) -> None:
+    if daemon.process.poll() is None:
+        for container in json.loads(daemon.request("GET", "/containers/json?all=1")[1]):
+            daemon.request("DELETE", f"/containers/{container['Id']}?force=1")
+
+
 @pytest.fixture
-def cluster(amqp_url: str, node_account: NodeAccount, seeded_registry: SeededRegistry,
-            tmp_path: Path) -> Iterator[Cluster]:
-    with running_gateway(tmp_path / "gateway", amqp_url) as gateway:
-        cluster = Cluster(gateway, {}, tmp_path, amqp_url, seeded_registry.registry.url,
-                          node_account)
+def site(amqp_url: str, node_account: NodeAccount, seeded_registry: SeededRegistry,
+         certs: Path, tmp_path: Path) -> Iterator[Site]:
+    with running_gateway(tmp_path / "gateway", amqp_url, tls=certs) as gateway, \
+            ExitStack() as stack:
+        daemons: dict[str, Daemon] = {}
         try:
-            for name in NODES:
-                cluster.start_daemon(name)
+            for name, zone in NODES.items():
+                tls = ["-H", f"tcp://127.0.0.1:{free_port()}", "--tlsverify",
+                       "--tlscacert", str(certs / "ca.pem"),
+                       "--tlscert", str(certs / "server-cert.pem"),
+                       "--tlskey", str(certs / "server-key.pem")]
+                env = {"WHARF_AMQP_URL": node_account(name), "WHARF_NODE_NAME": name,
+                       "WHARF_NODE_LABELS": json.dumps({"zone": zone}),
+                       "WHARF_HEARTBEAT_INTERVAL": "0.5", "WHARF_SNAPSHOT_INTERVAL": "2"}
+                daemons[name] = stack.enter_context(running_daemon(
+                    tmp_path / name, mirrors=[seeded_registry.registry.url], extra_args=tls,
+                    env=env))
             with gateway.client() as client:
                 wait_for(lambda: len(nodes(client)) == 3 and all(
-                    n["Status"] == "ready" and n["EngineID"] for n in nodes(client).values()),
+                    n["Status"] == "ready" and n["Address"] for n in nodes(client).values()),
                     timeout=30)
-            yield cluster
+            pin = _spki_pin(certs / "server-cert.pem")
+            yield Site(gateway, daemons, [f"--ignore-certificate-errors-spki-list={pin}"])
         finally:
-            cluster.close()
+            for daemon in daemons.values():  # what a failed test left behind
+                _remove_containers(daemon)
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
+def chromium(tmp_path: Path) -> Iterator[Path]:
+    """Where the browser's profile and log go (removed afterwards); skips without chromium."""
     if not available():
         pytest.skip("chromium is not installed (infra/setup.sh installs it)")
-    with running_browser(tmp_path / "browser") as running:
-        yield running
+    base = tmp_path / "browser"
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _js(value: str) -> str:
@@ -77,8 +126,9 @@ def _sees_the_three_nodes(page: Browser) -> None:
     listed = page.wait(
         "(() => { const rows = [...document.querySelectorAll('#nodes tbody tr[data-node]')];"
         " return rows.length === 3 && rows.every(r => r.cells[1].textContent === 'ready') &&"
-        " rows.map(r => r.dataset.node); })()", what="three ready nodes")
-    assert listed == list(NODES)
+        " rows.map(r => [r.dataset.node, r.cells[5].textContent]); })()",
+        what="three ready nodes")
+    assert listed == [[name, f"zone={zone}"] for name, zone in NODES.items()]
     assert page.text("#nodes-summary") == "3 nodes, 3 ready"
     assert "gw-test" in page.wait("document.getElementById('gateway').textContent")
 
@@ -168,30 +218,31 @@ def _keep(shots: list[Path]) -> None:
 
 
 def test_log_in_see_the_nodes_run_from_the_page_and_follow_the_feed(
-        cluster: Cluster, browser: Browser, tmp_path: Path) -> None:
-    operator = cluster.gateway.add_token("ops", "operate")
-    reader = cluster.gateway.add_token("viewer", "read")
-    browser.goto(cluster.gateway.url + "/ui")
-    _log_in(browser, "wgt_not-a-token")
-    browser.wait("document.getElementById('login-error').textContent === "
-                 "'The gateway refused the token: invalid token'", what="the refusal")
-    _csp_stops_an_inline_script(browser)
-    _log_in(browser, operator)
-    browser.wait("!document.getElementById('main').hidden", what="the dashboard")
-    assert browser.evaluate("sessionStorage.getItem('wharf.gateway.token')") == operator
-    _sees_the_three_nodes(browser)
-    node = _runs_a_container_and_sees_its_events(browser)
-    overview = browser.screenshot(tmp_path / "dashboard-overview.png")
-    _opens_it_and_reads_its_logs(browser, node)
-    browser.evaluate("document.getElementById('detail').scrollIntoView()")
-    container = browser.screenshot(tmp_path / "dashboard-container.png", "#detail")
-    for shot in (overview, container):
-        assert shot.startswith(b"\x89PNG\r\n\x1a\n") and len(shot) > 20_000
-    _stop_is_refused_to_a_read_token(browser, reader)
-    _stops_and_removes_it(browser, operator)
-    assert browser.exceptions() == []
+        site: Site, chromium: Path, tmp_path: Path) -> None:
+    operator = site.gateway.add_token("ops", "operate")
+    reader = site.gateway.add_token("viewer", "read")
+    with running_browser(chromium, site.browser_flags) as browser:
+        browser.goto(site.gateway.url + "/ui")
+        _log_in(browser, "wgt_not-a-token")
+        browser.wait("document.getElementById('login-error').textContent === "
+                     "'The gateway refused the token: invalid token'", what="the refusal")
+        _csp_stops_an_inline_script(browser)
+        _log_in(browser, operator)
+        browser.wait("!document.getElementById('main').hidden", what="the dashboard")
+        assert browser.evaluate("sessionStorage.getItem('wharf.gateway.token')") == operator
+        _sees_the_three_nodes(browser)
+        node = _runs_a_container_and_sees_its_events(browser)
+        overview = browser.screenshot(tmp_path / "dashboard-overview.png")
+        _opens_it_and_reads_its_logs(browser, node)
+        browser.evaluate("document.getElementById('detail').scrollIntoView()")
+        container = browser.screenshot(tmp_path / "dashboard-container.png", "#detail")
+        for shot in (overview, container):
+            assert shot.startswith(b"\x89PNG\r\n\x1a\n") and len(shot) > 20_000
+        _stop_is_refused_to_a_read_token(browser, reader)
+        _stops_and_removes_it(browser, operator)
+        assert browser.exceptions() == []
     _keep([tmp_path / "dashboard-overview.png", tmp_path / "dashboard-container.png"])
-    with cluster.gateway.client() as client:  # the page removed it: no node has it
+    with site.gateway.client() as client:  # the page removed it: no node has it
         assert client.get("/v1/containers", params={"all": "true"}).json() == []
 
 
@@ -215,9 +266,10 @@ _WIRE = """(async () => {
 })()"""
 
 
-def test_the_pages_wire_parsers_in_the_browser(amqp_url: str, browser: Browser,
+def test_the_pages_wire_parsers_in_the_browser(amqp_url: str, chromium: Path,
                                                tmp_path: Path) -> None:
-    with running_gateway(tmp_path / "gateway", amqp_url) as gateway:
+    with running_gateway(tmp_path / "gateway", amqp_url) as gateway, \
+            running_browser(chromium) as browser:
         browser.goto(gateway.url + "/ui/")
         result = browser.evaluate(_WIRE)
     assert result["events"] == [[], [], [{"type": "message", "data": '{"a":1}', "id": "1"},
