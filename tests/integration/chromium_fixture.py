@@ -40,7 +40,7 @@ class Browser:
     """One Chromium process and one page (tab) in it, attached with a flat session."""
 
     def __init__(self, profile: Path, log: Path, flags: list[str] | None = None,
-                 width: int = 1440, height: int = 1000) -> None:
+                 width: int = 1440, height: int = 1000, home: Path | None = None) -> None:
         read_end, self._to_chromium = os.pipe()
         self._from_chromium, write_end = os.pipe()
         # Numbered 10 and up, so that moving them onto 3 and 4 cannot overwrite one another;
@@ -56,7 +56,8 @@ class Browser:
                     ["bash", "-c", f'exec "$@" {moves}', "bash", CHROMIUM, *FLAGS, *(flags or []),
                      f"--user-data-dir={profile}", f"--window-size={width},{height}",
                      "about:blank"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                    pass_fds=(child_in, child_out), start_new_session=True)
+                    pass_fds=(child_in, child_out), start_new_session=True,
+                    env=_environment(home))
         finally:
             os.close(child_in)
             os.close(child_out)
@@ -198,20 +199,31 @@ class Browser:
         os.close(self._from_chromium)
 
 
+def _environment(home: Path | None) -> dict[str, str]:
+    """Chromium's environment: with ``home``, what it writes outside its profile (crash
+    report settings, dconf's cache) goes there rather than into the user's home."""
+    if home is None:
+        return dict(os.environ)
+    return {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache")}
+
+
 @contextmanager
 def running_browser(base: Path, flags: list[str] | None = None) -> Iterator[Browser]:
-    """A headless Chromium (with ``flags`` besides :data:`FLAGS`) with a profile under
-    ``base`` (removed afterwards)."""
-    profile = base / "chromium-profile"
+    """A headless Chromium (with ``flags`` besides :data:`FLAGS`) with its profile and home
+    under ``base`` (both removed afterwards; its log stays)."""
+    profile, home = base / "chromium-profile", base / "home"
     profile.mkdir(parents=True)
+    home.mkdir()
     try:
-        browser = Browser(profile, base / "chromium.log", flags)
+        browser = Browser(profile, base / "chromium.log", flags, home=home)
         try:
             yield browser
         finally:
             browser.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def available() -> bool:
