@@ -8,7 +8,9 @@ lost, and a command accepted by one gateway is seen with its result from the oth
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ import pytest
 from tests.daemon_fixture import Daemon, running_daemon
 from tests.integration.conftest import NodeAccount, SeededRegistry
 from tests.integration.gateway_fixture import (
+    GATEWAY,
     Gateway,
     nodes,
     running_gateway,
@@ -170,3 +173,33 @@ def _flow(a: Gateway, b: Gateway, daemons: dict[str, Daemon]) -> None:
         for name in names[:: len(names) // 8]:
             seen = client_b.get(f"/v1/commands/{commands[name]}")
             assert seen.status_code == 200 and seen.json()["Status"] == "ok", seen.text
+
+
+def test_a_token_made_in_the_database_counts_on_every_gateway_until_revoked(
+        amqp_url: str, database: str, tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WHARF_")},
+           "WHARF_GATEWAY_DATABASE_URL": database}
+
+    def tokens(*args: str) -> str:
+        done = subprocess.run([GATEWAY, "token", *args, "--tokens-file",
+                               str(tmp_path / "unused")], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    with running_gateway(tmp_path / "ga", amqp_url, gateway_id="gw-a",
+                         database_url=database) as a, \
+            running_gateway(tmp_path / "gb", amqp_url, gateway_id="gw-b",
+                            database_url=database) as b:
+        token = tokens("create", "shared-reader", "--scope", "read")
+        for gateway in (a, b):
+            with gateway.client(token=token) as client:
+                assert wait_for(lambda c=client: c.get("/v1/nodes").status_code == 200,
+                                timeout=5)
+                refused = client.post("/v1/nodes/n1/containers/x/start")
+                assert refused.status_code == 403  # a read token, on either gateway
+        assert "shared-reader  read" in tokens("ls")
+        tokens("rm", "shared-reader")
+        for gateway in (a, b):
+            with gateway.client(token=token) as client:
+                wait_for(lambda c=client: c.get("/v1/nodes").status_code == 401, timeout=5)

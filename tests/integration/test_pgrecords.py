@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from wharf.amqp_async import AsyncDelivery
-from wharf.errors import Unavailable
+from wharf.errors import NotFound, Unavailable
+from wharf.gateway.auth import Tokens, make_token
 from wharf.gateway.bus import Bus
 from wharf.gateway.dispatch import Dispatcher, KeyReused
 from wharf.gateway.pgrecords import PgRecords
 from wharf.gateway.placement import Availability
+from wharf.gateway.policy import Grant, Scope
 from wharf.gateway.store import ClusterStore
 from wharf.protocol import (
     CommandEnvelope,
@@ -239,3 +241,47 @@ def test_a_database_gone_is_unavailable_and_a_result_comes_again(tmp_path: Path)
             assert broker.settled == [("requeue", 7)]  # not acked: it comes again
         finally:
             records.close()
+
+
+def test_tokens_in_the_database(two: tuple[PgRecords, PgRecords], tmp_path: Path) -> None:
+    a, b = two
+    token, entry = make_token("ci", Scope.OPERATE, ["privileged"])
+    a.save_token("ci", entry)
+    assert b.token_entries() == {"ci": entry}
+    tokens = Tokens(tmp_path / "none")  # no file: the database's tokens only
+    tokens.shared = b
+    assert tokens.authenticate(f"Bearer {token}") == Grant("ci", Scope.OPERATE,
+                                                          frozenset({"privileged"}))
+    b.drop_token("ci")
+    with pytest.raises(NotFound):
+        a.drop_token("ci")
+    assert a.token_entries() == {}
+
+
+def test_token_commands_write_to_the_database_when_one_is_configured(
+        two: tuple[PgRecords, PgRecords], tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from wharf.gateway.app import main  # noqa: PLC0415
+
+    url = two[0]._pool.conninfo
+    env = {"WHARF_GATEWAY_DATABASE_URL": url}
+    file = str(tmp_path / "tokens")
+    runner = CliRunner()
+    made = runner.invoke(main, ["token", "create", "bot", "--scope", "read",
+                                "--tokens-file", file], env=env)
+    assert made.exit_code == 0, made.output
+    assert made.output.startswith("wgt_") and not (tmp_path / "tokens").exists()
+    assert runner.invoke(main, ["token", "create", "local", "--tokens-file", file]).exit_code == 0
+    listed = runner.invoke(main, ["token", "ls", "--tokens-file", file], env=env)
+    assert listed.exit_code == 0
+    assert [line.split() for line in listed.output.splitlines()] == [
+        ["NAME", "SCOPE", "ALLOW", "KEPT", "IN"], ["local", "operate", "file"],
+        ["bot", "read", "database"]]
+    assert set(two[1].token_entries()) == {"bot"}
+    gone = runner.invoke(main, ["token", "rm", "bot", "--tokens-file", file], env=env)
+    assert gone.exit_code == 0 and two[1].token_entries() == {}
+    again = runner.invoke(main, ["token", "rm", "bot", "--tokens-file", file], env=env)
+    assert again.exit_code == 1 and "no token named 'bot'" in again.output
+    bad = runner.invoke(main, ["token", "ls", "--database-url", "mysql://x"])
+    assert bad.exit_code == 1 and "postgresql://" in bad.output

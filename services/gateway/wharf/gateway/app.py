@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -27,9 +26,9 @@ from starlette.routing import BaseRoute, Match, Route
 from wharf.errors import InvalidArgument, WharfError, from_http_status
 from wharf.gateway import auth
 from wharf.gateway.limits import RateLimiter, RequestLimits
-from wharf.gateway.policy import RULES, Scope
-from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.settings import GatewaySettings, from_flags
 from wharf.gateway.sweeper import sweep
+from wharf.gateway.tokencli import token
 from wharf.version import __version__
 
 log = logging.getLogger("wharf.gateway")
@@ -49,6 +48,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         except WharfError as exc:
             log.error("tokens file: %s", exc)
         store, records, hub, bus, dispatcher = _components(settings)
+        tokens.shared = records if records.shared else None  # the database's tokens
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
         app.state.mover = moves.build(store, dispatcher, app.state.links)
@@ -204,15 +204,6 @@ async def http_error(included: list[BaseRoute], request: Request, exc: Exception
 # --- the command line ------------------------------------------------------------------------
 
 
-def _settings(**flags: Any) -> GatewaySettings:
-    overrides = {k: v for k, v in flags.items() if v is not None}
-    try:
-        return GatewaySettings(**overrides)
-    except ValueError as exc:
-        click.echo(f"wharf-gateway: invalid settings: {exc}", err=True)
-        sys.exit(1)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wharf-gateway")
 def main() -> None:
@@ -266,7 +257,7 @@ def serve(**flags: Any) -> None:
     from wharf.gateway.relay import StreamRelay  # noqa: PLC0415
     from wharf.hijack import ListeningServer, bind_protocol  # noqa: PLC0415
 
-    settings = _settings(**flags)
+    settings = from_flags(**flags)
     if not settings.amqp_url:
         raise click.UsageError("no RabbitMQ URL: pass --amqp-url or set WHARF_GATEWAY_AMQP_URL "
                                "(`make rabbitmq` writes one to /etc/wharf/amqp.env)")
@@ -313,58 +304,4 @@ def _listener(address: tuple[str, int]) -> socket.socket:
     return sock
 
 
-@main.group()
-def token() -> None:
-    """Manage the bearer tokens the gateway accepts."""
-
-
-_TOKENS_OPTION = click.option("--tokens-file", type=click.Path(path_type=Path),
-                              help="Tokens file (default /etc/wharf/gateway-tokens).")
-
-
-@token.command("create")
-@click.argument("name")
-@click.option("--scope", type=click.Choice([s.value for s in Scope]), default="operate",
-              show_default=True, help="read: GETs and events; operate: also run, create and "
-              "the containers' lifecycle on one node, within the policy; admin: everything "
-              "(node patterns, pulls on every node, anyone's commands, privileged settings).")
-@click.option("--allow", "allow", multiple=True, metavar="RULE[,RULE…]",
-              help=f"Policy rules an operate token may pass: {', '.join(RULES)}.")
-@_TOKENS_OPTION
-def token_create(name: str, scope: str, allow: tuple[str, ...],
-                 tokens_file: Path | None) -> None:
-    """Create (or replace) NAME's token and print it: it is shown only once."""
-    path = _settings(tokens_file=tokens_file).tokens_file
-    try:
-        click.echo(auth.create_token(path, name, Scope(scope), allow))
-    except WharfError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@token.command("ls")
-@_TOKENS_OPTION
-def token_ls(tokens_file: Path | None) -> None:
-    """List tokens: name, scope, the policy rules they are allowed."""
-    path = _settings(tokens_file=tokens_file).tokens_file
-    try:
-        entries = auth.read_tokens(path) if path.exists() else {}
-    except InvalidArgument as exc:
-        raise click.ClickException(str(exc)) from exc
-    rows = [("NAME", "SCOPE", "ALLOW")] + [
-        (name, f"{e.scope}" if e.scoped else f"{e.scope} (no scope in the file)",
-         ",".join(sorted(e.allow))) for name, e in sorted(entries.items())]
-    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    for name, scope, allowed in rows:
-        click.echo(f"{name:<{width[0]}}  {scope:<{width[1]}}  {allowed}".rstrip())
-
-
-@token.command("rm")
-@click.argument("name")
-@_TOKENS_OPTION
-def token_rm(name: str, tokens_file: Path | None) -> None:
-    """Revoke NAME's token."""
-    path = _settings(tokens_file=tokens_file).tokens_file
-    try:
-        auth.revoke_token(path, name)
-    except WharfError as exc:
-        raise click.ClickException(str(exc)) from exc
+main.add_command(token)

@@ -7,7 +7,10 @@ line, ``NAME sha256:HEX scope=SCOPE [allow=RULE,…]``; the name becomes the com
 the scope and the allowed policy rules are :mod:`wharf.gateway.policy`'s. A line without a
 scope (written before tokens had one) is an admin token, and each load of such a file says so
 once in the log. It is re-read when it changes, so tokens can be added or revoked without a
-restart.
+restart. Gateways that share a database (``--database-url``) also accept the tokens kept there
+(:meth:`~wharf.gateway.pgrecords.PgRecords.token_entries`, read again every
+:data:`SHARED_REFRESH_SECONDS`; ``wharf-gateway token create`` writes there when a database
+is configured), so a token made or revoked on one host counts on every gateway.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ _NAME = re.compile(_NAME_CHARS)
 _LINE = re.compile(r"(\S+)\s+sha256:([0-9a-f]{64})((?:\s+\S+)*)")
 _FORMAT = "NAME sha256:HEX scope=read|operate|admin [allow=RULE,…]"
 TOKENS_MODE = 0o600  # the tokens file: digests and what they grant, the gateway's alone
+SHARED_REFRESH_SECONDS = 1.0  # how soon a token made or revoked in the database counts
 
 
 def digest(token: str) -> str:
@@ -70,13 +75,31 @@ class TokenEntry:
 
 
 class Tokens:
-    """The tokens file, reloaded when its mtime changes."""
+    """The tokens file, reloaded when its mtime changes, and the database's tokens when the
+    gateway has one (``shared``: an object with ``token_entries()``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.shared: Any = None
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._entries: dict[str, TokenEntry] = {}
+        self._shared: dict[str, TokenEntry] = {}
+        self._shared_at = -SHARED_REFRESH_SECONDS
+
+    def shared_entries(self) -> dict[str, TokenEntry]:
+        """The database's tokens, read at most every :data:`SHARED_REFRESH_SECONDS`; while it
+        cannot be reached, the last ones read (logged)."""
+        if self.shared is None:
+            return {}
+        now = time.monotonic()
+        if now - self._shared_at >= SHARED_REFRESH_SECONDS:
+            self._shared_at = now
+            try:
+                self._shared = self.shared.token_entries()
+            except WharfError as exc:
+                log.warning("tokens in the database: %s (the last ones read still count)", exc)
+        return self._shared
 
     def entries(self) -> dict[str, TokenEntry]:
         with self._lock:
@@ -104,7 +127,7 @@ class Tokens:
                                   "<token>' (wharf-gateway token create NAME makes one)")
         wanted = digest(header.removeprefix("Bearer ").strip())
         found: Grant | None = None
-        for name, entry in self.entries().items():
+        for name, entry in [*self.entries().items(), *self.shared_entries().items()]:
             if hmac.compare_digest(entry.digest, wanted):
                 # no early exit: the time does not depend on the position
                 found = Grant(name, entry.scope, entry.allow)
@@ -198,14 +221,20 @@ def _granting(hexdigest: str, scope: Scope, allow: frozenset[str]) -> TokenEntry
     return TokenEntry(hexdigest, scope, allow)
 
 
+def make_token(name: str, scope: Scope = Scope.OPERATE,
+               allow: Iterable[str] = ()) -> tuple[str, TokenEntry]:
+    """A new token for ``name`` and what it grants (its digest, to be stored)."""
+    if not _NAME.fullmatch(name):
+        raise InvalidArgument(f"invalid token name {name!r}: a name is {_NAME_CHARS}")
+    token = PREFIX + secrets.token_urlsafe(32)
+    return token, _granting(digest(token), scope, parse_allow(allow))
+
+
 def create_token(path: Path, name: str, scope: Scope = Scope.OPERATE,
                  allow: Iterable[str] = ()) -> str:
     """Add (or replace) ``name``'s token with ``scope`` (and the policy rules in ``allow``)
     and return the new token (shown once)."""
-    if not _NAME.fullmatch(name):
-        raise InvalidArgument(f"invalid token name {name!r}: a name is {_NAME_CHARS}")
-    token = PREFIX + secrets.token_urlsafe(32)
-    entry = _granting(digest(token), scope, parse_allow(allow))
+    token, entry = make_token(name, scope, allow)
     entries = read_tokens(path) if path.exists() else {}
     entries[name] = entry
     _write(path, entries)

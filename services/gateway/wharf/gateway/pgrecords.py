@@ -1,5 +1,5 @@
 """The records several gateways share, in PostgreSQL: commands with their idempotency keys and
-request fingerprints, each node's result, and each node's availability.
+request fingerprints, each node's result, each node's availability, and bearer tokens.
 
 With ``--database-url`` every gateway of a cluster keeps these here instead of in its own
 SQLite file, so a command accepted by one gateway is found, with its result, by any other; an
@@ -28,8 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from wharf.errors import InvalidArgument, Unavailable
+from wharf.errors import InvalidArgument, NotFound, Unavailable
+from wharf.gateway.auth import TokenEntry
 from wharf.gateway.placement import Availability
+from wharf.gateway.policy import Scope
 from wharf.gateway.records import (
     KEEP_COMMANDS,
     KEEP_COMMANDS_SECONDS,
@@ -72,6 +74,16 @@ CREATE TABLE node_availability (
     name TEXT PRIMARY KEY,
     availability TEXT NOT NULL,
     changed_at DOUBLE PRECISION NOT NULL
+);
+""",
+    # 2: bearer tokens (digests), as a tokens file's lines hold them
+    """
+CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    allow TEXT NOT NULL DEFAULT '',
+    created_at DOUBLE PRECISION NOT NULL
 );
 """,
 ]
@@ -250,6 +262,32 @@ class PgRecords:
         with self._conn() as conn:
             return {name: Availability(value) for name, value in conn.execute(
                 "SELECT name, availability FROM node_availability")}
+
+
+    # --- bearer tokens ---------------------------------------------------------------------
+
+    def token_entries(self) -> dict[str, TokenEntry]:
+        """name → what its token grants, for every token in the database."""
+        with self._conn() as conn:
+            return {name: TokenEntry(digest, Scope(scope), frozenset(filter(None,
+                                                                           allow.split(","))))
+                    for name, digest, scope, allow in conn.execute(
+                        "SELECT name, digest, scope, allow FROM tokens")}
+
+    def save_token(self, name: str, entry: TokenEntry) -> None:
+        """Add or replace ``name``'s token."""
+        with self._conn() as conn:
+            conn.execute("INSERT INTO tokens (name, digest, scope, allow, created_at)"
+                         " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (name) DO UPDATE SET"
+                         " digest=excluded.digest, scope=excluded.scope, allow=excluded.allow,"
+                         " created_at=excluded.created_at",
+                         (name, entry.digest, entry.scope.value, ",".join(sorted(entry.allow)),
+                          time.time()))
+
+    def drop_token(self, name: str) -> None:
+        with self._conn() as conn:
+            if conn.execute("DELETE FROM tokens WHERE name=%s", (name,)).rowcount == 0:
+                raise NotFound(f"no token named {name!r} in the gateways' database")
 
 
 def _reason(exc: Exception) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import platform
+import sys
 from pathlib import Path
 from typing import Any, Self
 
+import click
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -155,6 +157,17 @@ class GatewaySettings(BaseSettings):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host, int(port)
+
+
+def from_flags(**flags: Any) -> GatewaySettings:
+    """Settings from a command's flags (None: not given) over the environment; a bad value is
+    a message and exit status 1."""
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return GatewaySettings(**overrides)
+    except ValueError as exc:
+        click.echo(f"wharf-gateway: invalid settings: {exc}", err=True)
+        sys.exit(1)
 
 
 def _loopback(host: str) -> bool:
