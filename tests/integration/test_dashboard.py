@@ -6,10 +6,10 @@ relayed from the node.
 A wrong token is refused on the page; an operate token sees the three nodes, runs a container
 from the run form (placed by the gateway), sees its create and start events arrive on the feed
 and the container in the list, reads its logs and stops and removes it with the detail's
-buttons; a read token sees the same container but its Stop gets the API's 403, shown on the
-page. The page's CSP keeps an injected inline script from running. Two screenshots are taken;
-with ``WHARF_SCREENSHOTS=DIR`` they are also copied to DIR (``docs/images`` holds the ones
-docs/dashboard.md shows).
+buttons (a second Stop is the API's 304, said as such); a read token sees the same container
+but its Stop gets the API's 403, shown on the page. The page's CSP keeps an injected inline
+script from running. Two screenshots are taken; with ``WHARF_SCREENSHOTS=DIR`` they are also
+copied to DIR (``docs/images`` holds the ones docs/dashboard.md shows).
 """
 
 from __future__ import annotations
@@ -194,6 +194,9 @@ def _stops_and_removes_it(page: Browser, operator: str) -> None:
               timeout=60, what="stop")
     page.wait("document.getElementById('inspect').textContent.includes('exited')")
     page.wait(f"(r => r?.cells[4].textContent === 'exited')({_row_of(NAME)})")
+    page.click("#action-stop")  # stopped already: the API's 304, not an error
+    page.wait("document.getElementById('detail-message').textContent === "
+              "'stop: it already was'", what="stop again")
     page.click("#action-rm")
     page.wait("document.getElementById('detail').hidden", timeout=60, what="rm")
     page.wait(f"!{_row_of(NAME)} && !!document.querySelector("

@@ -46,7 +46,7 @@ async function send(method, path, { query, body, accept, signal } = {}) {
     method, headers, signal, cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (!reply.ok) {
+  if (!reply.ok && reply.status !== 304) { // 304: start or stop of one already so, as Docker
     throw await failure(reply);
   }
   return reply;
@@ -65,11 +65,12 @@ async function failure(reply) {
   return new ApiError(reply.status, message, code);
 }
 
-/** A JSON request: the answer's document (null for 204/304), and its headers. */
+/** A JSON request: the answer's document (null for 204/304), status and headers. */
 export async function call(method, path, options = {}) {
   const reply = await send(method, path, options);
-  const text = reply.status === 204 ? "" : await reply.text();
-  return { document: text ? JSON.parse(text) : null, headers: reply.headers };
+  const text = reply.status === 204 || reply.status === 304 ? "" : await reply.text();
+  return { document: text ? JSON.parse(text) : null, status: reply.status,
+           headers: reply.headers };
 }
 
 /** GET /v1/events as Server-Sent Events (`query`: since, since_time…): onEvent(id, document)

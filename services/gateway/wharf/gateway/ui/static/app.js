@@ -13,7 +13,7 @@ const FIELDS = ["Id", "Names", "Image", "Command", "State", "Status", "Node"];
 const NODES_EVERY_MS = 5000; // load and last-seen change without events
 const SOON_MS = 300; // events and typing come in bursts: one refresh for a burst
 
-const page = { rows: [], cursor: null, timer: null, soon: null };
+const page = { rows: [], cursor: null, timer: null, soon: null, asked: 0 };
 const feed = new EventFeed(byId("events"), byId("feed-state"), {
   onEvent: () => refreshSoon(), onOpen: (node, id) => detail.open(node, id), onRefused: refused,
 });
@@ -52,8 +52,10 @@ function containerQuery(cursor) {
 }
 
 async function loadContainers(more = false) {
+  const asked = ++page.asked; // an older answer that arrives late must not replace a newer one
   const { document, headers } = await call("GET", "v1/containers",
                                           { query: containerQuery(more ? page.cursor : null) });
+  if (asked !== page.asked) return;
   page.rows = more ? [...page.rows, ...document] : document;
   page.cursor = headers.get("X-Wharf-Next-Cursor");
   renderContainers(byId("containers").tBodies[0], page.rows, (node, id) => detail.open(node, id));

@@ -118,8 +118,8 @@ export class ContainerDetail {
     if (name === "rm" && byId("rm-force").checked) query.force = "1";
     say(this.message, `${name}…`);
     try {
-      await call(method, path(node, id, action), { query });
-      say(this.message, `${name}: done`, "ok");
+      const { status } = await call(method, path(node, id, action), { query });
+      say(this.message, status === 304 ? `${name}: it already was` : `${name}: done`, "ok");
       this.onChanged();
       if (name === "rm") {
         this.close();
