@@ -12,6 +12,7 @@ PACKAGES=(
     python3-venv python3-pip tmux curl ca-certificates procps openssl  # openssl: infra/certs.sh
     docker-compose  # only to validate docker-compose.dev.yml offline (tests/unit/test_deploy_files.py)
     chromium  # only to drive the dashboard headless in tests/integration/test_dashboard.py
+    prometheus  # only to scrape both /metrics endpoints in tests/integration/test_metrics.py
 )
 VENV="$WHARF_REPO/.venv"
 VENV_STAMP="$VENV/.wharf-pip-stamp"   # newer than every PIP_INPUTS file ⇒ up to date
@@ -27,16 +28,18 @@ missing_packages() {
     done
 }
 
-# The Debian package starts its own registry on :5000 with htpasswd auth (systemd unit or
-# init script). wharf runs its own instance (make up), so the packaged service must not run.
-disable_packaged_registry() {
+# Two Debian packages start a service of their own that wharf does not want: docker-registry
+# (on :5000 with htpasswd auth; wharf runs its own instance, make up) and prometheus (on :9090
+# scraping the host; tests/integration/test_metrics.py runs its own with a temporary config).
+# disable_packaged_service NAME WHY: stop NAME's packaged service and keep it from starting.
+disable_packaged_service() {
     if [[ -d /run/systemd/system ]]; then
-        systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
-    elif [[ -x /etc/init.d/docker-registry ]]; then
-        /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
-        update-rc.d docker-registry disable >/dev/null 2>&1 || true
+        systemctl disable --now "$1.service" >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/$1 ]]; then
+        "/etc/init.d/$1" stop >/dev/null 2>&1 || true
+        update-rc.d "$1" disable >/dev/null 2>&1 || true
     fi
-    log "disabled the packaged docker-registry service (wharf starts its own with 'make up')"
+    log "disabled the packaged $1 service ($2)"
 }
 
 install_packages() {
@@ -52,7 +55,10 @@ install_packages() {
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
     if printf '%s\n' "${missing[@]}" | grep -qx docker-registry; then
-        disable_packaged_registry
+        disable_packaged_service docker-registry "wharf starts its own with 'make up'"
+    fi
+    if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
+        disable_packaged_service prometheus "the metrics test runs its own"
     fi
 }
 

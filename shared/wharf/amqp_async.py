@@ -101,6 +101,8 @@ class AsyncBroker:
         self._opening: _Channel | None = None  # set while setup declares on a new channel
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # connections made: the first, then one per reconnect (read by the gateway's /metrics)
+        self.connections = 0
 
     @property
     def url(self) -> str:
@@ -328,6 +330,7 @@ class AsyncBroker:
         for queue in queues:
             await self._rpc(channel.basic_consume, queue=queue,
                             on_message_callback=self._deliver(current.generation))
+        self.connections += 1
         self.connected.set()
 
     async def _ready_or_opening(self) -> _Channel:

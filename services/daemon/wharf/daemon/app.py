@@ -262,6 +262,7 @@ def bind_listeners(settings: DaemonSettings, stack: ExitStack
 async def serve(settings: DaemonSettings) -> None:
     import uvicorn  # noqa: PLC0415
 
+    from wharf.daemon.adapters.api.metrics import DaemonMetrics, listen  # noqa: PLC0415
     from wharf.daemon.adapters.api.server import DOCKER_HEADERS, create_app  # noqa: PLC0415
     from wharf.daemon.adapters.api.streams import StreamDispatcher  # noqa: PLC0415
     from wharf.hijack import ListeningServer, bind_protocol  # noqa: PLC0415
@@ -272,10 +273,12 @@ async def serve(settings: DaemonSettings) -> None:
         max_workers=BLOCKING_THREADS, thread_name_prefix="wharf-blocking"))
     engine = build_engine(settings)
     dataroot.secure(settings.data_root)  # its modes, after start-up's clean-ups (of builds/)
-    agent = None
+    agent = metrics_server = None
+    measured = DaemonMetrics.for_engine(engine)
     with ExitStack() as listeners:
         try:
             plain, secure = bind_listeners(settings, listeners)
+            metrics_server = await listen(settings.metrics_address, measured, listeners)
             running = [r.id for r in engine.containers.list_containers()
                        if r.state.status.value in ("running", "paused")]
             # networks first: containers.restore() may restart (or tear down) containers
@@ -284,13 +287,15 @@ async def serve(settings: DaemonSettings) -> None:
             await engine.containers.restore()
             agent = _agent(settings, engine)
             headers = [(k.decode(), v.decode()) for k, v in DOCKER_HEADERS]
-            config = uvicorn.Config(create_app(engine), log_level=settings.log_level,
+            config = uvicorn.Config(create_app(engine, measured), log_level=settings.log_level,
                                     access_log=settings.log_level == "debug",
                                     timeout_graceful_shutdown=5,
                                     http=bind_protocol(StreamDispatcher(engine.containers,
                                                                         engine.execs), headers))
             await ListeningServer(config, secure).serve(sockets=plain)
         finally:
+            if metrics_server is not None:
+                metrics_server.close()
             if agent is not None:
                 await agent.stop()
             await engine.containers.close()
@@ -321,6 +326,9 @@ async def serve(settings: DaemonSettings) -> None:
               help="Server key (default /etc/wharf/tls/server-key.pem, else key.pem).")
 @click.option("--insecure-tcp", is_flag=True, default=None,
               help="Allow plain TCP without TLS (unauthenticated root access: tests only).")
+@click.option("--metrics-addr", metavar="HOST:PORT",
+              help="Also serve GET /metrics (Prometheus; only it, plain HTTP, no "
+              "authentication) on this TCP address; /metrics is on the API anyway.")
 @click.option("--advertise-addr", metavar="HOST:PORT",
               help="Where the cluster's gateway reaches this daemon's mutual-TLS listener "
               "for interactive streams (default: the first tcp:// -H on a specific address).")

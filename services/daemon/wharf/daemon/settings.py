@@ -106,6 +106,9 @@ class DaemonSettings(BaseSettings):
     # heartbeat, for the gateway's interactive streams); default: the first tcp:// listener
     # on a specific address when --tlsverify is on, else none (docs/cluster.md).
     advertise_addr: str | None = Field(default=None, max_length=300)
+    # HOST:PORT where GET /metrics alone is served over plain HTTP for Prometheus (which
+    # cannot scrape a unix socket); none by default: /metrics is on the API (docs/metrics.md).
+    metrics_addr: str | None = Field(default=None, max_length=300)
     # The default bridge network: its device (dockerd's "bridge") and subnet (dockerd's "bip";
     # default 172.17.0.0/16 unless a host route overlaps it). Daemons sharing a host (tests)
     # each need their own; wharf's iptables chains are named after a non-default bridge.
@@ -192,6 +195,21 @@ class DaemonSettings(BaseSettings):
         if value and not ADDRESS.fullmatch(value):
             raise ValueError(f"advertise address {value!r} is not HOST:PORT")
         return value or None
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _metrics(cls, value: str | None) -> str | None:
+        if value and not ADDRESS.fullmatch(value):
+            raise ValueError(f"metrics address {value!r} is not HOST:PORT")
+        if value:
+            parse_listen_address(f"tcp://{value}", tls=False)  # the port's range, not 0
+        return value or None
+
+    @property
+    def metrics_address(self) -> ListenAddress | None:
+        """Where ``--metrics-addr`` serves /metrics, if anywhere."""
+        return parse_listen_address(f"tcp://{self.metrics_addr}", tls=False) \
+            if self.metrics_addr else None
 
     @model_validator(mode="after")
     def _tcp_needs_tls(self) -> DaemonSettings:

@@ -35,7 +35,7 @@ log = logging.getLogger("wharf.gateway")
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    from wharf.gateway import moves  # noqa: PLC0415
+    from wharf.gateway import metrics, moves  # noqa: PLC0415
     from wharf.gateway.relay import NodeLinks  # noqa: PLC0415
 
     tokens = auth.Tokens(settings.tokens_file)
@@ -51,6 +51,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         tokens.shared = records if records.shared else None  # the database's tokens
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
+        metrics.install(app.state, store, dispatcher, bus)  # GET /metrics; the commands' hook
         app.state.mover = moves.build(store, dispatcher, app.state.links)
         bus.start()
         app.state.mover.resume()  # unfinished moves go on where they were
@@ -76,6 +77,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app.get("/healthz", summary="Liveness (no token needed)")(healthz)
     app.get("/v1/info", summary="This gateway: id, version, broker, messages it dropped")(info)
+    app.get("/metrics", summary="Prometheus metrics (docs/metrics.md)", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})(metrics.metrics)
     # Starlette runs the middleware added last first: BearerAuth names the principal, then
     # RequestLimits counts its requests and caps its body.
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes,

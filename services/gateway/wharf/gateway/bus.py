@@ -73,6 +73,7 @@ class Bus:
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
                                   on_message=self._on_message, in_order_acks=True)
         self.dropped: Counter[str] = Counter()  # "forged", "malformed": messages not applied
+        self.events: Counter[str] = Counter()  # nodes' events applied, by type (/metrics)
         self._declared: set[str] = set()  # nodes whose queues this connection declared
         self._declaring: dict[str, asyncio.Task[None]] = {}  # node → its queues' declare
         self._held: AsyncDelivery | None = None  # the newest delivery handled, not yet acked
@@ -192,6 +193,7 @@ class Bus:
             event = NodeEvent.model_validate_json(body)
             if self._from_node(event.node, user_id, routing_key) \
                     and self.store.node_event(event):
+                self.events[event.type] += 1
                 self.on_event()
 
     def _result(self, result: CommandResult) -> None:

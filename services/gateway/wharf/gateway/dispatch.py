@@ -28,7 +28,8 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -39,6 +40,7 @@ from wharf.errors import (
     NotFound,
     Unavailable,
     Unprocessable,
+    WharfError,
     from_code,
 )
 from wharf.gateway.placement import Availability, Candidate, Constraint, place
@@ -57,6 +59,10 @@ class KeyReused(Unprocessable):
 _DELIVERY = frozenset({"wait", "deadline"})
 # Commands that make a new container: what a drained node refuses.
 NEW_CONTAINERS = frozenset({"create", "run"})
+# What /metrics is told of each command (wharf.gateway.metrics): its type, its outcome (a
+# status of GET /v1/commands, "refused" or "accepted") and the seconds to that outcome (None:
+# refused before it was sent, or sent without anyone waiting).
+Observer = Callable[[str, str, float | None], None]
 
 
 def fingerprint(method: str, path: str, query: list[tuple[str, str]], body: bytes) -> str:
@@ -90,6 +96,7 @@ class _Watched:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     waiters: int = 0
     unstored: bool = False  # a read: only here, never in the store
+    report: bool = False  # its outcome goes to Dispatcher.observe (the request that sent it)
 
 
 class Dispatcher:
@@ -106,6 +113,7 @@ class Dispatcher:
         known = store.nodes()
         self._last_seen = {n.name: n.last_seen for n in known}
         self._availability = {n.name: n.availability for n in known}  # a new node: active
+        self.observe: Observer = lambda _type, _outcome, _seconds: None
 
     # --- the cluster view -----------------------------------------------------------------
 
@@ -199,13 +207,14 @@ class Dispatcher:
             previous = self.records.command_by_key(principal, idempotency_key)
             if previous is not None:
                 return await self._again(same_request(previous, request_hash), watch)
-        if node == BROADCAST_NODE:
-            expected = [n.name for n in self.store.nodes() if self.node_ready(n)]
-            if not expected:
-                raise Unavailable("no node is ready")
-        else:
-            expected = [self.require_ready(node)]
-            self.admit(node, payload)
+        with self._refusals(payload.type):
+            if node == BROADCAST_NODE:
+                expected = [n.name for n in self.store.nodes() if self.node_ready(n)]
+                if not expected:
+                    raise Unavailable("no node is ready")
+            else:
+                expected = [self.require_ready(node)]
+                self.admit(node, payload)
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
                                        principal=principal, reply_to=self.reply_key)
         row = self.records.add_command(envelope, expected, idempotency_key, self.clock(),
@@ -213,16 +222,19 @@ class Dispatcher:
         if row.id != str(envelope.id):  # the same key raced us in: it stands
             return await self._again(same_request(row, request_hash), watch)
         if watch:
-            self._watched[row.id] = _Watched(row)
+            self._watched[row.id] = _Watched(row, report=True)
         try:
             await self.publisher.publish(envelope)
         except Unavailable:
             self._watched.pop(row.id, None)
             self.records.forget_command(row.id)  # never sent: its idempotency key is free
+            self.observe(payload.type, "refused", None)
             raise
         except BaseException:  # cancelled: it may have gone out, so the record stays
             self._watched.pop(row.id, None)
             raise
+        if not watch:
+            self.observe(payload.type, "accepted", None)
         return row
 
     async def _again(self, row: CommandRow, watch: bool) -> CommandRow:
@@ -248,6 +260,15 @@ class Dispatcher:
             raise
         return row
 
+    @contextmanager
+    def _refusals(self, kind: str) -> Iterator[None]:
+        """An error raised in the block refuses a command of type ``kind``: observed so."""
+        try:
+            yield
+        except WharfError:
+            self.observe(kind, "refused", None)
+            raise
+
     async def wait(self, command_id: str) -> CommandRow:
         """The command once every expected node answered or its deadline passed."""
         watched = self._watched.get(command_id)
@@ -260,7 +281,11 @@ class Dispatcher:
         try:
             while True:
                 row, now = watched.row, self.clock()
-                if row.status(now) != "pending":
+                status = row.status(now)
+                if status != "pending":
+                    if watched.report:  # once, for the request that sent it
+                        watched.report = False
+                        self.observe(row.type, status, now - row.created_at)
                     return row
                 watched.changed.clear()
                 try:
@@ -312,16 +337,19 @@ class Dispatcher:
         """A read (inspect, list, logs…): sent and waited for like a command, but held in
         memory only: nothing of it is written to the store, since it changes nothing and a
         follower asks many times (its result is in the answer, not in /v1/commands)."""
-        envelope = CommandEnvelope.new(self.require_ready(node), payload,
+        with self._refusals(payload.type):
+            self.require_ready(node)
+        envelope = CommandEnvelope.new(node, payload,
                                        deadline=timedelta(seconds=deadline),
                                        principal=principal, reply_to=self.gateway_id)
         row = CommandRow(id=str(envelope.id), idempotency_key=None, principal=principal,
                          node=node, type=payload.type, created_at=self.clock(),
                          deadline=envelope.deadline.timestamp(), envelope="",
                          expected=[node])
-        watched = self._watched[row.id] = _Watched(row, unstored=True)
+        watched = self._watched[row.id] = _Watched(row, unstored=True, report=True)
         try:
-            await self.publisher.publish(envelope)
+            with self._refusals(payload.type):
+                await self.publisher.publish(envelope)
             return outcome(await self.wait(row.id), self.clock())
         finally:
             if watched.waiters == 0:

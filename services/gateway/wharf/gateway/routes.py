@@ -130,7 +130,7 @@ async def pull_everywhere(call: Command, image: str = Query(min_length=1)) -> Re
     row = await call.dispatcher.submit(BROADCAST_NODE, PullPayload(image=image),
                                        principal=call.principal, deadline=call.deadline,
                                        idempotency_key=call.idempotency_key,
-                                       request_hash=call.request_hash)
+                                       request_hash=call.request_hash, watch=bool(call.wait))
     if call.wait:
         row = await call.dispatcher.wait(row.id)
     document = command_document(row, time.time())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 KEEP = 1000  # samples kept per phase
@@ -30,6 +30,8 @@ class Phases:
     def __init__(self, keep: int = KEEP) -> None:
         self.keep = keep
         self._samples: dict[str, deque[float]] = {}
+        # told every sample as it comes (/metrics' histogram); not reset by clear()
+        self.observers: list[Callable[[str, float], None]] = []
 
     @contextmanager
     def span(self, name: str) -> Iterator[None]:
@@ -45,6 +47,8 @@ class Phases:
         if samples is None:
             samples = self._samples[name] = deque(maxlen=self.keep)
         samples.append(seconds)
+        for observe in self.observers:
+            observe(name, seconds)
 
     def clear(self) -> None:
         self._samples.clear()

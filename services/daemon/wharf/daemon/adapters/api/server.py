@@ -19,6 +19,7 @@ from wharf.daemon.adapters.api import (
     events,
     execs,
     images,
+    metrics,
     networks,
     system,
     volumes,
@@ -61,8 +62,9 @@ class DockerConventions:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The FastAPI app serving ``engine``; nothing global, everything from ``app.state``."""
+def create_app(engine: Engine, measured: metrics.DaemonMetrics | None = None) -> FastAPI:
+    """The FastAPI app serving ``engine``; nothing global, everything from ``app.state``.
+    With ``measured``, ``GET /metrics`` serves it and every request is counted in it."""
     app = FastAPI(title="wharfd (Docker Engine API subset)", version=API_VERSION,
                   docs_url=None, redoc_url=None)
     app.state.engine = engine
@@ -78,7 +80,11 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(networks.router)
     app.add_exception_handler(WharfError, _wharf_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(DockerConventions)
+    if measured is not None:
+        app.state.metrics = measured
+        app.get("/metrics")(metrics.metrics)
+        app.add_middleware(metrics.RequestMetrics, metrics=lambda: app.state.metrics)
+    app.add_middleware(DockerConventions)  # last: outermost, so the others see the path bare
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class ImageService:
         self.store = store
         self.registry = registry
         self.tmp_dir = tmp_dir
+        # pulls by outcome: ok, an error kind's code, cancelled (read by /metrics)
+        self.pulls: Counter[str] = Counter()
 
     def list_images(self, image_filter: ImageFilter | None = None, *,
                     intermediate: bool = True) -> list[ImageRecord]:
@@ -69,12 +72,24 @@ class ImageService:
     async def pull(
         self, text: str, tag: str, auth: AuthConfig | None, platform: str | None
     ) -> AsyncIterator[dict[str, Any]]:
-        """Pull ``text`` (with ``tag`` when given separately, as the API sends it)."""
-        ref = reference.parse(_join_tag(text, tag)).with_default_tag()
-        async for message in pull(
-            ref, registry=self.registry, target=self.store, auth=auth, platform=platform
-        ):
-            yield message
+        """Pull ``text`` (with ``tag`` when given separately, as the API sends it); its
+        outcome is counted in :attr:`pulls`."""
+        outcome = "cancelled"  # the stream's reader went away before its end
+        try:
+            ref = reference.parse(_join_tag(text, tag)).with_default_tag()
+            async for message in pull(
+                ref, registry=self.registry, target=self.store, auth=auth, platform=platform
+            ):
+                yield message
+            outcome = "ok"
+        except WharfError as exc:
+            outcome = exc.code
+            raise
+        except Exception:
+            outcome = "internal"
+            raise
+        finally:
+            self.pulls[outcome] += 1
 
     async def push(
         self, name: str, tag: str, auth: AuthConfig | None
