@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NODES = {"dash1": "a", "dash2": "b", "dash3": "c"}  # name → zone label; not another test's
 NAME = "dash-web"
 GREETING = "hello from the dashboard"
+MARKUP = "<img src=x onerror=window.pwned=1>"  # a log line that is markup: shown as text
 
 
 @dataclass
@@ -137,7 +138,8 @@ def _runs_a_container_and_sees_its_events(page: Browser) -> str:
     """The run form (image, command, name; any node); the answer, the events, the list."""
     page.type("#run-form [name=image]", "busybox")
     page.type("#run-form [name=command]",  # PID 1 ignores SIGTERM unless it traps it
-              f"sh -c 'trap \"exit 0\" TERM; echo {GREETING}; sleep 300 & wait'")
+              f"sh -c 'trap \"exit 0\" TERM; echo {GREETING}; echo \"{MARKUP}\"; "
+              "sleep 300 & wait'")
     page.type("#run-form [name=name]", NAME)
     assert page.evaluate("document.getElementById('run-node').value") == ""  # any node
     page.click("#run-form button[type=submit]")
@@ -166,8 +168,11 @@ def _opens_it_and_reads_its_logs(page: Browser, node: str) -> None:
                       "('#inspect dt')].map(dt => [dt.textContent, "
                       "dt.nextElementSibling.textContent]))", what="what inspect says")
     assert facts["State"] == "running" and facts["Node"] == node and facts["Image"] == "busybox"
-    page.wait(f"document.getElementById('logs').textContent.includes({_js(GREETING)})",
+    page.wait(f"document.getElementById('logs').textContent.includes({_js(MARKUP)})",
               what="the container's output in the logs")
+    assert page.text("#logs").startswith(f"{GREETING}\n{MARKUP}\n")
+    assert page.evaluate("document.querySelector('#logs img') === null && "
+                         "window.pwned === undefined")
 
 
 def _stop_is_refused_to_a_read_token(page: Browser, reader: str) -> None:

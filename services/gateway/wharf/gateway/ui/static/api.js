@@ -89,13 +89,16 @@ export async function followEvents(query, onEvent, signal) {
   }
 }
 
-/** A container's logs (`follow`: as they come), onText(stream, text) for each piece. */
-export async function readLogs(node, container, follow, onText, signal) {
+/** A container's logs (`follow`: as they come), onText(stream, text) for each piece. A TTY
+ *  container's log is its raw output, any other's is Docker's multiplexed stream: the docker
+ *  CLI tells them apart by the container's Tty too, since the answer's media type does not
+ *  (wharfd, as dockerd before API 1.42, sends none for logs). */
+export async function readLogs(node, container, { follow, tty }, onText, signal) {
   const path = `v1/nodes/${encodeURIComponent(node)}/containers/` +
     `${encodeURIComponent(container)}/logs`;
   const reply = await send("GET", path, {
     query: { stdout: "1", stderr: "1", tail: "200", follow: follow ? "1" : "0" }, signal });
-  const framed = (reply.headers.get("content-type") ?? "").includes("multiplexed");
+  const framed = !tty;
   const frames = new FrameReader();
   const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
   const reader = reply.body.getReader();

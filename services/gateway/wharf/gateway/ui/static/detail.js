@@ -61,7 +61,7 @@ export class ContainerDetail {
   }
 
   async open(node, id) {
-    this.current = { node, id };
+    this.current = { node, id, tty: false };
     this.panel.hidden = false;
     say(this.message, "");
     fill(byId("detail-title"), id.slice(0, 12), h("span", { class: "chip" }, node));
@@ -81,6 +81,7 @@ export class ContainerDetail {
     try {
       const { document } = await call("GET", path(node, id, "json"));
       if (this.current?.id !== id) return;
+      this.current.tty = Boolean(document.Config?.Tty); // how its logs are framed
       fill(byId("detail-title"), (document.Name ?? "").replace(/^\//, "") || id.slice(0, 12),
            h("span", { class: "chip" }, node));
       fill(byId("inspect"), facts(node, document).map(([key, value]) =>
@@ -92,13 +93,13 @@ export class ContainerDetail {
 
   streamLogs() {
     if (this.current === null) return;
-    const { node, id } = this.current;
+    const { node, id, tty } = this.current;
     this.logController?.abort();
     const controller = new AbortController();
     this.logController = controller;
     fill(this.logs);
     const follow = this.follow.checked;
-    readLogs(node, id, follow, (stream, text) => {
+    readLogs(node, id, { follow, tty }, (stream, text) => {
       this.logs.append(stream === "stderr" ? h("span", { class: "stderr" }, text) : text);
       this.logs.scrollTop = this.logs.scrollHeight;
     }, controller.signal).then(() => {
