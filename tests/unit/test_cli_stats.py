@@ -207,3 +207,18 @@ def test_a_named_container_that_stops_stays_with_dashes() -> None:
 
     watch.run(frames.append, tty=False, frames=2, sleep=stopped)
     assert frames == ["web web 40.00% 1MiB / 8MiB\n", "web web -- -- / --\n"]
+
+
+def test_a_container_that_leaves_the_list_and_comes_back_is_followed_once() -> None:
+    source = Source()  # paused: not listed without -a, its stream still open
+    source.samples[CID] = [sample()]
+    states = iter(["running", "paused", "running"])
+    source.listed = [{"Id": CID, "State": next(states)}]
+    frames: list[str] = []
+
+    def between(_: float) -> None:
+        source.listed = [{"Id": CID, "State": next(states)}]
+
+    Watch(source, [], False, True, True, parse("{{.Name}}")).run(frames.append, False, 3,
+                                                                  sleep=between)
+    assert frames == ["web\n", "", "web\n"] and source.opened == [CID]

@@ -216,9 +216,10 @@ class Watch:
     def frame(self, clear: bool) -> str:
         """Start followers for what is new, wait for their first samples, draw."""
         wanted, live = self.wanted()
-        self.board.forget([k for k in self.threads if k not in wanted])
-        for key in [k for k in self.threads if k not in wanted]:
-            del self.threads[key]  # its stream ends with its container: nobody waits on it
+        # a follower whose container left the list ends with its stream; one still going (a
+        # paused container) is not started twice when its container comes back
+        self.board.forget([k for k, follower in self.threads.items()
+                           if k not in wanted and not follower.is_alive()])
         fresh = [k for k in wanted if k in live and
                  (k not in self.threads or not self.threads[k].is_alive())]
         for key in fresh:
