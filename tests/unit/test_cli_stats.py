@@ -14,6 +14,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from tests.unit.test_cli_gateway import FakeGateway, run
 from wharf.cli.commands.stats import CLEAR, STATS_TABLE, Watch, draw, invalid_row, stats_row
 from wharf.cli.failure import CLIError
 from wharf.cli.main import build_cli
@@ -222,3 +223,16 @@ def test_a_container_that_leaves_the_list_and_comes_back_is_followed_once() -> N
     Watch(source, [], False, True, True, parse("{{.Name}}")).run(frames.append, False, 3,
                                                                   sleep=between)
     assert frames == ["web\n", "", "web\n"] and source.opened == [CID]
+
+
+def test_node_stats_go_through_the_gateway_relay() -> None:
+    fake = FakeGateway()
+    fake.route("GET", "/v1/nodes/n1/containers/json",
+               lambda r: httpx.Response(200, json=[{"Id": CID, "State": "running"}]))
+    fake.route("GET", f"/v1/nodes/n1/containers/{CID}/stats",
+               lambda r: httpx.Response(200, json=sample()))
+    done = run(fake, "--node", "n1", "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}")
+    assert done.exit_code == 0, done.output
+    assert done.output == "web 3\n"
+    relayed = fake.seen[-1]
+    assert relayed.url.params["stream"] == "0" and "wait" not in relayed.url.params

@@ -191,3 +191,14 @@ def test_events_all_nodes_and_node_through_a_fake_gateway() -> None:
     assert fake.seen[-1].url.params["replay"] == "false"
     refused = run(fake, "events", "--all-nodes", "-f", "colour=red")
     assert refused.exit_code == 1 and "invalid filter 'colour'" in refused.output
+
+
+def test_the_stats_relay_is_documented_and_checks_its_flags(gateway: Gateway) -> None:
+    # (beside the events: the other read this change relays through the gateway)
+    operation = gateway.app.openapi()["paths"][
+        "/v1/nodes/{node}/containers/{container}/stats"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"node", "container", "stream",
+                                                            "one-shot"}
+    assert {"200", "400", "404", "503"} <= set(operation["responses"])
+    refused = gateway.request("GET", "/v1/nodes/n1/containers/web/stats?stream=maybe")
+    assert refused.status_code == 400 and "stream" in refused.json()["message"]
