@@ -4,7 +4,8 @@ wharfd node with ``--metrics-addr`` on loopback.
 The expositions (the gateway's behind a read token, wharfd's on its unix socket and on its
 metrics address) are parsed with prometheus-client's parser and checked to move with what the
 test does: a pull, a run and a refused command through the gateway, an API request on the
-node. Then Debian's ``prometheus`` scrapes both (a bearer token file for the gateway, the
+node; a broker connection closed under the gateway counts one reconnect. Then Debian's
+``prometheus`` scrapes both (a bearer token file for the gateway, the
 metrics address for wharfd), and its HTTP API must report both targets up and answer queries
 on the metrics. The node is ``mt1`` so that its broker account is no other test's.
 """
@@ -34,7 +35,7 @@ from tests.integration.gateway_fixture import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # three real gateways and nodes: ~80 s
 NODE = "mt1"
 SLEEPER = {"Image": "busybox", "Cmd": ["sleep", "300"]}
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -133,6 +134,29 @@ def test_both_endpoints_parse_and_move_with_what_happens(node: Node) -> None:
     assert "wharfd_containers" in {name for name, _ in parse(httpx.get(node.metrics_url).text)}
     assert httpx.get(node.metrics_url.replace("/metrics", "/containers/json")).status_code \
         == 404
+
+
+def test_a_lost_broker_connection_counts_as_a_reconnect(node: Node, amqp_url: str) -> None:
+    assert get(node.gateway_metrics(), "wharf_gateway_broker_reconnects_total") == 0
+    vhost = amqp_url.rsplit("/", 1)[1]
+    listed = subprocess.run(["rabbitmqctl", "list_connections", "-q", "pid", "vhost", "user"],
+                            check=True, capture_output=True, text=True).stdout.splitlines()
+    # the gateway's: guest on the test's own vhost (the node has an account of its own)
+    ours = [row.split("\t")[0] for row in listed[1:] if row.split("\t")[1:] == [vhost, "guest"]]
+    assert len(ours) == 1, listed
+    subprocess.run(["rabbitmqctl", "close_connection", ours[0], "closed by test_metrics"],
+                   check=True, capture_output=True)
+
+    def reconnected() -> Samples | None:
+        now = node.gateway_metrics()
+        back = get(now, "wharf_gateway_broker_connected") == 1
+        return now if back and get(now, "wharf_gateway_broker_reconnects_total") == 1 else None
+
+    after = wait_for(reconnected)
+    assert get(after, "wharf_gateway_broker_messages_dropped_total", reason="forged") == 0
+    with node.gateway.client() as client:  # and commands go through it again
+        wait_for(lambda: nodes(client).get(NODE, {}).get("Status") == "ready")
+        assert client.get(f"/v1/nodes/{NODE}/containers/json").status_code == 200
 
 
 def _prometheus_config(node: Node, base: Path) -> Path:
