@@ -160,6 +160,35 @@ def _runs_a_container_and_sees_its_events(page: Browser) -> str:
     return node
 
 
+def _choose(page: Browser, selector: str, value: str) -> None:
+    """Pick an option of a <select>, as a user's choice fires ``input``."""
+    page.evaluate(f"(e => {{ e.value = {_js(value)}; e.dispatchEvent(new Event('input', "
+                  f"{{bubbles: true}})); }})(document.querySelector({_js(selector)}))")
+
+
+def _filters_narrow_the_list(page: Browser, node: str) -> None:
+    """Each filter of the form reaches GET /v1/containers: what matches stays, what does not
+    empties the list, and clearing it brings the container back."""
+    other = next(name for name in NODES if name != node)
+    empty = "document.querySelector('#containers tbody td.muted')?.textContent === " \
+            "'No container matches.'"
+    for selector, miss, hit in [("#filters [name=name]", "nothing-like-it", NAME),
+                                ("#filters [name=ancestor]", "hello-world", "busybox"),
+                                ("#filters [name=label]", "zone", "")]:
+        page.type(selector, miss)
+        page.wait(empty, what=f"{selector}={miss} matching nothing")
+        page.type(selector, hit)
+        page.wait(f"!!{_row_of(NAME)}", what=f"{selector}={hit} matching it")
+    for value, matches in [(other, False), (node, True), ("", True)]:
+        _choose(page, "#filter-node", value)
+        page.wait(f"!!{_row_of(NAME)}" if matches else empty, what=f"node filter {value}")
+    _choose(page, "#filters [name=status]", "exited")
+    page.wait(empty, what="no exited container")
+    _choose(page, "#filters [name=status]", "")
+    page.wait(f"!!{_row_of(NAME)} && document.getElementById('containers-summary')"
+              ".textContent === '1 shown'")
+
+
 def _opens_it_and_reads_its_logs(page: Browser, node: str) -> None:
     page.click("#containers tbody tr[data-id]")  # the only container
     page.wait("!document.getElementById('detail').hidden", what="the detail panel")
@@ -241,6 +270,7 @@ def test_log_in_see_the_nodes_run_from_the_page_and_follow_the_feed(
         _sees_the_three_nodes(browser)
         node = _runs_a_container_and_sees_its_events(browser)
         overview = browser.screenshot(tmp_path / "dashboard-overview.png")
+        _filters_narrow_the_list(browser, node)
         _opens_it_and_reads_its_logs(browser, node)
         browser.evaluate("document.getElementById('detail').scrollIntoView()")
         container = browser.screenshot(tmp_path / "dashboard-container.png", "#detail")
