@@ -2,7 +2,13 @@
 # Entrypoint of the wharf dev image (Dockerfile beside this file, docker-compose.dev.yml).
 # Usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | COMMAND...
 #
-# wharfd   cgroup v2 first: in its own cgroup namespace the container's root cgroup holds this
+# wharfd   the container is not --privileged (that asks the engine for every capability, and
+#          fails where the engine's own bounding set lacks one: runc "unable to apply caps");
+#          the compose file gives it every capability the engine has and no seccomp/AppArmor
+#          confinement, but the engine still mounts /sys, the cgroup hierarchies and /proc/sys
+#          read-only. With CAP_SYS_ADMIN they are remounted read-write, as --privileged would
+#          have mounted them, so crun can make cgroups and wharfd set its sysctls.
+#          Then cgroup v2: in its own cgroup namespace the container's root cgroup holds this
 #          process, and the kernel refuses to delegate controllers (cgroup.subtree_control) from
 #          a cgroup that has processes in it, so crun could not make the containers' cgroups.
 #          As docker-in-docker does, every process moves to a leaf cgroup `init` and the
@@ -22,12 +28,31 @@ REPO=/opt/wharf
 log() { printf 'entrypoint: %s\n' "$*" >&2; }
 die() { printf 'entrypoint: error: %s\n' "$*" >&2; exit 1; }
 
+# in_container: true inside a Docker or Podman container (never touch a host's mounts).
+in_container() {
+    [[ -e /.dockerenv || -e /run/.containerenv ]]
+}
+
+# writable_sys: remount /sys, every mount under /sys/fs/cgroup and /proc/sys read-write where
+# they are read-only (a container run with capabilities rather than --privileged).
+writable_sys() {
+    in_container || { log "not in a container: leaving /sys and /proc/sys alone"; return 0; }
+    local target options
+    # mountinfo: field 5 is the mount point, field 6 its per-mount options.
+    while read -r target options; do
+        case $target in /sys | /sys/fs/cgroup | /sys/fs/cgroup/* | /proc/sys) ;; *) continue ;; esac
+        [[ ,$options, == *,ro,* ]] || continue
+        mount -o remount,rw,bind "$target" 2>/dev/null || mount -o remount,rw "$target" \
+            || die "could not make $target writable: give the service CAP_SYS_ADMIN (or run it privileged)"
+    done < <(awk '{print $5, $6}' /proc/self/mountinfo)
+}
+
 delegate_cgroups() {
     local root=/sys/fs/cgroup
     [[ -f $root/cgroup.controllers ]] || return 0   # cgroup v1: nothing to delegate
     # Only inside a container (its own cgroup namespace): on a host this would move every
     # process of the root cgroup.
-    if [[ ! -e /.dockerenv && ! -e /run/.containerenv ]]; then
+    if ! in_container; then
         log "not in a container: leaving the cgroups alone"
         return 0
     fi
@@ -86,6 +111,7 @@ role=${1:-}
 case $role in
     wharfd)
         shift
+        writable_sys
         delegate_cgroups
         exec wharfd "$@"
         ;;

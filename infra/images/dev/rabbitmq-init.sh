@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Command of the `rabbitmq` service in docker-compose.dev.yml (official rabbitmq image; this
-# file is mounted read-only). Starts the broker through the image's own docker-entrypoint.sh,
-# then makes the control plane's accounts with the same functions as infra/rabbitmq.sh
-# (infra/amqp-accounts.sh, mounted beside it): vhost `wharf`, user `wharf-gateway` (password
+# Command of the `rabbitmq` service in docker-compose.dev.yml (rabbitmq.Dockerfile beside this
+# file: Debian's rabbitmq-server, run as user rabbitmq; this file is mounted read-only). Starts
+# the broker ($RABBITMQ_SERVER, logging to standard output), then makes the control plane's
+# accounts with the same functions as infra/rabbitmq.sh (infra/amqp-accounts.sh, mounted
+# beside it): vhost `wharf`, user `wharf-gateway` (password
 # WHARF_AMQP_GATEWAY_PASSWORD) and one `wharf-node-<name>` per entry of WHARF_AMQP_NODE_ACCOUNTS
 # ("node1=password node2=password"). Only then it touches $READY, which the healthcheck requires, so
 # the gateway and the daemons (depends_on: service_healthy) never see a broker without them.
@@ -18,8 +19,10 @@ source /usr/local/lib/wharf-amqp-accounts.sh
 : "${WHARF_AMQP_GATEWAY_PASSWORD:?set WHARF_AMQP_GATEWAY_PASSWORD}"
 : "${WHARF_AMQP_NODE_ACCOUNTS:?set WHARF_AMQP_NODE_ACCOUNTS (node1=password node2=password)}"
 
+RABBITMQ_SERVER=${RABBITMQ_SERVER:-/usr/lib/rabbitmq/bin/rabbitmq-server}
+
 rm -f "$READY"
-docker-entrypoint.sh rabbitmq-server &
+"$RABBITMQ_SERVER" &
 server=$!
 # The broker is this script's child: pass a stop on to it and wait for its clean shutdown.
 trap 'kill -TERM "$server" 2>/dev/null || true' TERM INT
