@@ -154,3 +154,47 @@ def test_service_healthy_scale_run_and_restart(daemon: Daemon, tmp_path: Path) -
     finally:
         _compose(daemon, project, "down", "-v", check=False)
     assert _listed(daemon, "containers", name) == []
+
+
+BUILD_FILE = """\
+version: "3.8"
+services:
+  app:
+    build: ./app
+    image: {image}
+    command: sh -c "cat /built.txt; echo A=$$A; exec sleep 300"
+    stop_grace_period: 1s
+    environment:
+      A: "{a}"
+"""
+
+
+def test_build_recreate_on_a_change_and_down_rmi(daemon: Daemon, tmp_path: Path) -> None:
+    """compose build sends the context to wharfd's /build; a changed service is recreated (the
+    old container renamed, a new one made, the old one removed); down --rmi all removes the
+    built image."""
+    name = f"wb{uuid.uuid4().hex[:8]}"
+    project, image = tmp_path / name, f"{name}/app:1"
+    (project / "app").mkdir(parents=True)
+    (project / "app" / "Dockerfile").write_text(
+        "FROM busybox\nRUN echo built-by-compose > /built.txt\n")
+    (project / "docker-compose.yml").write_text(BUILD_FILE.format(image=image, a="1"))
+    try:
+        built = _compose(daemon, project, "build")
+        assert f"Successfully tagged {image}" in built.stdout + built.stderr
+        _compose(daemon, project, "up", "-d")
+        first = _listed(daemon, "containers", name)
+        wait_for(lambda: "A=1" in _compose(daemon, project, "logs").stdout)
+        (project / "docker-compose.yml").write_text(BUILD_FILE.format(image=image, a="2"))
+        recreated = _compose(daemon, project, "up", "-d")
+        assert "Recreating" in recreated.stderr
+        assert _listed(daemon, "containers", name) == first == [f"/{name}_app_1"]
+        wait_for(lambda: "A=2" in _compose(daemon, project, "logs").stdout)
+        logs = _compose(daemon, project, "logs").stdout
+        assert "built-by-compose" in logs
+        _compose(daemon, project, "down", "--rmi", "all", "-v")
+        status, _ = daemon.request("GET", f"/images/{image}/json")
+        assert status == 404
+    finally:
+        _compose(daemon, project, "down", "--rmi", "all", "-v", check=False)
+    assert _listed(daemon, "containers", name) == []
