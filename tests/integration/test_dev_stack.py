@@ -190,20 +190,26 @@ def test_a_container_runs_on_a_node_through_the_published_gateway(stack: Stack,
         assert done.returncode == 0, f"wharf {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
 
-    # busybox comes from the stack's registry (the seed pushed it), the node's docker.io mirror.
+    # busybox comes from the stack's registry (the seed pushed it), the node's docker.io mirror;
+    # the output comes back through the gateway's relay to the node (mutual TLS, certs service).
+    assert wharf("--node", "node2", "run", "--rm", "busybox", "echo", "hi") == "hi\n"
     name = f"hi-{uuid.uuid4().hex[:8]}"
     wharf("--node", "node2", "run", "-d", "--name", name, "busybox", "sh", "-c",
           "echo hi from $(hostname)")
     try:
-        # Polled, not `wharf wait`: the stack's gateway relays no stream (docs/deploy.md §3).
-        deadline = time.monotonic() + 60
-        while (state := json.loads(wharf("--node", "node2", "inspect", name))[0])[
-                "State"]["Status"] != "exited":
-            assert time.monotonic() < deadline, state["State"]
-            time.sleep(1)
-        assert state["State"]["ExitCode"] == 0
+        assert wharf("--node", "node2", "wait", name) == "0\n"
+        state = json.loads(wharf("--node", "node2", "inspect", name))[0]
         assert wharf("--node", "node2", "logs", name) == f"hi from {state['Id'][:12]}\n"
         table = wharf("ps", "-a", "--all-nodes").splitlines()  # ... NAMES NODE
         assert [line.split()[-2:] for line in table if name in line] == [[name, "node2"]], table
     finally:
         wharf("--node", "node2", "rm", "-f", name)
+    # --rm removed its container: only the named one was on node2, and it is gone too
+    assert wharf("--node", "node2", "ps", "-aq") == ""
+
+
+def test_run_rm_inside_the_stack(stack: Stack) -> None:
+    """`wharf --node node1 run --rm` from the gateway's container, on the stack's network."""
+    _ready_nodes(stack)
+    assert stack.in_gateway("--node", "node1", "run", "--rm", "busybox", "echo", "hi").stdout \
+        == "hi\n"

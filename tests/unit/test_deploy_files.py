@@ -142,7 +142,7 @@ def test_the_stack_of_architecture_section_5(compose: dict[str, Any]) -> None:
     wharf = [s for s in services.values() if s["image"] == "wharf-dev:latest"]
     assert {json.dumps(s["build"], sort_keys=True) for s in wharf} == {
         json.dumps(services["gateway"]["build"], sort_keys=True)}
-    assert {_role(s) for s in wharf} == {"wharfd", "gateway", "seed"}
+    assert {_role(s) for s in wharf} == {"wharfd", "gateway", "seed", "certs"}
 
 
 def test_build_contexts_and_dockerfiles_exist(compose: dict[str, Any]) -> None:
@@ -234,11 +234,13 @@ def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
                 assert "healthcheck" in services[target], (name, target)
     for name in STACK | DAEMONS:
         assert "healthcheck" in services[name], name
-    # Nothing wharf runs starts before the broker has its accounts and the registry answers.
+    # Nothing wharf runs starts before the broker has its accounts, the registry answers and
+    # the certificates exist.
     wanted = {"gateway": {"rabbitmq"}} | {name: {"rabbitmq", "registry"} for name in DAEMONS}
     for name, targets in wanted.items():
         depends = services[name]["depends_on"]
-        assert set(depends) == targets, name
+        assert set(depends) == targets | {"certs"}, name
+        assert depends.pop("certs")["condition"] == "service_completed_successfully", name
         assert {spec["condition"] for spec in depends.values()} == {"service_healthy"}, name
 
 
@@ -281,6 +283,10 @@ def test_daemon_environment_parses(compose: dict[str, Any],
         assert settings.node_name == name
         assert settings.registry_mirrors == ["http://registry:5000"]
         assert "registry:5000" in settings.insecure_registries
+        # mutual TLS for the gateway's streams, at the name the certs service issues for
+        assert settings.tlsverify and settings.advertised_address == f"{name}:2376"
+        tls = [str(v) for v in compose["services"][name]["volumes"] if ":/etc/wharf/tls" in str(v)]
+        assert tls == [f"{name}-tls:/etc/wharf/tls:ro"], tls
 
 
 def test_entrypoint_roles_exist(compose: dict[str, Any]) -> None:

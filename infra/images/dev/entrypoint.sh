@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Entrypoint of the wharf dev image (Dockerfile beside this file, docker-compose.dev.yml).
-# Usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | COMMAND...
+# Usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | certs | COMMAND...
 #
 # wharfd   the container is not --privileged (that asks the engine for every capability, and
 #          fails where the engine's own bounding set lacks one: runc "unable to apply caps");
@@ -20,6 +20,12 @@
 #          otherwise one is created once with `wharf-gateway token create` and kept in
 #          $WHARF_GATEWAY_STATE_DIR/dev-token (0600). Then `wharf-gateway serve`, which reads
 #          WHARF_GATEWAY_* itself.
+# certs    the mutual TLS between the gateway and the daemons (the gateway's interactive
+#          streams): one CA in $TLS_ROOT/ca (kept there, never handed out), and for each node
+#          of $WHARF_DEV_NODES only its own files in $TLS_ROOT/<node> (ca.pem,
+#          server-cert.pem for the name <node>, server-key.pem: wharfd's defaults when mounted
+#          at /etc/wharf/tls), and the gateway's client certificate in $TLS_ROOT/gateway (ca.pem,
+#          cert.pem, key.pem). infra/certs.sh does the work; run again, it keeps what is valid.
 # seed     builds the busybox seed image (infra/images/busybox/build.sh) and pushes it to
 #          $WHARF_SEED_REGISTRY (default registry:5000) with infra/images/push.sh.
 set -euo pipefail
@@ -99,6 +105,31 @@ ensure_token() {
     fi
 }
 
+TLS_ROOT=/tls
+
+# copy_tls SRC DEST MODE: one file into a consumer's folder (atomically: a reader never sees
+# half a key).
+copy_tls() {
+    install -m "$3" "$1" "$2.tmp" && mv -f "$2.tmp" "$2"
+}
+
+certs() {
+    local ca=$TLS_ROOT/ca node
+    [[ -n ${WHARF_DEV_NODES:-} ]] || die "set WHARF_DEV_NODES (the nodes' names, e.g. 'node1 node2')"
+    for node in $WHARF_DEV_NODES; do
+        [[ $node =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] || die "'$node' is not a node name"
+        [[ -d $TLS_ROOT/$node ]] || die "no $TLS_ROOT/$node: mount that node's TLS volume there"
+        CERT_DIR=$ca CERT_SERVER=$node CERT_HOSTS=$node "$REPO/infra/certs.sh"
+        copy_tls "$ca/ca.pem" "$TLS_ROOT/$node/ca.pem" 0644
+        copy_tls "$ca/$node-cert.pem" "$TLS_ROOT/$node/server-cert.pem" 0644
+        copy_tls "$ca/$node-key.pem" "$TLS_ROOT/$node/server-key.pem" 0600
+    done
+    [[ -d $TLS_ROOT/gateway ]] || die "no $TLS_ROOT/gateway: mount the gateway's TLS volume there"
+    copy_tls "$ca/ca.pem" "$TLS_ROOT/gateway/ca.pem" 0644
+    copy_tls "$ca/cert.pem" "$TLS_ROOT/gateway/cert.pem" 0644
+    copy_tls "$ca/key.pem" "$TLS_ROOT/gateway/key.pem" 0600
+}
+
 seed() {
     local registry=${WHARF_SEED_REGISTRY:-registry:5000} out
     out=$(mktemp -d)
@@ -127,8 +158,11 @@ case $role in
     seed)
         seed
         ;;
+    certs)
+        certs
+        ;;
     "")
-        die "usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | COMMAND..."
+        die "usage: entrypoint.sh wharfd [FLAGS] | gateway [FLAGS] | seed | certs | COMMAND..."
         ;;
     *)
         exec "$@"
