@@ -34,9 +34,10 @@ REPO=/opt/wharf
 log() { printf 'entrypoint: %s\n' "$*" >&2; }
 die() { printf 'entrypoint: error: %s\n' "$*" >&2; exit 1; }
 
-# in_container: true inside a Docker or Podman container (never touch a host's mounts).
+# in_container: true inside a container (never touch a host's mounts): Docker's and Podman's
+# marker files, or this image's own tini as PID 1 (wharfd writes no marker file).
 in_container() {
-    [[ -e /.dockerenv || -e /run/.containerenv ]]
+    [[ -e /.dockerenv || -e /run/.containerenv || $(readlink /proc/1/exe 2>/dev/null) == /usr/bin/tini ]]
 }
 
 # writable_sys: remount /sys, every mount under /sys/fs/cgroup and /proc/sys read-write where
