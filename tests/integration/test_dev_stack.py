@@ -213,3 +213,17 @@ def test_run_rm_inside_the_stack(stack: Stack) -> None:
     _ready_nodes(stack)
     assert stack.in_gateway("--node", "node1", "run", "--rm", "busybox", "echo", "hi").stdout \
         == "hi\n"
+
+
+def test_the_daemons_tcp_listeners_want_a_client_certificate(stack: Stack) -> None:
+    """node1:2376 answers the gateway's client certificate and refuses a client without one."""
+    tls = "/etc/wharf/node-tls"
+
+    def ping(*cert: str) -> subprocess.CompletedProcess[str]:
+        return stack.compose("exec", "-T", "gateway", "curl", "-s", "--max-time", "5",
+                             "--cacert", f"{tls}/ca.pem", *cert, "https://node1:2376/_ping",
+                             check=False, timeout=60)
+
+    with_cert = ping("--cert", f"{tls}/cert.pem", "--key", f"{tls}/key.pem")
+    assert (with_cert.returncode, with_cert.stdout) == (0, "OK"), with_cert.stderr
+    assert ping().returncode != 0
