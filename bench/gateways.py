@@ -1,7 +1,8 @@
 """Throughput with one and two gateways (issue #15 item 4): does a second gateway add commands/s?
 
     .venv/bin/python bench/gateways.py [--rounds 3] [--duration 5] [--concurrency 16]
-                                       [--agents 8] [--fleet-procs 4] [--work-dir /var/tmp]
+                                       [--agents 8] [--fleet-procs 4] [--containers 10]
+                                       [--synchronous-commit on|off] [--work-dir /var/tmp]
 
 Three cases, run alternately (A B C A B C ... ``--rounds`` times, so that drift on this shared
 machine hits them alike), each with fresh gateway processes and empty records:
@@ -23,7 +24,10 @@ Per case and path: commands/s (median of the rounds, min and max), latency p50/p
 samples together), CPU ms per command of each gateway (per command it served), PostgreSQL (the
 cluster's processes, other databases' backends left out), RabbitMQ (beam.smp), the simulated
 fleet and the load generator (this process), the CPU of the whole machine that none of these
-used (other work on the shared cores), and the ceilings; then the verdict, C against A and B.
+used (other work on the shared cores), and the ceilings; how many statements the gateways had in
+flight in PostgreSQL and what they waited on (pg_stat_activity every 20 ms: a gateway runs its
+statements synchronously on its event loop); then the verdict, C against A and B, and where the
+CPU went.
 
 Everything runs on a private RabbitMQ vhost and a scratch PostgreSQL database (made and dropped
 as tests/integration/pg_fixture.py does; needs ``make postgres``); the vhost, the database, the
@@ -43,7 +47,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -165,6 +171,7 @@ class Ctx:
     db_name: str
     nodes: list[str]
     args: argparse.Namespace
+    watch: PgWatch
 
 
 @contextmanager
@@ -239,18 +246,59 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+class PgWatch:
+    """What the scratch database's backends are doing, sampled every 20 ms by a thread while
+    ``on`` is set. A gateway calls PostgreSQL synchronously on its event loop, so a statement
+    in flight is a gateway loop waiting for it; the wait events say on what (``IO:WALSync``:
+    the commit's WAL flush)."""
+
+    PERIOD = 0.02
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # noqa: PLC0415 - the gateway's `postgres` extra, installed with it
+
+        self._conn = psycopg.connect(url, autocommit=True)
+        self.pid = int(self._conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        self.on, self._stop = threading.Event(), threading.Event()
+        self.samples, self.waits = 0, Counter[str]()
+        self._thread = threading.Thread(target=self._run, name="pg-watch", daemon=True)
+        self._thread.start()
+
+    def take(self) -> tuple[int, Counter[str]]:
+        """The samples and wait events since the last call."""
+        out, self.samples, self.waits = (self.samples, self.waits), 0, Counter()
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.PERIOD):
+            if self.on.is_set():
+                rows = self._conn.execute(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'on CPU')"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state = 'active' AND pid <> pg_backend_pid()").fetchall()
+                self.samples += 1
+                self.waits.update(r[0] for r in rows)
+
+
 class Sampler:
     """CPU seconds per process, by group (each gateway its own); pids are looked up again at
-    each sample for PostgreSQL, whose backends come and go."""
+    each sample for PostgreSQL, whose backends come and go (the watcher's own left out)."""
 
-    def __init__(self, gateways: Sequence[GatewayProc], fleet: list[int], db: str) -> None:
-        self.gateways, self.fleet, self.db = gateways, fleet, db
+    def __init__(self, gateways: Sequence[GatewayProc], fleet: list[int], db: str,
+                 skip: int) -> None:
+        self.gateways, self.fleet, self.db, self.skip = gateways, fleet, db, skip
         rabbit = rabbit_pid()
         self.rabbit = [rabbit] if rabbit else []
 
     def sample(self) -> dict[str, dict[int, float]]:
         groups = {f"gw{i + 1}": [g.process.pid] for i, g in enumerate(self.gateways)}
-        groups |= {"postgres": pg_pids(self.db), "rabbitmq": self.rabbit, "fleet": self.fleet}
+        groups |= {"postgres": [p for p in pg_pids(self.db) if p != self.skip],
+                   "rabbitmq": self.rabbit, "fleet": self.fleet}
         out = {k: {p: cpu_seconds(p) for p in pids} for k, pids in groups.items()}
         out["load gen"] = {0: time.process_time()}
         out["machine"] = {0: machine_busy()}
@@ -275,6 +323,8 @@ class Run:
     cpu: dict[str, float]
     errors: list[str] = field(default_factory=list)
     settle: float = 0.0  # 202: seconds after the window until the nodes answered all
+    pg_samples: int = 0
+    pg_waits: Counter[str] = field(default_factory=Counter)
 
     @property
     def rate(self) -> float:
@@ -286,7 +336,7 @@ def measure(ctx: Ctx, case: str, path: str, gws: Sequence[GatewayProc], fleet_pi
     k, status = ctx.args.concurrency, PATHS[path][1]
     shares = [k // len(gws) + (i < k % len(gws)) for i in range(len(gws))]
     last: dict[tuple[int, str], str] = {}  # (gateway, node) -> the last 202's command id
-    sampler = Sampler(gws, fleet_pids, ctx.db_name)
+    sampler = Sampler(gws, fleet_pids, ctx.db_name, ctx.watch.pid)
 
     def sender(g: int, pool: RawPool) -> Send:
         async def send(i: int) -> RawResponse:
@@ -306,8 +356,11 @@ def measure(ctx: Ctx, case: str, path: str, gws: Sequence[GatewayProc], fleet_pi
             await asyncio.gather(*(hammer(s, status, n, min(1.0, ctx.args.duration))
                                    for s, n in zip(sends, shares, strict=True)))
             before = sampler.sample()
+            ctx.watch.take()
+            ctx.watch.on.set()
             out = await asyncio.gather(*(hammer(s, status, n, ctx.args.duration)
                                          for s, n in zip(sends, shares, strict=True)))
+            ctx.watch.on.clear()
             return list(out), Sampler.delta(before, sampler.sample())
         finally:
             for pool in pools:
@@ -316,6 +369,7 @@ def measure(ctx: Ctx, case: str, path: str, gws: Sequence[GatewayProc], fleet_pi
     parts, cpu = asyncio.run(load())
     run = Run(case, path, [p[0] for p in parts], max(p[2] for p in parts),
               [lat for p in parts for lat in p[3]], cpu, [e for p in parts for e in p[1]])
+    run.pg_samples, run.pg_waits = ctx.watch.take()
     if last:
         run.settle = settle(gws[0], list(last.values()))
     return run
@@ -358,6 +412,8 @@ class Figures:
     per_cmd: dict[str, float]  # CPU ms per command (all gateways' commands) by group
     share: dict[str, float]    # fraction of the machine's cores by group
     errors: int
+    in_flight: float  # mean statements the gateways had in PostgreSQL (sampled)
+    waits: Counter[str]  # what those statements waited on
 
     @classmethod
     def of(cls, runs: Sequence[Run]) -> Figures:
@@ -371,12 +427,14 @@ class Figures:
         cpu["others"] = cpu.pop("machine") - sum(cpu[g] for g in OURS)
         cores = os.cpu_count() or 1
         lat = [x for r in runs for x in r.latencies]
+        waits = sum((r.pg_waits for r in runs), Counter[str]())
         return cls([r.rate for r in runs], Dist.of(lat) if lat else None,
                    [c / max(s, 1) * 1e3 for c, s in zip(gw_cpu, served, strict=True)],
                    [c / seconds for c in gw_cpu],
                    {g: v / max(ok, 1) * 1e3 for g, v in cpu.items()},
                    {g: v / (seconds * cores) for g, v in cpu.items()},
-                   sum(len(r.errors) for r in runs))
+                   sum(len(r.errors) for r in runs),
+                   waits.total() / max(sum(r.pg_samples for r in runs), 1), waits)
 
     @property
     def median(self) -> float:
@@ -387,7 +445,7 @@ def report(runs: list[Run]) -> dict[str, dict[str, Figures]]:
     figures = {p: {c: Figures.of([r for r in runs if r.case == c and r.path == p])
                    for c in CASES} for p in PATHS}
     header = ["case", "cmds/s med", "min-max", "p50 ms", "p99 ms", "gw CPU ms/cmd",
-              "gw % core", "postgres", "rabbitmq", "fleet", "load gen", "others", "ours",
+              "gw % core", "in PG", "postgres", "rabbitmq", "fleet", "load gen", "others", "ours",
               "gw ceiling", "2-core ceiling"]
     for path, (label, _status) in PATHS.items():
         rows = []
@@ -398,6 +456,7 @@ def report(runs: list[Run]) -> dict[str, dict[str, Figures]]:
                          ms(f.dist.p50) if f.dist else "-", ms(f.dist.p99) if f.dist else "-",
                          " / ".join(f"{v:.2f}" for v in f.gw_ms),
                          " / ".join(f"{v * 100:.0f}" for v in f.gw_busy),
+                         f"{f.in_flight:.2f}" if CASES[case][2] else "-",
                          *(f"{f.per_cmd[g]:.2f}" for g in OURS[1:]), f"{f.per_cmd['others']:.2f}",
                          f"{ours:.2f}", " / ".join(f"{1000 / v:.0f}" for v in f.gw_ms if v > 0),
                          f"{2000 / ours:.0f}" if ours > 0 else "-"])
@@ -412,23 +471,38 @@ def report(runs: list[Run]) -> dict[str, dict[str, Figures]]:
           "over the commands its clients sent it\n(in C each also records the other's results); "
           "'gw % core': its CPU over the window. postgres = the cluster's\nprocesses without "
           "other databases' backends; fleet = the simulated agents' processes; load gen = this "
-          "process;\nothers = the machine's busy CPU (/proc/stat) that none of ours used. 'ours' "
+          "process;\nrabbitmq = the whole broker (other users' vhosts too); others = the "
+          "machine's busy CPU (/proc/stat) that none of ours\nused. 'in PG' = statements the "
+          "gateways had in flight in PostgreSQL, mean of samples every 20 ms (each\ngateway "
+          "waits for its statements on its event loop: 1.00 = one loop always waiting). 'ours' "
           "= the five groups; gw ceiling = 1000 /\ngw CPU ms/cmd, per process (one GIL each); "
           f"2-core ceiling = 2000 / ours. After each 202 window the nodes answered\nthe rest of "
           f"its commands within {max(settled):.1f}s (waited for before the next case).")
     return figures
 
 
+def against(two: Figures, one: Figures, name: str) -> str:
+    """C's median over ``one``'s, and whether their rounds' ranges overlap."""
+    clear = min(two.rates) > max(one.rates) or max(two.rates) < min(one.rates)
+    return (f"C/{name} {two.median / one.median:.2f}x "
+            f"({'more' if two.median > one.median else 'NOT more'}; the rounds' ranges "
+            f"{'do not overlap' if clear else 'overlap'})")
+
+
 def verdict(figures: dict[str, dict[str, Figures]]) -> None:
     print("\n## issue #15 item 4: with 2 gateways the cluster serves more commands/s than with 1")
     for path, (label, _status) in PATHS.items():
         a, b, c = (figures[path][k] for k in CASES)
+
         met = c.median > max(a.median, b.median)
-        clear = min(c.rates) > max(*a.rates, *b.rates)
-        print(f"\n{label}: C {c.median:.0f} cmds/s, C/B {c.median / b.median:.2f}x, "
-              f"C/A {c.median / a.median:.2f}x: {'met' if met else 'NOT met'}"
-              + (" (every round of C above every round of A and B)" if clear else
-                 " (the rounds' ranges overlap)" if met else ""))
+        print(f"\n{label}: C {c.median:.0f} cmds/s; {against(c, b, 'B')}, {against(c, a, 'A')}: "
+              f"{'met' if met else 'NOT met'}")
+        ours = {k: sum(f.per_cmd[g] for g in OURS) for k, f in zip(CASES, (a, b, c), strict=True)}
+        print("  CPU of ours per command " + ", ".join(
+            f"{k} {v:.2f} ms (2-core ceiling {2000 / v:.0f})" for k, v in ours.items() if v > 0)
+            + "; per-gateway ceilings " + ", ".join(
+            f"{k} {' + '.join(f'{1000 / v:.0f}' for v in f.gw_ms if v > 0)}"
+            for k, f in zip(CASES, (a, b, c), strict=True)))
         for case, f in zip(CASES, (a, b, c), strict=True):
             parts = ", ".join(f"{name} {f.share[g] * 100:.0f}%" for g, name in (
                 ("gateways", "gateways"), ("postgres", "PostgreSQL"), ("rabbitmq", "RabbitMQ"),
@@ -436,6 +510,11 @@ def verdict(figures: dict[str, dict[str, Figures]]) -> None:
             busy = sum(f.share.values())
             print(f"  {case}: the cores were {busy * 100:.0f}% busy ({parts}); each gateway at "
                   f"{' / '.join(f'{v * 100:.0f}' for v in f.gw_busy)}% of a core")
+            if f.waits:
+                top = ", ".join(f"{w} {n / f.waits.total() * 100:.0f}%"
+                                for w, n in f.waits.most_common(4))
+                print(f"     {f.in_flight:.2f} statements in PostgreSQL on average, waiting on: "
+                      f"{top}")
 
 
 # ---- main ------------------------------------------------------------------------------------
@@ -456,7 +535,9 @@ def bench(args: argparse.Namespace, base: Path, made: dict[str, str]) -> list[Ru
                                env=clean_env()).stdout.strip()
         nodes = [f"sim-{i:02d}" for i in range(args.agents)]
         pids = stack.enter_context(fleet(vhost.sim_url, nodes, args, base / "fleet.log"))
-        ctx = Ctx(base, vhost, tokens, token, db_url, made["database"], nodes, args)
+        watch = PgWatch(db_url)
+        stack.callback(watch.close)
+        ctx = Ctx(base, vhost, tokens, token, db_url, made["database"], nodes, args, watch)
         print(f"\n{args.agents} SIMULATED nodes in {args.fleet_procs} processes; vhost "
               f"{vhost.name}; database {made['database']}\n")
         runs: list[Run] = []
