@@ -325,6 +325,7 @@ class Run:
     settle: float = 0.0  # 202: seconds after the window until the nodes answered all
     pg_samples: int = 0
     pg_waits: Counter[str] = field(default_factory=Counter)
+    rabbit_idle: float = 0.0  # the broker's CPU, fraction of a core, with no command flowing
 
     @property
     def rate(self) -> float:
@@ -393,7 +394,14 @@ def run_case(ctx: Ctx, case: str, fleet_pids: list[int]) -> list[Run]:
         gws = [stack.enter_context(gateway(ctx, f"gw-{case.lower()}{i + 1}", pg))
                for i in range(count)]
         wait_ready(gws, ctx.nodes)
+        # RabbitMQ serves other users too: its CPU while no command flows (1 s) goes beside
+        rabbit = rabbit_pid()
+        before = cpu_seconds(rabbit) if rabbit else 0.0
+        time.sleep(1.0)
+        idle = cpu_seconds(rabbit) - before if rabbit else 0.0
         runs = [measure(ctx, case, path, gws, fleet_pids) for path in PATHS]
+        for run in runs:
+            run.rabbit_idle = idle
     if pg:  # the next case starts with empty records, as A's fresh SQLite file does
         psql(ctx.db_name, "TRUNCATE command_results, commands")
     return runs
@@ -414,6 +422,7 @@ class Figures:
     errors: int
     in_flight: float  # mean statements the gateways had in PostgreSQL (sampled)
     waits: Counter[str]  # what those statements waited on
+    rabbit_idle: float  # the broker's CPU with no command flowing, fraction of a core
 
     @classmethod
     def of(cls, runs: Sequence[Run]) -> Figures:
@@ -434,7 +443,8 @@ class Figures:
                    {g: v / max(ok, 1) * 1e3 for g, v in cpu.items()},
                    {g: v / (seconds * cores) for g, v in cpu.items()},
                    sum(len(r.errors) for r in runs),
-                   waits.total() / max(sum(r.pg_samples for r in runs), 1), waits)
+                   waits.total() / max(sum(r.pg_samples for r in runs), 1), waits,
+                   statistics.median(r.rabbit_idle for r in runs))
 
     @property
     def median(self) -> float:
@@ -509,7 +519,8 @@ def verdict(figures: dict[str, dict[str, Figures]]) -> None:
                 ("fleet", "fleet"), ("load gen", "load generator"), ("others", "other work")))
             busy = sum(f.share.values())
             print(f"  {case}: the cores were {busy * 100:.0f}% busy ({parts}); each gateway at "
-                  f"{' / '.join(f'{v * 100:.0f}' for v in f.gw_busy)}% of a core")
+                  f"{' / '.join(f'{v * 100:.0f}' for v in f.gw_busy)}% of a core; RabbitMQ "
+                  f"{f.rabbit_idle * 100:.0f}% of a core in the second before, with no command")
             if f.waits:
                 top = ", ".join(f"{w} {n / f.waits.total() * 100:.0f}%"
                                 for w, n in f.waits.most_common(4))
