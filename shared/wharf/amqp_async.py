@@ -15,7 +15,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.spec import Basic
 
 from wharf.amqp import (
@@ -28,6 +27,7 @@ from wharf.amqp import (
     topology_declarations,
     with_queue_type,
 )
+from wharf.amqp_connection import PacedConnection, never
 from wharf.errors import Unavailable
 
 log = logging.getLogger("wharf.messaging")
@@ -101,6 +101,8 @@ class AsyncBroker:
         self._opening: _Channel | None = None  # set while setup declares on a new channel
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # seconds to leave the socket unread after a read, asked after each (wharf.amqp_connection)
+        self.read_pause: Callable[[], float] = never
         # connections made: the first, then one per reconnect (read by the gateway's /metrics)
         self.connections = 0
 
@@ -111,6 +113,11 @@ class AsyncBroker:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="amqp")
+
+    def read_now(self) -> None:
+        """Read the socket at once if it rests (:attr:`read_pause`, wharf.amqp_connection)."""
+        if self._connection is not None:
+            self._connection.read_now()
 
     def reconnect(self) -> None:
         """Give up a connection that stopped answering: its waiters fail; the loop reconnects."""
@@ -296,10 +303,11 @@ class AsyncBroker:
         def on_close(_connection: Any, _exc: BaseException) -> None:
             gone("connection closed")
 
-        self._connection = _CoalescingConnection(
+        self._connection = PacedConnection(
             pika.URLParameters(self.url), on_open_callback=on_open,
             on_open_error_callback=on_open_error, on_close_callback=on_close,
-            custom_ioloop=loop)
+            custom_ioloop=loop,
+            read_pause=lambda: self.read_pause())  # noqa: PLW0108 - the owner may set it later
         connection = await asyncio.wait_for(opened, CONNECT_TIMEOUT)
         channel_open: asyncio.Future[Any] = loop.create_future()
         self._rpcs.add(channel_open)
@@ -366,25 +374,6 @@ class AsyncBroker:
         for future in waiting:
             if not future.done():
                 future.set_exception(exc)
-
-
-class _CoalescingConnection(AsyncioConnection):  # type: ignore[misc]
-    """pika writes each frame on its own (a publish is three: method, header, body) and each
-    write costs a send(2) plus two epoll changes. Frames emitted in one loop iteration are
-    joined and written once instead: a publish or a burst of acks is one system call."""
-
-    _wharf_out: list[bytes] | None = None
-
-    def _adapter_emit_data(self, data: bytes) -> None:
-        if self._wharf_out is None:
-            self._wharf_out = []
-            asyncio.get_running_loop().call_soon(self._wharf_flush)
-        self._wharf_out.append(data)
-
-    def _wharf_flush(self) -> None:
-        out, self._wharf_out = self._wharf_out, None
-        if out and self._transport is not None:
-            super()._adapter_emit_data(b"".join(out))
 
 
 def _settle(future: asyncio.Future[Any], value: Any) -> None:

@@ -207,3 +207,49 @@ def test_messages_waiting_before_the_consumer_starts_are_current_and_acked(
 async def _queues(broker: AsyncBroker, node: str) -> list[str]:
     await broker.declare(node_queue_declarations(node))
     return [topology.command_queue(node)]
+
+
+def test_a_resting_socket_reads_what_came_in_one_go_and_read_now_wakes_it(
+        amqp_url: str) -> None:
+    """wharf.amqp_connection: with read_pause, messages sent one by one are read in batches
+    (fewer socket reads than messages), nothing is lost, and read_now reads at once."""
+
+    async def main() -> None:
+        got: list[AsyncDelivery] = []
+        sub = consumer(amqp_url, "p1", got)
+        pause = [0.05]
+        sub.read_pause = lambda: pause[0]
+        pub = AsyncBroker(amqp_url)
+        sub.start()
+        pub.start()
+        try:
+            await asyncio.wait_for(sub.connected.wait(), 10)
+            connection = sub._connection
+            reads = 0
+            fd, pika_reads = connection._wharf_reader  # what runs on each read of the socket
+
+            def counted() -> None:
+                nonlocal reads
+                reads += 1
+                pika_reads()
+            connection._wharf_reader = (fd, counted)
+            for i in range(100):  # one at a time, 2 ms apart: 0.2 s of messages
+                await pub.publish(topology.COMMANDS_EXCHANGE, "p1", str(i).encode(),
+                                  expiration_ms=60_000)
+                await asyncio.sleep(0.002)
+            await until(lambda: len(got) == 100)
+            assert sorted(int(d.body) for d in got) == list(range(100))
+            assert reads < 40, reads  # resting 50 ms after each read: a few reads, not 100
+            pause[0] = 10.0  # the next read starts a long rest: only read_now ends it
+            await pub.publish(topology.COMMANDS_EXCHANGE, "p1", b"rest", expiration_ms=60_000)
+            await until(lambda: len(got) == 101)
+            await pub.publish(topology.COMMANDS_EXCHANGE, "p1", b"late", expiration_ms=60_000)
+            await asyncio.sleep(0.3)
+            assert len(got) == 101  # resting
+            sub.read_now()
+            await until(lambda: len(got) == 102, timeout=2)
+            assert got[-1].body == b"late"
+        finally:
+            await pub.close()
+            await sub.close()
+    asyncio.run(main())

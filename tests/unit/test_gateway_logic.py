@@ -315,6 +315,9 @@ class OrderBroker:
     async def publish(self, exchange: str, key: str, body: bytes, **_: object) -> None:
         self.log.append(f"published to {key}")
 
+    def read_now(self) -> None:
+        self.log.append("read now")
+
 
 def test_a_command_sent_right_after_the_first_heartbeat_waits_for_the_nodes_queues(
         tmp_path: Path) -> None:
@@ -332,7 +335,39 @@ def test_a_command_sent_right_after_the_first_heartbeat_waits_for_the_nodes_queu
         await bus.publish(_envelope("n1"))  # declared once per connection
         return broker.log
 
-    assert asyncio.run(scenario()) == ["declared", "published to n1", "published to n1"]
+    assert asyncio.run(scenario()) == ["declared", "published to n1", "read now",
+                                       "published to n1", "read now"]
+
+
+def test_a_thousand_first_heartbeats_declare_one_node_at_a_time(tmp_path: Path) -> None:
+    """One declarer works through the nodes: never two declarations on the channel at once
+    (each node starting its own put thousands of RPCs in line, the last timing out)."""
+    dispatcher, _ = _dispatcher(tmp_path, [datetime.now(UTC).timestamp()])
+
+    class Counting(OrderBroker):
+        now = most = 0
+
+        async def declare(self, declarations: list[object]) -> None:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            await asyncio.sleep(0)
+            self.now -= 1
+            self.log.append("declared")
+
+    async def scenario() -> Counting:
+        bus = _bus(dispatcher)
+        broker = Counting()
+        bus.broker = broker  # type: ignore[assignment]
+        for i in range(1000):
+            bus.handle(f"node.n{i}.heartbeat", Heartbeat(
+                node=f"n{i}", seq=1, sent_at=datetime.now(UTC), load=LOAD,
+                version="0.1.0").model_dump_json().encode(), f"wharf-node-n{i}")
+        await bus.publish(_envelope("n999"))  # waits for n999's declaration only
+        return broker
+
+    broker = asyncio.run(scenario())
+    assert broker.most == 1 and broker.log.count("declared") == 1000
+    assert broker.log.index("published to n999") == 1000
 
 
 def test_reports_and_results_count_only_from_the_nodes_own_account(tmp_path: Path) -> None:

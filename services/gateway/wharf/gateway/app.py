@@ -104,7 +104,7 @@ def _components(settings: GatewaySettings) -> tuple[Any, Any, Any, Any, Any]:
                             down_after=settings.node_down_after, records=records)
     bus.on_result, bus.on_seen = dispatcher.on_result, dispatcher.seen
     bus.take_unstored = dispatcher.take_unstored  # reads: answers for waiters, not stored
-    bus.watching = dispatcher.watching
+    bus.watching, bus.busy = dispatcher.watching, dispatcher.waiting
     return store, records, hub, bus, dispatcher
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +45,10 @@ log = logging.getLogger("wharf.gateway.bus")
 ResultListener = Callable[[str, str, dict[str, Any]], None]  # command id, node, document
 ACK_HOLD_SECONDS = 0.05  # how long a handled message may wait for its (multiple) ack
 ACK_HOLD_MAX = 100  # and how many of them: well under the prefetch (300)
+# While no request waits for a result, the broker's socket rests this long after each read, so
+# a thousand nodes' heartbeats a second wake the loop fifty times, not a thousand
+# (wharf.amqp_connection); a publish, or any request waiting, reads at once.
+IDLE_READ_PAUSE = 0.02
 
 
 def gateway_queue(gateway_id: str) -> str:
@@ -72,10 +76,15 @@ class Bus:
         self.take_unstored = take_unstored
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
                                   on_message=self._on_message, in_order_acks=True)
+        self.busy: Callable[[], bool] = lambda: False  # whether a request waits for a result
+        self.broker.read_pause = self._read_pause
         self.dropped: Counter[str] = Counter()  # "forged", "malformed": messages not applied
         self.events: Counter[str] = Counter()  # nodes' events applied, by type (/metrics)
         self._declared: set[str] = set()  # nodes whose queues this connection declared
-        self._declaring: dict[str, asyncio.Task[None]] = {}  # node → its queues' declare
+        # node → done when its queues are declared; one declarer works through the waiting
+        self._declaring: dict[str, asyncio.Future[None]] = {}
+        self._to_declare: deque[str] = deque()
+        self._declarer: asyncio.Task[None] | None = None
         self._held: AsyncDelivery | None = None  # the newest delivery handled, not yet acked
         self._holding = 0
         self._ack_timer: asyncio.TimerHandle | None = None
@@ -89,6 +98,8 @@ class Bus:
 
     async def close(self) -> None:
         self._release_acks()
+        if self._declarer is not None:
+            self._declarer.cancel()
         await self.broker.close()
 
     async def publish(self, envelope: CommandEnvelope) -> None:
@@ -110,6 +121,10 @@ class Bus:
             exchange, key, envelope.model_dump_json().encode(),
             expiration_ms=max(1, envelope.expiration_ms()), correlation_id=str(envelope.id),
             reply_to=self.gateway_id, message_id=str(envelope.id))
+        self.broker.read_now()  # its result comes next: no resting socket in its way
+
+    def _read_pause(self) -> float:
+        return 0.0 if self.busy() else IDLE_READ_PAUSE
 
     # --- what comes in ------------------------------------------------------------------
 
@@ -239,7 +254,10 @@ class Bus:
 
     def _declare_queues(self, node: str) -> None:
         """Declare ``node``'s command and broadcast queues once per connection (a node's
-        account cannot; the node waits for them)."""
+        account cannot; the node waits for them). One task declares the nodes waiting, one
+        after another: a thousand nodes' first heartbeats each starting their own would put
+        thousands of RPCs on the channel at once, the last of them timing out while they
+        waited their turn, and each failure was tried again at the next heartbeat."""
         if node in self._declared:
             return
         try:
@@ -247,14 +265,20 @@ class Bus:
         except RuntimeError:
             return  # fed by hand (tests), no broker
         self._declared.add(node)
+        self._declaring[node] = loop.create_future()
+        self._to_declare.append(node)
+        if self._declarer is None or self._declarer.done():
+            self._declarer = loop.create_task(self._declare_waiting())
 
-        async def declare() -> None:
+    async def _declare_waiting(self) -> None:
+        while self._to_declare:
+            node = self._to_declare.popleft()
             try:
                 await self.broker.declare(node_queue_declarations(node))
             except Exception as exc:  # the next heartbeat tries again
                 self._declared.discard(node)
-                log.warning("declaring node %s's queues failed: %s", node, exc)
-
-        task = loop.create_task(declare())
-        self._declaring[node] = task
-        task.add_done_callback(lambda _: self._declaring.pop(node, None))
+                log.warning("declaring node %s's queues failed: %r", node, exc)
+            finally:
+                done = self._declaring.pop(node, None)
+                if done is not None and not done.done():
+                    done.set_result(None)

@@ -310,6 +310,10 @@ class Dispatcher:
     def watching(self, command_id: str) -> bool:
         return command_id in self._watched
 
+    def waiting(self) -> bool:
+        """Whether any request waits for a result now."""
+        return bool(self._watched)
+
     def on_result(self, command_id: str, node: str, document: dict[str, Any]) -> None:
         """Called on the loop by the bus when it stored ``node``'s result for a command (or
         found one stored first, by another gateway): the first result stands, except over an
