@@ -103,6 +103,7 @@ class AsyncBroker:
         self._closing = False
         # seconds to leave the socket unread after a read, asked after each (wharf.amqp_connection)
         self.read_pause: Callable[[], float] = never
+        self._published_at = -1.0  # the loop's time of the last publish
         # connections made: the first, then one per reconnect (read by the gateway's /metrics)
         self.connections = 0
 
@@ -113,6 +114,11 @@ class AsyncBroker:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="amqp")
+
+    def _read_pause(self) -> float:
+        """Rest only at rest: not within a second of a publish, nor while an RPC waits."""
+        recent = asyncio.get_running_loop().time() - self._published_at < 1.0
+        return 0.0 if recent or self._rpcs else self.read_pause()
 
     def read_now(self) -> None:
         """Read the socket at once if it rests (:attr:`read_pause`, wharf.amqp_connection)."""
@@ -151,6 +157,7 @@ class AsyncBroker:
                 or there is no connection within ``connect_wait`` seconds.
         """
         message_id = message_id or uuid.uuid4().hex
+        self._published_at = asyncio.get_running_loop().time()
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json",
             expiration=str(expiration_ms) if expiration_ms is not None else None,
@@ -306,8 +313,7 @@ class AsyncBroker:
         self._connection = PacedConnection(
             pika.URLParameters(self.url), on_open_callback=on_open,
             on_open_error_callback=on_open_error, on_close_callback=on_close,
-            custom_ioloop=loop,
-            read_pause=lambda: self.read_pause())  # noqa: PLW0108 - the owner may set it later
+            custom_ioloop=loop, read_pause=self._read_pause)
         connection = await asyncio.wait_for(opened, CONNECT_TIMEOUT)
         channel_open: asyncio.Future[Any] = loop.create_future()
         self._rpcs.add(channel_open)

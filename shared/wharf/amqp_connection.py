@@ -9,7 +9,9 @@ to how it uses the socket, both measured on the gateway (bench/dispatch.py):
   times a second (most of an idle gateway's CPU was the kernel's epoll and recv, not Python).
   After a read, the connection may stop watching its socket for ``read_pause()`` seconds, so
   the messages of that time are read in one go. The owner says when to pause (0: read at
-  once, e.g. while a request waits for a result) and calls :meth:`read_now` when that changes.
+  once; :class:`~wharf.amqp_async.AsyncBroker` never rests within a second of a publish or
+  while an RPC waits, and the gateway not while a request waits for a result) and calls
+  :meth:`read_now` when that changes.
 """
 
 from __future__ import annotations

@@ -6,11 +6,6 @@ COMMANDS_EXCHANGE = "wharf.commands"  # direct: routing key = node name
 BROADCAST_EXCHANGE = "wharf.broadcast"  # fanout: one queue per daemon
 EVENTS_EXCHANGE = "wharf.events"  # topic: node.<node>.<kind>[.<action>]
 RESULTS_EXCHANGE = "wharf.results"  # direct: routing key = the asking gateway's reply_to
-# The reply_to of a command recorded in a store several gateways share: every such gateway's
-# queue is bound to it, so each sees each result (a request re-asked on another gateway after
-# the first one died still gets its answer). Not a valid gateway id (the colon), so no
-# gateway's own results are mistaken for it.
-SHARED_RESULTS = "gateways:shared"
 DEAD_LETTER_EXCHANGE = "wharf.dead"  # expired or rejected commands
 EXPIRED_QUEUE = "wharf.cmd.expired"  # bound to the dead-letter exchange; the gateway consumes it
 

@@ -29,7 +29,7 @@ from wharf.protocol import (
     Load,
     ResultStatus,
 )
-from wharf.topology import SHARED_RESULTS, node_user
+from wharf.topology import node_user
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def _envelope(container: str = "web", principal: str = "alice",
               deadline: float = 60) -> CommandEnvelope:
     return CommandEnvelope.new("n1", ContainerPayload(type="start", container=container),
                                deadline=timedelta(seconds=deadline), principal=principal,
-                               reply_to=SHARED_RESULTS)
+                               reply_to="ga")
 
 
 def _result(envelope: CommandEnvelope, status: ResultStatus = ResultStatus.OK,
@@ -173,9 +173,9 @@ def test_a_key_re_asked_on_another_gateway_is_the_same_command_sent_again(
         with pytest.raises(KeyReused):
             await b.submit("n1", payload, principal="alice", deadline=30,
                            idempotency_key="k", request_hash="other")
-        # b published the recorded envelope again (same id, results to every gateway)
+        # b published the recorded envelope again: the same id, its result to come to b
         assert [e.id for e in pa.sent] == [e.id for e in pb.sent]
-        assert pb.sent[0].reply_to == SHARED_RESULTS
+        assert (pa.sent[0].reply_to, pb.sent[0].reply_to) == ("ga", "gb")
         envelope = pb.sent[0]
         waiting = asyncio.create_task(b.wait(first.id))
         await asyncio.sleep(0.05)
@@ -184,7 +184,7 @@ def test_a_key_re_asked_on_another_gateway_is_the_same_command_sent_again(
         two[0].record_result(result)  # gateway a stored it first; then b's bus sees it
         bus = Bus("amqp://gw:pw@127.0.0.1:1/wharf", "gb", b.store, on_event=lambda: None,
                   on_result=b.on_result, watching=b.watching, records=two[1])
-        bus.handle(SHARED_RESULTS, result.model_dump_json().encode(), node_user("n1"))
+        bus.handle("gb", result.model_dump_json().encode(), node_user("n1"))
         done = await asyncio.wait_for(waiting, 5)
         assert done.results["n1"]["Result"] == {"ok": 1}
         three = await b.submit("n1", payload, principal="alice", deadline=30,
@@ -236,7 +236,7 @@ def test_a_database_gone_is_unavailable_and_a_result_comes_again(tmp_path: Path)
                       records=records)
             broker = bus.broker = _Broker()  # type: ignore[assignment]
             body = _result(envelope).model_dump_json().encode()
-            bus._on_message(AsyncDelivery(body, SHARED_RESULTS, 7, False, None, None,
+            bus._on_message(AsyncDelivery(body, "gw", 7, False, None, None,
                                           node_user("n1"), 1))
             assert broker.settled == [("requeue", 7)]  # not acked: it comes again
         finally:

@@ -9,11 +9,9 @@ transaction when something durable changed) and then acked, the messages of up t
 
 The gateway's queue ``wharf.gw.<gateway-id>`` is durable and bound both to its results and to
 every node's reports, so nothing the daemons say while the gateway restarts is lost; stale
-events are dropped by sequence number when they are applied. With records shared by several
-gateways (PostgreSQL) it is also bound to :data:`~wharf.topology.SHARED_RESULTS`: each gateway
-sees every command's result, records it (the first to do so wins; the others find it there)
-and wakes its own waiters, so a request re-asked on another gateway gets its answer even when
-the gateway that sent the command is gone.
+events are dropped by sequence number when they are applied. Results come to the gateway
+that sent the command only (its ``reply_to``); with records shared by several gateways, one
+re-asked on another gateway is sent again with that gateway's id (:mod:`wharf.gateway.dispatch`).
 
 Who said it is checked before what was said: a node's report or result counts only when its
 AMQP ``user_id`` (which RabbitMQ validates against the login) is that node's own account
@@ -45,9 +43,9 @@ log = logging.getLogger("wharf.gateway.bus")
 ResultListener = Callable[[str, str, dict[str, Any]], None]  # command id, node, document
 ACK_HOLD_SECONDS = 0.05  # how long a handled message may wait for its (multiple) ack
 ACK_HOLD_MAX = 100  # and how many of them: well under the prefetch (300)
-# While no request waits for a result, the broker's socket rests this long after each read, so
-# a thousand nodes' heartbeats a second wake the loop fifty times, not a thousand
-# (wharf.amqp_connection); a publish, or any request waiting, reads at once.
+# At rest (no request waiting for a result, no command sent in the last second), the broker's
+# socket rests this long after each read, so a thousand nodes' heartbeats a second wake the
+# loop fifty times, not a thousand (wharf.amqp_connection); a publish reads at once.
 IDLE_READ_PAUSE = 0.02
 
 
@@ -70,8 +68,6 @@ class Bus:
         self.gateway_id, self.store = gateway_id, store
         self.records: Records = records if records is not None else store
         self.watching = watching  # whether a request here waits for a command's result
-        self._result_keys = {gateway_id} | ({topology.SHARED_RESULTS}
-                                            if self.records.shared else set())
         self.on_result, self.on_event, self.on_seen = on_result, on_event, on_seen
         self.take_unstored = take_unstored
         self.broker = AsyncBroker(url, prefetch=300, setup=self._setup,
@@ -133,8 +129,8 @@ class Bus:
         queue = gateway_queue(self.gateway_id)
         await broker.declare([
             ("queue_declare", {"queue": queue, "durable": True}),
-            *[("queue_bind", {"queue": queue, "exchange": topology.RESULTS_EXCHANGE,
-                              "routing_key": key}) for key in sorted(self._result_keys)],
+            ("queue_bind", {"queue": queue, "exchange": topology.RESULTS_EXCHANGE,
+                            "routing_key": self.gateway_id}),
             ("queue_bind", {"queue": queue, "exchange": topology.EVENTS_EXCHANGE,
                             "routing_key": "node.#"})])
         return [queue, topology.EXPIRED_QUEUE]
@@ -184,7 +180,7 @@ class Bus:
         """Apply one message to the store (the routing key says what it is, ``user_id`` who
         published it: the node it speaks for, or a gateway for an expired command)."""
         now = time.time()
-        if routing_key in self._result_keys:
+        if routing_key == self.gateway_id:
             result = CommandResult.model_validate_json(body)
             if not self._from_node(result.node, user_id, routing_key):
                 return

@@ -14,12 +14,13 @@ result to :meth:`Dispatcher.on_result` on the loop, which fills it in and wakes 
 the request answers without reading the store again. Everything here runs on the event loop.
 
 Commands and results are kept in the :class:`~wharf.gateway.records.Records` given: the
-gateway's own SQLite file, or PostgreSQL shared by several gateways. Shared, a command's results
-come back under :data:`~wharf.topology.SHARED_RESULTS` (every gateway sees them), node
-availability is read back from the shared records every second, and a command asked for again
-with its Idempotency-Key while still without an answer is published again: the gateway that
-took it may have died before it went out, and the node's journal runs a command id once (a
-second copy gets the recorded result).
+gateway's own SQLite file, or PostgreSQL shared by several gateways. Shared, node availability
+is read back from the shared records every second, and a command asked for again with its
+Idempotency-Key while still without an answer is published again with this gateway as its
+``reply_to``: the gateway that took it may have died before it went out, or before its result
+came back, and the node's journal runs a command id once (a second copy is answered with the
+recorded result, to the gateway that sent that copy). So each result goes to one gateway only,
+the one whose request waits for it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from wharf.gateway.placement import Availability, Candidate, Constraint, place
 from wharf.gateway.records import Records
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
 from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
-from wharf.topology import SHARED_RESULTS
 
 
 class KeyReused(Unprocessable):
@@ -105,8 +105,6 @@ class Dispatcher:
                  records: Records | None = None) -> None:
         self.store, self.publisher, self.gateway_id = store, publisher, gateway_id
         self.records: Records = records if records is not None else store
-        # where a node sends a command's result: every gateway when the records are shared
-        self.reply_key = SHARED_RESULTS if self.records.shared else gateway_id
         self.down_after, self.clock = down_after, clock
         self.started = clock()
         self._watched: dict[str, _Watched] = {}
@@ -216,7 +214,7 @@ class Dispatcher:
                 expected = [self.require_ready(node)]
                 self.admit(node, payload)
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
-                                       principal=principal, reply_to=self.reply_key)
+                                       principal=principal, reply_to=self.gateway_id)
         row = self.records.add_command(envelope, expected, idempotency_key, self.clock(),
                                        request_hash)
         if row.id != str(envelope.id):  # the same key raced us in: it stands
@@ -240,9 +238,10 @@ class Dispatcher:
     async def _again(self, row: CommandRow, watch: bool) -> CommandRow:
         """A recorded command asked for again with its Idempotency-Key. Still without an
         answer from its node, not waited for here, and recorded by another gateway (shared
-        records) or before this process started, it is published again: the gateway that
-        recorded it may have died before it went out (the node runs an id once; a second copy
-        only repeats the recorded result)."""
+        records) or before this process started, it is published again, its result to come
+        here: the gateway that recorded it may have died before it went out or before its
+        answer came back (the node runs an id once; a second copy only repeats the recorded
+        result, to this gateway)."""
         if watch and row.id not in self._watched:
             self._watched[row.id] = _Watched(row)  # before the publish: no result is missed
         elif row.id in self._watched:
@@ -252,7 +251,9 @@ class Dispatcher:
                 not (self.records.shared or row.created_at < self.started):
             return row
         try:
-            await self.publisher.publish(CommandEnvelope.model_validate_json(row.envelope))
+            envelope = CommandEnvelope.model_validate_json(row.envelope)
+            await self.publisher.publish(envelope.model_copy(update={"reply_to":
+                                                                     self.gateway_id}))
         except Unavailable:
             pass  # the first copy may be on its way: the wait tells what became of it
         except BaseException:

@@ -117,16 +117,26 @@ class PgRecords:
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections,
                                     kwargs={"autocommit": True}, open=False,
                                     check=ConnectionPool.check_connection)
+        # Results are written without waiting for the WAL flush (synchronous_commit off): a
+        # result lost with a crash of the database is the node's to tell again (its journal
+        # answers the command's id when it is re-asked); a command's own record, which holds
+        # its Idempotency-Key, waits for the flush before the command is sent.
+        self._results = ConnectionPool(url, min_size=1, max_size=2, open=False,
+                                       kwargs={"autocommit": True,
+                                               "options": "-c synchronous_commit=off"},
+                                       check=ConnectionPool.check_connection)
         self._pool.open(wait=True, timeout=10)
+        self._results.open(wait=True, timeout=10)
         self._migrate()
 
     def close(self) -> None:
         self._pool.close()
+        self._results.close()
 
     @contextmanager
-    def _conn(self) -> Iterator[Any]:
+    def _conn(self, pool: Any = None) -> Iterator[Any]:
         try:
-            with self._pool.connection(timeout=CONNECTION_WAIT) as conn:
+            with (pool or self._pool).connection(timeout=CONNECTION_WAIT) as conn:
                 yield conn
         except self._errors as exc:
             raise Unavailable(f"the gateways' database: {_reason(exc)}") from None
@@ -197,7 +207,7 @@ class PgRecords:
         """Store a node's result; None when one was already there (first wins, except over an
         inferred ``expired``) or the command is not recorded."""
         document = result_document(result)
-        with self._conn() as conn:
+        with self._conn(self._results) as conn:
             done = conn.execute(
                 "INSERT INTO command_results (command_id, node, status, result, error,"
                 " finished_at) SELECT %s,%s,%s,%s,%s,%s WHERE EXISTS (SELECT 1 FROM commands"
@@ -213,7 +223,7 @@ class PgRecords:
     def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None:
         document = {"Status": "expired", "Result": None, "Error": None,
                     "FinishedAt": time.time()}
-        with self._conn() as conn:
+        with self._conn(self._results) as conn:
             done = conn.execute(
                 "INSERT INTO command_results (command_id, node, status, result, error,"
                 " finished_at) SELECT %s,%s,'expired','null','null',%s WHERE EXISTS"
