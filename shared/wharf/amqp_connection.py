@@ -7,11 +7,12 @@ to how it uses the socket, both measured on the gateway (bench/dispatch.py):
 - **Reads paced while nobody waits** (``read_pause``): a gateway hears 1,000 nodes' heartbeats
   a second, each its own message, and reading each as it comes wakes the loop a thousand
   times a second (most of an idle gateway's CPU was the kernel's epoll and recv, not Python).
-  After a read, the connection may stop watching its socket for ``read_pause()`` seconds, so
-  the messages of that time are read in one go. The owner says when to pause (0: read at
-  once; :class:`~wharf.amqp_async.AsyncBroker` never rests within a second of a publish or
-  while an RPC waits, and the gateway not while a request waits for a result) and calls
-  :meth:`read_now` when that changes.
+  After a read that brought a trickle (under :data:`TRICKLE_BYTES`), the connection may stop
+  watching its socket for ``read_pause()`` seconds, so the messages of that time are read in
+  one go; a read that brought more (a round of snapshots, a backlog) is followed at once. The
+  owner says when to pause (0: read at once; :class:`~wharf.amqp_async.AsyncBroker` never
+  rests within a second of a publish or while an RPC waits, and the gateway not while a
+  request waits for a result) and calls :meth:`read_now` when that changes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.asyncio_connection import AsyncioConnection
+
+TRICKLE_BYTES = 32 * 1024  # a read under this may rest; pika reads up to 100 KiB per event
 
 
 def never() -> float:
@@ -38,6 +41,7 @@ class PacedConnection(AsyncioConnection):  # type: ignore[misc]
         self.read_pause = read_pause
         self._wharf_reader: tuple[int, Callable[[], None]] | None = None  # fd, pika's callback
         self._wharf_resume: asyncio.TimerHandle | None = None
+        self._wharf_read = 0  # bytes the current read brought
         nbio = self._nbio  # pika's loop adapter: its reader calls come through here
         self._wharf_set_reader, self._wharf_remove_reader = nbio.set_reader, nbio.remove_reader
         nbio.set_reader, nbio.remove_reader = self._set_reader, self._remove_reader
@@ -73,12 +77,18 @@ class PacedConnection(AsyncioConnection):  # type: ignore[misc]
         self._wharf_reader = None
         return bool(self._wharf_remove_reader(fd))
 
+    def _proto_data_received(self, data: bytes) -> None:
+        self._wharf_read += len(data)
+        super()._proto_data_received(data)
+
     def _readable(self) -> None:
         reader = self._wharf_reader
         if reader is None:
             return
+        self._wharf_read = 0
         reader[1]()
-        pause = self.read_pause() if self.is_open else 0.0
+        trickle = self._wharf_read < TRICKLE_BYTES
+        pause = self.read_pause() if self.is_open and trickle else 0.0
         if pause > 0 and self._wharf_reader is reader and self._wharf_resume is None:
             self._wharf_remove_reader(reader[0])
             self._wharf_resume = asyncio.get_running_loop().call_later(pause, self._resume)
