@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from wharf import topology
 from wharf.errors import Unavailable
-from wharf.gateway.records import Records
+from wharf.gateway.records import Records, expired_document
 from wharf.gateway.store import ClusterStore, result_document
 from wharf.messaging import AsyncBroker, AsyncDelivery, node_queue_declarations
 from wharf.protocol import CommandEnvelope, CommandResult, Heartbeat, NodeEvent, Snapshot
@@ -220,8 +220,7 @@ class Bus:
                 self.on_result(command_id, result.node, stored.results[result.node])
 
     def _expired(self, envelope: CommandEnvelope, now: float) -> None:
-        if self.take_unstored(str(envelope.id), envelope.node, {
-                "Status": "expired", "Result": None, "Error": None, "FinishedAt": now}):
+        if self.take_unstored(str(envelope.id), envelope.node, expired_document(now)):
             return  # a read that waited too long in the node's queue
         row = self.records.command(str(envelope.id))
         if row is None:

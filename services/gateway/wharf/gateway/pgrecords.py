@@ -36,7 +36,9 @@ from wharf.gateway.records import (
     KEEP_COMMANDS,
     KEEP_COMMANDS_SECONDS,
     CommandRow,
+    expired_document,
     result_document,
+    stored_result,
 )
 from wharf.protocol import CommandEnvelope, CommandResult
 
@@ -183,11 +185,8 @@ class PgRecords:
                 raise Unavailable(f"command {envelope.id} could not be recorded (an id "
                                   "conflict); send it again")
             return earlier
-        return CommandRow(id=str(envelope.id), idempotency_key=idempotency_key,
-                          principal=envelope.principal, node=envelope.node, type=envelope.type,
-                          created_at=now, deadline=envelope.deadline.timestamp(),
-                          envelope=document, expected=list(expected),
-                          request_hash=request_hash)
+        return CommandRow.recorded(envelope, document, expected, idempotency_key, now,
+                                   request_hash)
 
     def forget_command(self, command_id: str) -> None:
         with self._conn() as conn:
@@ -221,8 +220,7 @@ class PgRecords:
         return document if done is not None else None
 
     def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None:
-        document = {"Status": "expired", "Result": None, "Error": None,
-                    "FinishedAt": time.time()}
+        document = expired_document(time.time())
         with self._conn(self._results) as conn:
             done = conn.execute(
                 "INSERT INTO command_results (command_id, node, status, result, error,"
@@ -249,8 +247,7 @@ class PgRecords:
                            " WHERE id=%s", (command_id,)).fetchone()
         if row is None:
             return None
-        results = {node: {"Status": status, "Result": json.loads(result),
-                          "Error": json.loads(error), "FinishedAt": finished}
+        results = {node: stored_result(status, result, error, finished)
                    for node, status, result, error, finished in conn.execute(
                        "SELECT node, status, result, error, finished_at FROM command_results"
                        " WHERE command_id=%s", (command_id,))}

@@ -39,6 +39,16 @@ class CommandRow:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_hash: str | None = None  # the request's fingerprint (None: from before they were)
 
+    @classmethod
+    def recorded(cls, envelope: CommandEnvelope, document: str, expected: list[str],
+                 idempotency_key: str | None, now: float,
+                 request_hash: str | None) -> CommandRow:
+        """The row a store has just recorded for ``envelope`` (its JSON ``document``)."""
+        return cls(id=str(envelope.id), idempotency_key=idempotency_key,
+                   principal=envelope.principal, node=envelope.node, type=envelope.type,
+                   created_at=now, deadline=envelope.deadline.timestamp(), envelope=document,
+                   expected=list(expected), request_hash=request_hash)
+
     def status(self, now: float) -> str:
         """pending until every expected node answered; then ok, error, expired or partial.
         After the deadline a node that never answered counts as ``unknown``: it may have been
@@ -125,11 +135,8 @@ class CommandRecords:
             if earlier is None:
                 raise
             return earlier
-        return CommandRow(id=str(envelope.id), idempotency_key=idempotency_key,
-                          principal=envelope.principal, node=envelope.node, type=envelope.type,
-                          created_at=now, deadline=envelope.deadline.timestamp(),
-                          envelope=document, expected=list(expected),
-                          request_hash=request_hash)
+        return CommandRow.recorded(envelope, document, expected, idempotency_key, now,
+                                   request_hash)
 
     def prune(self, now: float, keep_seconds: float = KEEP_COMMANDS_SECONDS,
               keep: int = KEEP_COMMANDS) -> int:
@@ -184,8 +191,7 @@ class CommandRecords:
 
     def record_expired(self, command_id: str, node: str) -> dict[str, Any] | None:
         """A command the broker dead-lettered (its deadline passed in the queue)."""
-        document = {"Status": "expired", "Result": None, "Error": None,
-                    "FinishedAt": time.time()}
+        document = expired_document(time.time())
         with self._lock:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO command_results (command_id, node, status, result,"
@@ -197,9 +203,8 @@ class CommandRecords:
         row = db.execute("SELECT * FROM commands WHERE id=?", (command_id,)).fetchone()
         if row is None:
             return None
-        results = {r["node"]: {"Status": r["status"], "Result": json.loads(r["result"]),
-                               "Error": json.loads(r["error"]),
-                               "FinishedAt": r["finished_at"]}
+        results = {r["node"]: stored_result(r["status"], r["result"], r["error"],
+                                            r["finished_at"])
                    for r in db.execute("SELECT * FROM command_results WHERE command_id=?",
                                        (command_id,))}
         return CommandRow(id=row["id"], idempotency_key=row["idempotency_key"],
@@ -207,6 +212,19 @@ class CommandRecords:
                           created_at=row["created_at"], deadline=row["deadline"],
                           envelope=row["envelope"], expected=json.loads(row["expected"]),
                           results=results, request_hash=row["request_hash"])
+
+
+def expired_document(now: float) -> dict[str, Any]:
+    """The result the gateway words itself for a command that expired in a queue (its node
+    never took it)."""
+    return {"Status": "expired", "Result": None, "Error": None, "FinishedAt": now}
+
+
+def stored_result(status: str, result: str, error: str, finished_at: float) -> dict[str, Any]:
+    """A result as a store's row holds it (result and error as JSON), as ``GET /v1/commands``
+    words it."""
+    return {"Status": status, "Result": json.loads(result), "Error": json.loads(error),
+            "FinishedAt": finished_at}
 
 
 def result_document(result: CommandResult) -> dict[str, Any]:
