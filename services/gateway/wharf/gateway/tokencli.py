@@ -8,12 +8,14 @@ one (``--database-url`` or ``WHARF_GATEWAY_DATABASE_URL``, as for ``serve``) ``c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from wharf.errors import InvalidArgument, WharfError
+from wharf.errors import WharfError
 from wharf.gateway import auth
 from wharf.gateway.policy import RULES, Scope
 from wharf.gateway.settings import from_flags
@@ -31,17 +33,23 @@ _DATABASE_OPTION = click.option(
     "WHARF_GATEWAY_DATABASE_URL): tokens made there count on every gateway that shares it.")
 
 
-def _where(tokens_file: Path | None, database_url: str | None) -> tuple[Path, Any]:
-    """The tokens file, and the database's records (None: no database configured)."""
+@contextmanager
+def _where(tokens_file: Path | None, database_url: str | None) -> Iterator[tuple[Path, Any]]:
+    """The tokens file, and the database's records (None: no database configured), closed
+    afterwards; a WharfError inside is the command's error message."""
     settings = from_flags(tokens_file=tokens_file, database_url=database_url)
-    if settings.database_url is None:
-        return settings.tokens_file, None
-    from wharf.gateway.pgrecords import PgRecords  # noqa: PLC0415 - psycopg only then
-
+    database = None
     try:
-        return settings.tokens_file, PgRecords(settings.database_url, max_connections=1)
+        if settings.database_url is not None:
+            from wharf.gateway.pgrecords import PgRecords  # noqa: PLC0415 - psycopg only then
+
+            database = PgRecords(settings.database_url, max_connections=1)
+        yield settings.tokens_file, database
     except WharfError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        if database is not None:
+            database.close()
 
 
 @token.command("create")
@@ -58,19 +66,13 @@ def token_create(name: str, scope: str, allow: tuple[str, ...], tokens_file: Pat
                  database_url: str | None) -> None:
     """Create (or replace) NAME's token and print it: it is shown only once. With a database
     configured, the token is kept there (every gateway sharing it accepts it)."""
-    path, database = _where(tokens_file, database_url)
-    try:
+    with _where(tokens_file, database_url) as (path, database):
         if database is None:
             click.echo(auth.create_token(path, name, Scope(scope), allow))
             return
         made, entry = auth.make_token(name, Scope(scope), allow)
         database.save_token(name, entry)
         click.echo(made)
-    except WharfError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        if database is not None:
-            database.close()
 
 
 @token.command("ls")
@@ -79,17 +81,11 @@ def token_create(name: str, scope: str, allow: tuple[str, ...], tokens_file: Pat
 def token_ls(tokens_file: Path | None, database_url: str | None) -> None:
     """List tokens: name, scope, the policy rules they are allowed (and, with a database,
     where each is kept)."""
-    path, database = _where(tokens_file, database_url)
-    try:
+    with _where(tokens_file, database_url) as (path, database):
         kept = [(n, e, "file") for n, e in sorted(
             (auth.read_tokens(path) if path.exists() else {}).items())]
         if database is not None:
             kept += [(n, e, "database") for n, e in sorted(database.token_entries().items())]
-    except (InvalidArgument, WharfError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        if database is not None:
-            database.close()
     rows = [("NAME", "SCOPE", "ALLOW", "KEPT IN")] + [
         (name, f"{e.scope}" if e.scoped else f"{e.scope} (no scope in the file)",
          ",".join(sorted(e.allow)), where) for name, e, where in kept]
@@ -105,14 +101,8 @@ def token_ls(tokens_file: Path | None, database_url: str | None) -> None:
 @_DATABASE_OPTION
 def token_rm(name: str, tokens_file: Path | None, database_url: str | None) -> None:
     """Revoke NAME's token (in the database, when one is configured)."""
-    path, database = _where(tokens_file, database_url)
-    try:
+    with _where(tokens_file, database_url) as (path, database):
         if database is None:
             auth.revoke_token(path, name)
         else:
             database.drop_token(name)
-    except WharfError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        if database is not None:
-            database.close()
