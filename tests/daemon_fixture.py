@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,20 @@ class Daemon:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def created_events(self) -> dict[str, int]:
+        """Container name → how many ``create`` events the daemon recorded for it so far:
+        how a test counts the commands a node really executed."""
+        query = urllib.parse.quote(json.dumps({"type": ["container"], "event": ["create"]}))
+        status, body = self.request("GET", f"/events?since=0&until={int(time.time()) + 1}"
+                                    f"&filters={query}")
+        assert status == 200
+        counts: dict[str, int] = {}
+        for line in body.decode().splitlines():
+            if line.strip():
+                name = json.loads(line)["Actor"]["Attributes"]["name"]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
 
 @contextmanager

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -118,19 +117,6 @@ class Flow:
             self.sent += 1
 
 
-def _created_events(daemon: Daemon) -> dict[str, int]:
-    query = quote(json.dumps({"type": ["container"], "event": ["create"]}))
-    status, body = daemon.request("GET", f"/events?since=0&until={int(time.time()) + 1}"
-                                  f"&filters={query}")
-    assert status == 200
-    counts: dict[str, int] = {}
-    for line in body.decode().splitlines():
-        if line.strip():
-            name = json.loads(line)["Actor"]["Attributes"]["name"]
-            counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
 def _names(daemon: Daemon) -> list[str]:
     status, body = daemon.request("GET", "/containers/json?all=1")
     assert status == 200
@@ -189,6 +175,6 @@ def _flow_through_a_failover(brokers: Brokers, failover: Failover, daemon: Daemo
     names = [f"fo-{i}" for i in range(COMMANDS)]
     assert flow.answers == dict.fromkeys(names, 201)  # none lost, none refused as a repeat
     assert _names(daemon) == sorted(names)
-    assert _created_events(daemon) == dict.fromkeys(names, 1)  # each executed once
+    assert daemon.created_events() == dict.fromkeys(names, 1)  # each executed once
     wait_for(lambda: client.get("/healthz").json().get("broker") == "connected")
     brokers.script("start", str(stopped))  # it rejoins; the cluster is whole for the next

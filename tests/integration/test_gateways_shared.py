@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -94,19 +93,6 @@ def database() -> Iterator[str]:
         yield url
 
 
-def _created(daemon: Daemon) -> dict[str, int]:
-    query = quote(json.dumps({"type": ["container"], "event": ["create"]}))
-    status, body = daemon.request("GET", f"/events?since=0&until={int(time.time()) + 1}"
-                                  f"&filters={query}")
-    assert status == 200
-    counts: dict[str, int] = {}
-    for line in body.decode().splitlines():
-        if line.strip():
-            name = json.loads(line)["Actor"]["Attributes"]["name"]
-            counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
 def test_a_gateway_killed_while_16_clients_send_loses_and_repeats_nothing(
         amqp_url: str, node_account: NodeAccount, seeded_registry: SeededRegistry,
         database: str, tmp_path: Path) -> None:
@@ -165,7 +151,7 @@ def _flow(a: Gateway, b: Gateway, daemons: dict[str, Daemon]) -> None:
         assert on_nodes == names
         created: dict[str, int] = {}
         for daemon in daemons.values():
-            for name, count in _created(daemon).items():
+            for name, count in daemon.created_events().items():
                 created[name] = created.get(name, 0) + count
         assert created == dict.fromkeys(names, 1)  # each executed exactly once
         # a command accepted by gw-a (before it died) is seen with its result on gw-b

@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon_fixture import Daemon, running_daemon
 from tests.integration.conftest import NodeAccount, SeededRegistry
@@ -34,23 +33,15 @@ from tests.integration.gateway_fixture import (
     running_gateway,
     wait_for,
 )
+from tests.metrics_samples import Samples, get, parse
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # three real gateways and nodes: ~80 s
 NODE = "mt1"
 SLEEPER = {"Image": "busybox", "Cmd": ["sleep", "300"]}
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def parse(text: str) -> Samples:
-    """Every sample by (name, labels); the parser raises on anything not the text format."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def get(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.metrics_samples import parse, value
 from wharf.daemon.adapters.api import metrics
 from wharf.daemon.adapters.api.metrics import DaemonMetrics
 from wharf.daemon.adapters.api.server import create_app
@@ -28,17 +28,6 @@ from wharf.daemon.core.phases import Phases
 from wharf.daemon.listen import ListenAddress
 from wharf.daemon.settings import DaemonSettings
 from wharf.errors import InvalidArgument, NotFound, Unavailable
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[name, frozenset(labels.items())]
 
 
 class FakeStates:

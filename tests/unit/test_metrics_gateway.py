@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.metrics_samples import parse, value
 from wharf.errors import NotFound, Unavailable
 from wharf.gateway import auth, metrics
 from wharf.gateway.app import create_app
@@ -34,18 +34,6 @@ from wharf.protocol import (
     PullPayload,
     ResultStatus,
 )
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of an exposition by (name, labels)."""
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[name, frozenset(labels.items())]
 
 
 def _node(name: str, availability: Availability = Availability.ACTIVE) -> NodeRow:
