@@ -124,14 +124,6 @@ urls_of() {  # urls_of USER PASSWORD HOST: one URL per broker, comma-separated
     printf '%s' "$out"
 }
 
-write_private() {  # write_private FILE: stdin to FILE, 0600, atomically
-    local file=$1 tmp
-    mkdir -p "$(dirname "$file")"
-    tmp="$file.tmp.$$"
-    (umask 077; cat >"$tmp")
-    mv -f "$tmp" "$file"
-}
-
 accounts() {
     local password ports="" i n
     n=$(count)

@@ -115,6 +115,16 @@ write_if_changed() {
     mv -f "$tmp" "$file"
 }
 
+# write_private FILE: stdin to FILE, 0600 whatever the umask, atomically (a file of secrets:
+# broker and database URLs with their passwords).
+write_private() {
+    local file=$1 tmp
+    mkdir -p "$(dirname "$file")"
+    tmp="$file.tmp.$$"
+    (umask 077; cat >"$tmp")
+    mv -f "$tmp" "$file"
+}
+
 # umount_under DIR: lazily unmount everything mounted at or below DIR, deepest first
 # (a failed debootstrap can leave proc/sys mounted in its target).
 umount_under() {

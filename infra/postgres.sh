@@ -58,9 +58,6 @@ if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | gr
 fi
 psql_admin -d "$DB_NAME" -c "REVOKE ALL ON DATABASE \"$DB_NAME\" FROM PUBLIC"
 
-mkdir -p "$(dirname "$DB_ENV")"
-tmp="$DB_ENV.tmp.$$"
-(umask 077; printf 'WHARF_GATEWAY_DATABASE_URL=postgresql://%s:%s@127.0.0.1:%s/%s\n' \
-    "$ROLE" "$password" "$port" "$DB_NAME" >"$tmp")
-mv -f "$tmp" "$DB_ENV"
+printf 'WHARF_GATEWAY_DATABASE_URL=postgresql://%s:%s@127.0.0.1:%s/%s\n' \
+    "$ROLE" "$password" "$port" "$DB_NAME" | write_private "$DB_ENV"
 log "PostgreSQL $version/$name on 127.0.0.1:$port, database $DB_NAME; gateways' URL in $DB_ENV"

@@ -50,15 +50,6 @@ password_of() {
     amqp_new_password
 }
 
-# write_private FILE: stdin to FILE, 0600, atomically.
-write_private() {
-    local file=$1 tmp
-    mkdir -p "$(dirname "$file")"
-    tmp="$file.tmp.$$"
-    (umask 077; cat >"$tmp")
-    mv -f "$tmp" "$file"
-}
-
 url_of() {  # url_of USER PASSWORD
     printf 'amqp://%s:%s@%s:5672/%s' "$1" "$2" "$AMQP_HOST" "$VHOST"
 }
