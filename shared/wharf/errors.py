@@ -9,6 +9,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # `typing` costs the CLI's start-up time; mypy reads the block anyway
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import ClassVar
 
 
@@ -102,6 +103,18 @@ KINDS: dict[str, type[WharfError]] = {
         NotModified,
     )
 }
+
+
+def as_value_error(check: Callable[[str], object], value: str | None) -> str | None:
+    """For a settings validator (pydantic): ``value`` once ``check`` accepted it (None passes),
+    the check's InvalidArgument raised as the ValueError pydantic reports, with the check's own
+    message (the checks of addresses word theirs without a password)."""
+    if value is not None:
+        try:
+            check(value)
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from None
+    return value
 
 
 def from_code(code: str, message: str) -> WharfError:

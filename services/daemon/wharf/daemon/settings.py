@@ -19,7 +19,7 @@ from wharf.amqp import broker_urls
 from wharf.daemon.core.images.compression import InflateLimit
 from wharf.daemon.core.runtime.logfiles import DEFAULT_LOG_OPTS, parse_log_opts
 from wharf.daemon.listen import ListenAddress, parse_listen_address
-from wharf.errors import InvalidArgument
+from wharf.errors import InvalidArgument, as_value_error
 from wharf.protocol import ADDRESS
 
 DEFAULT_CONFIG_FILE = Path("/etc/wharf/daemon.json")
@@ -119,12 +119,7 @@ class DaemonSettings(BaseSettings):
     @classmethod
     def _brokers(cls, value: str | None) -> str | None:
         """One AMQP URL, or a RabbitMQ cluster's separated by commas (wharf.amqp)."""
-        if value is not None:
-            try:
-                broker_urls(value)
-            except InvalidArgument as exc:
-                raise ValueError(str(exc)) from None  # the message hides any password
-        return value
+        return as_value_error(broker_urls, value)  # the message hides any password
 
     @field_validator("data_root", "run_dir")
     @classmethod

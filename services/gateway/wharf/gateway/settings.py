@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wharf.amqp import broker_urls
-from wharf.errors import InvalidArgument
+from wharf.errors import as_value_error
 
 
 class GatewaySettings(BaseSettings):
@@ -62,24 +62,14 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _brokers(cls, value: str | None) -> str | None:
         """One AMQP URL, or a RabbitMQ cluster's separated by commas (wharf.amqp)."""
-        if value is not None:
-            try:
-                broker_urls(value)
-            except InvalidArgument as exc:
-                raise ValueError(str(exc)) from None  # the message hides any password
-        return value
+        return as_value_error(broker_urls, value)  # the message hides any password
 
     @field_validator("database_url")
     @classmethod
     def _database(cls, value: str | None) -> str | None:
-        if value is not None:
-            from wharf.gateway.pgrecords import check_url  # noqa: PLC0415
+        from wharf.gateway.pgrecords import check_url  # noqa: PLC0415
 
-            try:
-                check_url(value)
-            except InvalidArgument as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return as_value_error(check_url, value)
 
     @field_validator("state_dir", "tokens_file")
     @classmethod
