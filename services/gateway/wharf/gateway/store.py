@@ -173,9 +173,9 @@ class ClusterStore(CommandRecords):
             diff = self.view.diff(snap.node, snap.containers)
             images = view.digest_of(snap.images)
             with self._write() as db:
-                if old is None:
+                if old is None:  # not ready (nor its address known) before its heartbeat
                     db.execute("INSERT INTO nodes (name, first_seen, last_seen) VALUES (?,?,?)",
-                               (snap.node, now, now))
+                               (snap.node, now, 0.0))
                 db.execute("UPDATE nodes SET engine_id=?, seq=?, labels=?, snapshot_at=?"
                            " WHERE name=?",
                            (snap.engine_id, snap.seq, json.dumps(snap.labels), now, snap.node))
@@ -193,7 +193,7 @@ class ClusterStore(CommandRecords):
             self.view.apply(diff)
             self._nodes[snap.node] = replace(
                 old or NodeRow(name=snap.node, engine_id="", labels={}, load={}, version="",
-                               first_seen=now, last_seen=now, seq=-1, snapshot_at=0.0),
+                               first_seen=now, last_seen=0.0, seq=-1, snapshot_at=0.0),
                 engine_id=snap.engine_id, seq=snap.seq, labels=dict(snap.labels),
                 snapshot_at=now)
             return True
