@@ -28,7 +28,7 @@ from wharf.amqp import (
     with_queue_type,
 )
 from wharf.amqp_connection import PacedConnection, never
-from wharf.errors import Unavailable
+from wharf.errors import MaybeSent, Unavailable
 
 log = logging.getLogger("wharf.messaging")
 __all__ = ["CONNECT_TIMEOUT", "AsyncBroker", "AsyncDelivery", "Setup"]
@@ -153,8 +153,9 @@ class AsyncBroker:
         connection (at-least-once; receivers deduplicate by id).
 
         Raises:
-            Unavailable: no queue is bound for ``routing_key``, the broker refused the message,
-                or there is no connection within ``connect_wait`` seconds.
+            MaybeSent: a copy went to the broker but no confirm came back (it may be queued).
+            Unavailable: no queue is bound for ``routing_key``, or there is no connection
+                within ``connect_wait`` seconds, before any copy went out.
         """
         message_id = message_id or uuid.uuid4().hex
         self._published_at = asyncio.get_running_loop().time()
@@ -163,38 +164,42 @@ class AsyncBroker:
             expiration=str(expiration_ms) if expiration_ms is not None else None,
             correlation_id=correlation_id, reply_to=reply_to, message_id=message_id,
             user_id=user_id or self.user_id)
+        sent = False  # a copy reached pika's socket: from then on a failure is MaybeSent
         for attempt in (1, 2):
-            current = await self._ready()
-            tag, current.next_tag = current.next_tag, current.next_tag + 1
+            current = await self._ready(MaybeSent if sent else Unavailable)
+            earlier, tag, current.next_tag = sent, current.next_tag, current.next_tag + 1
             confirmed = asyncio.get_running_loop().create_future()
             current.pending[tag] = (confirmed, message_id)
             try:
                 current.channel.basic_publish(exchange, routing_key, body, properties,
                                               mandatory=mandatory)
+                sent = True
                 await confirmed
                 return
             except (_Lost, pika.exceptions.AMQPError) as exc:
                 current.pending.pop(tag, None)
                 if attempt == 2:
-                    raise Unavailable(f"publishing to RabbitMQ failed: {exc!r}") from exc
-            except _Returned as exc:
-                raise Unavailable(f"no queue takes {exchange}/{routing_key}") from exc
+                    raise (MaybeSent if sent else Unavailable)(
+                        f"publishing to RabbitMQ failed: {exc!r}") from exc
+            except _Returned as exc:  # routed to no queue: this copy is nowhere
+                raise (MaybeSent if earlier else Unavailable)(
+                    f"no queue takes {exchange}/{routing_key}") from exc
             except _Nacked as exc:
                 # After a quorum queue's leader changed, RabbitMQ 3.10 may go on nacking on
                 # the channel that published before (measured: still after 120 s), while a
                 # new connection's first publish is taken: one more try over a new one.
                 if attempt == 2:
-                    raise Unavailable(f"RabbitMQ refused a message to {exchange}/{routing_key}"
-                                      ) from exc
+                    raise MaybeSent(f"RabbitMQ refused a message to {exchange}/{routing_key}"
+                                    ) from exc
                 if self._current is current:  # not one another nacked publish replaced
                     self.reconnect()
 
-    async def _ready(self) -> _Channel:
+    async def _ready(self, failure: type[Unavailable] = Unavailable) -> _Channel:
         if self._current is None:
             try:
                 await asyncio.wait_for(self.connected.wait(), self.connect_wait)
             except TimeoutError:
-                raise Unavailable(f"RabbitMQ at {safe_url(self.url)} is unavailable") from None
+                raise failure(f"RabbitMQ at {safe_url(self.url)} is unavailable") from None
         assert self._current is not None
         return self._current
 

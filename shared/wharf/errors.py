@@ -60,6 +60,11 @@ class Unavailable(WharfError):
     http_status = 503
 
 
+class MaybeSent(Unavailable):
+    """Unavailable after a message was handed to the broker without its confirm: it may have
+    gone out (a connection lost, a nack). Whoever sent it keeps its id to send it again."""
+
+
 class DeadlineExceeded(WharfError):
     code = "deadline_exceeded"
     http_status = 504

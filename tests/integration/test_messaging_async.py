@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.conftest import rabbitmqctl
 from wharf import topology
-from wharf.errors import Unavailable
+from wharf.errors import MaybeSent, Unavailable
 from wharf.messaging import AsyncBroker, AsyncDelivery, node_queue_declarations
 
 pytestmark = pytest.mark.integration
@@ -64,8 +64,9 @@ def test_unroutable_is_refused_and_no_broker_is_unavailable(amqp_url: str) -> No
         pub = AsyncBroker(amqp_url)
         pub.start()
         try:
-            with pytest.raises(Unavailable, match="no queue takes"):
+            with pytest.raises(Unavailable, match="no queue takes") as refused:
                 await pub.publish(topology.COMMANDS_EXCHANGE, "nobody", b"{}")
+            assert not isinstance(refused.value, MaybeSent)  # it is nowhere: not to resend
             # the channel is still good afterwards
             with pytest.raises(Unavailable, match="no queue takes"):
                 await pub.publish(topology.COMMANDS_EXCHANGE, "nobody-2", b"{}")
@@ -74,8 +75,9 @@ def test_unroutable_is_refused_and_no_broker_is_unavailable(amqp_url: str) -> No
         down = AsyncBroker("amqp://guest:guest@127.0.0.1:1/", connect_wait=0.5)
         down.start()
         try:
-            with pytest.raises(Unavailable, match="unavailable"):
+            with pytest.raises(Unavailable, match="unavailable") as unreached:
                 await down.publish(topology.COMMANDS_EXCHANGE, "x", b"{}")
+            assert not isinstance(unreached.value, MaybeSent)
         finally:
             await down.close()
     asyncio.run(main())

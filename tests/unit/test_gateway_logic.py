@@ -13,11 +13,19 @@ import httpx
 import pytest
 
 from wharf.dockerapi import status_text
-from wharf.errors import DeadlineExceeded, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from wharf.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    MaybeSent,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 from wharf.gateway import auth
 from wharf.gateway.bus import Bus
-from wharf.gateway.dispatch import Dispatcher, command_document, outcome
+from wharf.gateway.dispatch import Dispatcher
 from wharf.gateway.placement import Candidate, parse_constraint, place
+from wharf.gateway.records import command_document, outcome
 from wharf.gateway.settings import GatewaySettings
 from wharf.gateway.store import KEEP_COMMANDS_SECONDS, ClusterStore
 from wharf.humanize import human_duration
@@ -122,6 +130,27 @@ def test_snapshots_and_events_apply_in_sequence_and_stale_ones_are_dropped(
     store.close()
 
 
+def test_a_node_first_heard_of_through_its_snapshot_is_ready_only_after_its_heartbeat(
+        tmp_path: Path) -> None:
+    """A snapshot carries no address, version nor load: the node is not ready (nor listed as
+    such with an empty address) until its heartbeat, across a restart too."""
+    store = ClusterStore(tmp_path / "gw.db")
+    assert store.snapshot(_snapshot(1, ["web"]), now=100.0)
+    node = store.node("n1")
+    assert node is not None and not node.up(100.0, down_after=2.5)
+    store.close()
+    store = ClusterStore(tmp_path / "gw.db")
+    node = store.node("n1")
+    assert node is not None and not node.up(100.0, down_after=2.5)
+    beat = Heartbeat(node="n1", seq=0, sent_at=datetime.now(UTC), load=LOAD,
+                     version="0.1.0", address="10.0.0.5:2376")
+    store.heartbeat(beat, now=101.0)
+    node = store.node("n1")
+    assert node is not None and node.up(101.0, down_after=2.5)
+    assert (node.address, node.engine_id) == ("10.0.0.5:2376", "e1")
+    store.close()
+
+
 def test_heartbeats_create_and_refresh_nodes(tmp_path: Path) -> None:
     store = ClusterStore(tmp_path / "gw.db")
     beat = Heartbeat(node="n1", seq=0, sent_at=datetime.now(UTC), labels={"a": "b"},
@@ -185,11 +214,13 @@ class FakePublisher:
     def __init__(self, store: ClusterStore) -> None:
         self.store = store
         self.sent: list[CommandEnvelope] = []
-        self.fail = False
+        self.fail: type[Unavailable] | None = None
 
     async def publish(self, envelope: CommandEnvelope) -> None:
-        if self.fail:
-            raise Unavailable("broker down")
+        if self.fail is not None:
+            if self.fail is MaybeSent:
+                self.sent.append(envelope)  # it went out; its confirm did not come back
+            raise self.fail("broker down")
         self.sent.append(envelope)
 
 
@@ -217,12 +248,36 @@ def test_a_down_or_unknown_node_is_refused_at_once(tmp_path: Path) -> None:
 def test_a_failed_publish_leaves_no_command_behind(tmp_path: Path) -> None:
     clock = [datetime.now(UTC).timestamp()]
     dispatcher, publisher = _dispatcher(tmp_path, clock)
-    publisher.fail = True
+    publisher.fail = Unavailable
     payload = ContainerPayload(type="start", container="web")
     with pytest.raises(Unavailable):
         asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5,
                                       idempotency_key="k"))
     assert dispatcher.store.command_by_key("t", "k") is None  # the key may be retried
+
+
+def test_a_publish_without_its_confirm_is_sent_again_with_the_same_id_when_re_asked(
+        tmp_path: Path) -> None:
+    """The broker may have queued a copy whose confirm was lost with its connection: the
+    record and its key stand, and asking again sends the same id (the node runs it once),
+    never a second command that would run again."""
+    clock = [datetime.now(UTC).timestamp()]
+    dispatcher, publisher = _dispatcher(tmp_path, clock)
+    publisher.fail = MaybeSent
+    payload = ContainerPayload(type="start", container="web")
+    with pytest.raises(MaybeSent, match="same Idempotency-Key"):
+        asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5,
+                                      idempotency_key="k"))
+    first = dispatcher.store.command_by_key("t", "k")
+    assert first is not None and first.status(clock[0]) == "pending"
+    publisher.fail = None
+    again = asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5,
+                                          idempotency_key="k"))
+    assert again.id == first.id
+    assert [str(e.id) for e in publisher.sent] == [first.id, first.id]
+    asyncio.run(dispatcher.submit("n1", payload, principal="t", deadline=5,
+                                  idempotency_key="k"))
+    assert len(publisher.sent) == 2  # sent and confirmed: a third ask sends nothing
 
 
 def _bus(dispatcher: Dispatcher) -> Bus:

@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from wharf import protocol
 from wharf.dockerapi import strict_bool
 from wharf.errors import InvalidArgument, WharfError
-from wharf.gateway.dispatch import Dispatcher, command_document, fingerprint, outcome
+from wharf.gateway.dispatch import Dispatcher, fingerprint
 from wharf.gateway.policy import Grant, check_payload
+from wharf.gateway.records import command_document, outcome
 from wharf.gateway.settings import GatewaySettings
 from wharf.protocol import Payload
 

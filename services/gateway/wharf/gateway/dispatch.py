@@ -20,7 +20,9 @@ Idempotency-Key while still without an answer is published again with this gatew
 ``reply_to``: the gateway that took it may have died before it went out, or before its result
 came back, and the node's journal runs a command id once (a second copy is answered with the
 recorded result, to the gateway that sent that copy). So each result goes to one gateway only,
-the one whose request waits for it.
+the one whose request waits for it. A command whose publish went without a confirm (the
+connection lost, :class:`~wharf.errors.MaybeSent`) may be queued: its record and key stand and
+asking again sends the same id, never a second command.
 """
 
 from __future__ import annotations
@@ -37,15 +39,14 @@ from typing import Any, Protocol
 
 from wharf.errors import (
     Conflict,
-    DeadlineExceeded,
+    MaybeSent,
     NotFound,
     Unavailable,
     Unprocessable,
     WharfError,
-    from_code,
 )
 from wharf.gateway.placement import Availability, Candidate, Constraint, place
-from wharf.gateway.records import Records
+from wharf.gateway.records import Records, outcome
 from wharf.gateway.store import ClusterStore, CommandRow, NodeRow
 from wharf.protocol import BROADCAST_NODE, MUTATING, CommandEnvelope, Payload
 
@@ -59,6 +60,7 @@ class KeyReused(Unprocessable):
 _DELIVERY = frozenset({"wait", "deadline"})
 # Commands that make a new container: what a drained node refuses.
 NEW_CONTAINERS = frozenset({"create", "run"})
+MAYBE_SENT_KEPT = 10_000  # commands whose publish went unconfirmed, kept to be sent again
 # What /metrics is told of each command (wharf.gateway.metrics): its type, its outcome (a
 # status of GET /v1/commands, "refused" or "accepted") and the seconds to that outcome (None:
 # refused before it was sent, or sent without anyone waiting).
@@ -108,6 +110,7 @@ class Dispatcher:
         self.down_after, self.clock = down_after, clock
         self.started = clock()
         self._watched: dict[str, _Watched] = {}
+        self._maybe_sent: dict[str, None] = {}  # ids without a confirm: re-asked, sent again
         known = store.nodes()
         self._last_seen = {n.name: n.last_seen for n in known}
         self._availability = {n.name: n.availability for n in known}  # a new node: active
@@ -223,6 +226,13 @@ class Dispatcher:
             self._watched[row.id] = _Watched(row, report=True)
         try:
             await self.publisher.publish(envelope)
+        except MaybeSent as exc:  # it may be queued: the record and its key stand
+            self._watched.pop(row.id, None)
+            self._remember_maybe_sent(row.id)
+            self.observe(payload.type, "refused", None)
+            raise MaybeSent(f"{exc}; command {row.id} may have gone out: ask again with the "
+                            "same Idempotency-Key to have it sent again and its one result"
+                            ) from exc
         except Unavailable:
             self._watched.pop(row.id, None)
             self.records.forget_command(row.id)  # never sent: its idempotency key is free
@@ -247,19 +257,26 @@ class Dispatcher:
         elif row.id in self._watched:
             return row  # this gateway sent it, or is sending it
         if row.results or row.node == BROADCAST_NODE or not row.envelope or \
-                row.status(self.clock()) != "pending" or \
-                not (self.records.shared or row.created_at < self.started):
+                row.status(self.clock()) != "pending" or not (
+                    self.records.shared or row.created_at < self.started
+                    or row.id in self._maybe_sent):
             return row
         try:
             envelope = CommandEnvelope.model_validate_json(row.envelope)
             await self.publisher.publish(envelope.model_copy(update={"reply_to":
                                                                      self.gateway_id}))
+            self._maybe_sent.pop(row.id, None)
         except Unavailable:
             pass  # the first copy may be on its way: the wait tells what became of it
         except BaseException:
             self._watched.pop(row.id, None)
             raise
         return row
+
+    def _remember_maybe_sent(self, command_id: str) -> None:
+        self._maybe_sent[command_id] = None
+        while len(self._maybe_sent) > MAYBE_SENT_KEPT:  # the oldest are long past deadline
+            del self._maybe_sent[next(iter(self._maybe_sent))]
 
     @contextmanager
     def _refusals(self, kind: str) -> Iterator[None]:
@@ -368,33 +385,4 @@ class Dispatcher:
             return False
         self.on_result(command_id, node, document)
         return True
-
-
-def outcome(row: CommandRow, now: float) -> Any:
-    """A single-node command's result, or its error kind raised: the node's own, or
-    DeadlineExceeded (504) when the deadline passed without an answer."""
-    status = row.status(now)
-    answer = row.results.get(row.expected[0]) if row.expected else None
-    if status == "ok" and answer is not None:
-        return answer["Result"]
-    if status == "error" and answer is not None and answer["Error"]:
-        raise from_code(answer["Error"]["code"], answer["Error"]["message"])
-    if status == "expired":
-        raise DeadlineExceeded(f"command {row.id} expired before node {row.node} took it "
-                               "(it was not executed)")
-    raise DeadlineExceeded(f"no answer from node {row.node} for command {row.id} within its "
-                           f"deadline; GET /v1/commands/{row.id} shows its fate once known")
-
-
-def command_document(row: CommandRow, now: float) -> dict[str, Any]:
-    """``GET /v1/commands/{id}``."""
-    single = row.results.get(row.expected[0]) if len(row.expected) == 1 else None
-    return {
-        "Id": row.id, "Type": row.type, "Node": row.node, "Principal": row.principal,
-        "Status": row.status(now), "CreatedAt": row.created_at, "Deadline": row.deadline,
-        "Result": single["Result"] if single else None,
-        "Error": single["Error"] if single else None,
-        "Nodes": {n: row.results.get(n, {"Status": "pending" if now <= row.deadline
-                                          else "unknown"}) for n in row.expected},
-    }
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from wharf.errors import DeadlineExceeded, from_code
 from wharf.gateway.placement import Availability
 from wharf.protocol import CommandEnvelope, CommandResult
 
@@ -232,3 +233,33 @@ def result_document(result: CommandResult) -> dict[str, Any]:
     return {"Status": result.status.value, "Result": result.result,
             "Error": result.error.model_dump() if result.error else None,
             "FinishedAt": result.finished_at.timestamp()}
+
+
+def outcome(row: CommandRow, now: float) -> Any:
+    """A single-node command's result, or its error kind raised: the node's own, or
+    DeadlineExceeded (504) when the deadline passed without an answer."""
+    status = row.status(now)
+    answer = row.results.get(row.expected[0]) if row.expected else None
+    if status == "ok" and answer is not None:
+        return answer["Result"]
+    if status == "error" and answer is not None and answer["Error"]:
+        raise from_code(answer["Error"]["code"], answer["Error"]["message"])
+    if status == "expired":
+        raise DeadlineExceeded(f"command {row.id} expired before node {row.node} took it "
+                               "(it was not executed)")
+    raise DeadlineExceeded(f"no answer from node {row.node} for command {row.id} within its "
+                           f"deadline; GET /v1/commands/{row.id} shows its fate once known")
+
+
+def command_document(row: CommandRow, now: float) -> dict[str, Any]:
+    """``GET /v1/commands/{id}``."""
+    single = row.results.get(row.expected[0]) if len(row.expected) == 1 else None
+    return {
+        "Id": row.id, "Type": row.type, "Node": row.node, "Principal": row.principal,
+        "Status": row.status(now), "CreatedAt": row.created_at, "Deadline": row.deadline,
+        "Result": single["Result"] if single else None,
+        "Error": single["Error"] if single else None,
+        "Nodes": {n: row.results.get(n, {"Status": "pending" if now <= row.deadline
+                                          else "unknown"}) for n in row.expected},
+    }
+

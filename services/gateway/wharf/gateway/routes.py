@@ -36,7 +36,6 @@ from pydantic import Field
 from wharf.dockerapi import STDERR, STDOUT, frame, parse_filters, qbool
 from wharf.errors import NotFound
 from wharf.gateway.call import COMMAND_PARAMETERS, Command, Dispatch, Who, read_call
-from wharf.gateway.dispatch import command_document
 from wharf.gateway.events import UNIX_TIME, EventHub, event_query
 from wharf.gateway.events import filters_schema as events_filters
 from wharf.gateway.models import (
@@ -53,6 +52,7 @@ from wharf.gateway.models import (
 )
 from wharf.gateway.placement import CONSTRAINT, parse_constraint
 from wharf.gateway.policy import check_payload, may_see_command
+from wharf.gateway.records import command_document
 from wharf.gateway.streams import STREAM_NODE, forward
 from wharf.protocol import (
     BROADCAST_NODE,
