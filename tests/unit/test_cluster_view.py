@@ -21,7 +21,8 @@ from wharf.amqp_async import AsyncDelivery
 from wharf.dockerapi import UP_STATES, ZERO_TIME, status_text
 from wharf.errors import InvalidArgument
 from wharf.gateway.bus import ACK_HOLD_MAX, ACK_HOLD_SECONDS, Bus
-from wharf.gateway.status import render_rows, status_at
+from wharf.gateway.placement import Availability
+from wharf.gateway.status import NodeDocuments, node_document, render_rows, status_at
 from wharf.gateway.store import ClusterStore
 from wharf.gateway.view import (
     CURSOR,
@@ -29,6 +30,7 @@ from wharf.gateway.view import (
     MICROSECOND,
     ContainerIndex,
     decode_cursor,
+    dumps,
     encode_cursor,
     entry,
 )
@@ -439,4 +441,44 @@ def test_acks_are_held_briefly_and_go_as_one_for_many_messages(tmp_path: Path) -
         assert acks.acked[-1] == 200
 
     asyncio.run(scenario())
+    store.close()
+
+
+def test_node_documents_kept_between_requests_are_the_bytes_node_document_renders(
+        tmp_path: Path) -> None:
+    """GET /v1/nodes renders a node again only when its row or counts changed; whatever it
+    keeps, the body is byte for byte the documents rendered afresh (Status and LastSeenAgo
+    with the clock), so a stale node, label or count never shows."""
+    store = ClusterStore(tmp_path / "gw.db")
+    def beat(name: str, labels: dict[str, str], at: float) -> None:
+        store.heartbeat(Heartbeat(node=name, seq=0, sent_at=datetime.now(UTC), load=LOAD,
+                                  version="0.1.0", labels=labels, address="10.0.0.1:2376"),
+                        now=at)
+
+    def afresh(now: float, ready: Any) -> bytes:
+        counts = store.container_counts()
+        return dumps([node_document(n, ready(n), counts.get(n.name, (0, 0)), now=now)
+                      for n in store.nodes()])
+
+    for i in range(5):
+        beat(f"n{i}", {"rack": str(i), "note": 'a "quoted" ünïcode'}, 100.0 + i)
+    documents = NodeDocuments()
+
+    def ready(node: Any) -> bool:
+        return bool(node.name != "n3")
+
+    first = documents.render(store.nodes(), store.container_counts(), ready, now=107.25)
+    assert first == afresh(107.25, ready)
+    beat("n1", {"rack": "moved"}, 108.0)  # a new row: rendered again
+    store.snapshot(Snapshot(node="n2", seq=1, engine_id="e2", taken_at=datetime.now(UTC),
+                            containers=[{"Id": "c1", "Names": ["/a"], "State": "running"}],
+                            images=[]), now=108.0)
+    store.set_availability("n4", Availability.DRAIN, 108.5)
+    later = documents.render(store.nodes(), store.container_counts(), lambda n: True,
+                             now=200.123456)
+    assert later == afresh(200.123456, lambda n: True)
+    parsed = {d["Name"]: d for d in json.loads(later)}
+    assert parsed["n1"]["Labels"] == {"rack": "moved"} and parsed["n2"]["Containers"] == 1
+    assert parsed["n0"]["LastSeenAgo"] == 100.123 and parsed["n3"]["Status"] == "ready"
+    assert parsed["n4"]["Availability"] == "drain"
     store.close()

@@ -31,6 +31,7 @@ from wharf.gateway.models import CreateBody, portable
 from wharf.gateway.placement import CONSTRAINT, parse_constraint
 from wharf.gateway.policy import Scope
 from wharf.gateway.settings import GatewaySettings
+from wharf.gateway.status import NodeDocuments
 from wharf.gateway.store import ClusterStore
 from wharf.protocol import CommandEnvelope
 
@@ -57,7 +58,7 @@ class Gateway:
         dispatcher.seen("n1", time.time())  # n1 is ready
         state = self.app.state
         state.settings, state.store, state.dispatcher = settings, self.store, dispatcher
-        state.events = EventHub(self.store)
+        state.events, state.node_documents = EventHub(self.store), NodeDocuments()
 
     def request(self, method: str, path: str, **options: Any) -> httpx.Response:
         async def send() -> httpx.Response:

@@ -27,6 +27,7 @@ from wharf.errors import InvalidArgument, WharfError, from_http_status
 from wharf.gateway import auth
 from wharf.gateway.limits import RateLimiter, RequestLimits
 from wharf.gateway.settings import GatewaySettings, from_flags
+from wharf.gateway.status import NodeDocuments
 from wharf.gateway.sweeper import sweep
 from wharf.gateway.tokencli import token
 from wharf.version import __version__
@@ -51,6 +52,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         tokens.shared = records if records.shared else None  # the database's tokens
         app.state.settings, app.state.store, app.state.bus = settings, store, bus
         app.state.dispatcher, app.state.events = dispatcher, hub
+        app.state.node_documents = NodeDocuments()  # GET /v1/nodes' rendered nodes
         metrics.install(app.state, store, dispatcher, bus)  # GET /metrics; the commands' hook
         app.state.mover = moves.build(store, dispatcher, app.state.links)
         bus.start()

@@ -11,7 +11,8 @@ epoch, parsed once) exactly as :func:`wharf.dockerapi.status_text` words it from
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from wharf.gateway.store import NodeRow
@@ -90,7 +91,8 @@ def render_rows(rows: Sequence[Entry], now: int, fields: Sequence[str] | None = 
     return b"[" + b",".join(out) + b"]"
 
 
-def node_document(node: NodeRow, ready: bool, counts: tuple[int, int]) -> dict[str, Any]:
+def node_document(node: NodeRow, ready: bool, counts: tuple[int, int],
+                  now: float | None = None) -> dict[str, Any]:
     """``GET /v1/nodes/{node}``: ``Status`` is the daemon's (heartbeats), ``Availability``
     the operator's (``active``, ``pause``, ``drain``)."""
     return {
@@ -98,7 +100,7 @@ def node_document(node: NodeRow, ready: bool, counts: tuple[int, int]) -> dict[s
         "Status": "ready" if ready else "down",
         "Availability": node.availability.value,
         "LastSeen": node.last_seen,
-        "LastSeenAgo": round(max(0.0, time.time() - node.last_seen), 3),
+        "LastSeenAgo": _ago(node, time.time() if now is None else now),
         "Labels": node.labels,
         "Load": node.load,
         "Version": node.version,
@@ -108,3 +110,53 @@ def node_document(node: NodeRow, ready: bool, counts: tuple[int, int]) -> dict[s
         "Running": counts[1],
         "Seq": node.seq,
     }
+
+
+def _ago(node: NodeRow, now: float) -> float:
+    return round(max(0.0, now - node.last_seen), 3)
+
+
+@dataclass
+class _Rendered:
+    row: NodeRow  # what it was rendered from: a heartbeat or snapshot makes a new row
+    counts: tuple[int, int]
+    parts: tuple[bytes, bytes, bytes]  # around Status and LastSeenAgo
+
+
+class NodeDocuments:
+    """``GET /v1/nodes``' body, each node's JSON kept between requests and rendered again only
+    when its row or container counts changed: at 1,000 nodes a request renders the few that
+    sent a heartbeat since the last one and splices ``Status`` and ``LastSeenAgo`` (which
+    change with the clock) into the rest. The same bytes as :func:`node_document`'s through
+    :func:`~wharf.gateway.view.dumps`."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, _Rendered] = {}
+
+    def render(self, nodes: Sequence[NodeRow], counts: dict[str, tuple[int, int]],
+               ready: Callable[[NodeRow], bool], now: float | None = None) -> bytes:
+        now = time.time() if now is None else now
+        kept, self._kept = self._kept, {}
+        out = []
+        for node in nodes:
+            count = counts.get(node.name, (0, 0))
+            rendered = kept.get(node.name)
+            if rendered is None or rendered.row is not node or rendered.counts != count:
+                rendered = _Rendered(node, count, _parts(node, count))
+            self._kept[node.name] = rendered
+            head, middle, tail = rendered.parts
+            out.append(head + (b"ready" if ready(node) else b"down") + middle +
+                       repr(_ago(node, now)).encode() + tail)
+        return b"[" + b",".join(out) + b"]"
+
+
+def _parts(node: NodeRow, counts: tuple[int, int]) -> tuple[bytes, bytes, bytes]:
+    document = node_document(node, True, counts, now=0.0)
+    after = {k: v for k, v in document.items() if k not in _BEFORE_AGO}
+    return (b'{"Name":' + dumps(node.name) + b',"Status":"',
+            b'","Availability":' + dumps(node.availability.value) + b',"LastSeen":' +
+            dumps(node.last_seen) + b',"LastSeenAgo":',
+            b"," + dumps(after)[1:])
+
+
+_BEFORE_AGO = ("Name", "Status", "Availability", "LastSeen", "LastSeenAgo")

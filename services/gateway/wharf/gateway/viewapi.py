@@ -28,7 +28,7 @@ from wharf.gateway.models import (
     filters_parameter,
 )
 from wharf.gateway.routes import Filters, NodeName
-from wharf.gateway.status import node_document, now_us, render_rows
+from wharf.gateway.status import NodeDocuments, node_document, now_us, render_rows
 from wharf.gateway.view import CURSOR, decode_cursor, dumps, encode_cursor
 
 Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description=(
@@ -60,10 +60,11 @@ def _json(document: Any) -> Response:
 
 @view.get("/nodes", summary="Every node: status (ready/down), last seen, labels, load",
           response_model=None, responses={200: {"model": list[NodeDocument]}})
-async def list_nodes(dispatcher: Dispatch) -> Response:
-    counts = dispatcher.store.container_counts()
-    return _json([node_document(n, dispatcher.node_ready(n), counts.get(n.name, (0, 0)))
-                  for n in dispatcher.store.nodes()])
+async def list_nodes(request: Request, dispatcher: Dispatch) -> Response:
+    documents: NodeDocuments = request.app.state.node_documents
+    body = documents.render(dispatcher.store.nodes(), dispatcher.store.container_counts(),
+                            dispatcher.node_ready)
+    return Response(body, media_type="application/json")
 
 
 @view.get("/nodes/{node}", summary="One node", response_model=None,
