@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from wharf.errors import (
     Conflict,
@@ -60,6 +60,7 @@ class KeyReused(Unprocessable):
 _DELIVERY = frozenset({"wait", "deadline"})
 # Commands that make a new container: what a drained node refuses.
 NEW_CONTAINERS = frozenset({"create", "run"})
+_T = TypeVar("_T")
 MAYBE_SENT_KEPT = 10_000  # commands whose publish went unconfirmed, kept to be sent again
 # What /metrics is told of each command (wharf.gateway.metrics): its type, its outcome (a
 # status of GET /v1/commands, "refused" or "accepted") and the seconds to that outcome (None:
@@ -205,7 +206,8 @@ class Dispatcher:
         arrives before the wait is not missed).
         """
         if idempotency_key is not None:
-            previous = self.records.command_by_key(principal, idempotency_key)
+            previous = await self._off_loop(self.records.command_by_key, principal,
+                                            idempotency_key)
             if previous is not None:
                 return await self._again(same_request(previous, request_hash), watch)
         with self._refusals(payload.type):
@@ -218,8 +220,8 @@ class Dispatcher:
                 self.admit(node, payload)
         envelope = CommandEnvelope.new(node, payload, deadline=timedelta(seconds=deadline),
                                        principal=principal, reply_to=self.gateway_id)
-        row = self.records.add_command(envelope, expected, idempotency_key, self.clock(),
-                                       request_hash)
+        row = await self._off_loop(self.records.add_command, envelope, expected,
+                                   idempotency_key, self.clock(), request_hash)
         if row.id != str(envelope.id):  # the same key raced us in: it stands
             return await self._again(same_request(row, request_hash), watch)
         if watch:
@@ -272,6 +274,14 @@ class Dispatcher:
             self._watched.pop(row.id, None)
             raise
         return row
+
+    async def _off_loop(self, call: Callable[..., _T], *args: Any) -> _T:
+        """Shared records (PostgreSQL) wait for the database's WAL flush: in a thread, so the
+        loop serves other requests meanwhile and concurrent commits share one flush. The
+        embedded SQLite store is quicker than a thread hop: on the loop."""
+        if self.records.shared:
+            return await asyncio.to_thread(call, *args)
+        return call(*args)
 
     def _remember_maybe_sent(self, command_id: str) -> None:
         self._maybe_sent[command_id] = None

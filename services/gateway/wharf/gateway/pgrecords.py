@@ -12,9 +12,11 @@ reports (:mod:`wharf.gateway.bus`).
 The same interface as :class:`~wharf.gateway.records.CommandRecords` (the embedded SQLite
 default), over a small psycopg 3 pool in autocommit: each method is one statement, or one
 transaction where it says so, and PostgreSQL's row locks and constraints do what the SQLite
-store's single lock did. Calls are synchronous on the event loop, as the SQLite store's are:
-one round trip on a local socket is ~0.1 ms. A database that cannot be reached is
-:class:`~wharf.errors.Unavailable` (503), never a half-recorded command.
+store's single lock did. A command's record waits for PostgreSQL's WAL flush: the dispatcher
+makes that call (and the Idempotency-Key lookup before it) in a thread, so the gateway's loop
+serves other requests meanwhile and concurrent commits share a flush; the other calls are
+synchronous on the loop (one round trip on a local socket, ~0.1 ms). A database that cannot
+be reached is :class:`~wharf.errors.Unavailable` (503), never a half-recorded command.
 
 The schema is versioned like the SQLite one (:mod:`wharf.gateway.schema`): ``wharf_schema``
 holds the version, and gateways starting together migrate under an advisory lock, one at a time.
@@ -42,7 +44,7 @@ from wharf.gateway.records import (
 )
 from wharf.protocol import CommandEnvelope, CommandResult
 
-# How long a call waits for a connection when the database is gone: the call blocks the
+# How long a call waits for a connection when the database is gone: most calls block the
 # loop (as the SQLite store's do), so briefly; the pool reconnects in the background.
 CONNECTION_WAIT = 1.0
 _LOCK_KEY = 0x77686172  # "whar": the advisory lock the migrations take
